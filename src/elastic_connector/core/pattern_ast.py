@@ -1,0 +1,227 @@
+"""Typed syntax tree of the STIX 2.1 patterning language.
+
+The tree is canonical: boolean operators are n-ary and never directly contain an operator of
+the same kind (``a AND (b AND c)`` and ``(a AND b) AND c`` are both ``And(a, b, c)``), and
+parentheses that only group are not kept. Every node is an immutable, hashable msgspec Struct,
+so two trees compare equal exactly when they denote the same pattern structure.
+
+Grammar reference: STIX 2.1 part 9 (Patterning) and the ANTLR grammar ``STIXPattern.g4`` of
+the OASIS ``cti-pattern-validator`` project.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeAlias
+
+import msgspec
+
+# --- literals -------------------------------------------------------------------------------
+
+
+class StringLiteral(msgspec.Struct, frozen=True, tag="string"):
+    """``'text'`` with escapes already decoded (``'C:\\\\Windows'`` holds ``C:\\Windows``)."""
+
+    value: str
+
+
+class IntLiteral(msgspec.Struct, frozen=True, tag="int"):
+    value: int
+
+
+class FloatLiteral(msgspec.Struct, frozen=True, tag="float"):
+    value: float
+
+
+class BoolLiteral(msgspec.Struct, frozen=True, tag="bool"):
+    value: bool
+
+
+class BinaryLiteral(msgspec.Struct, frozen=True, tag="binary"):
+    """``b'base64'``: the decoded bytes."""
+
+    value: bytes
+
+
+class HexLiteral(msgspec.Struct, frozen=True, tag="hex"):
+    """``h'0a1b'``: the decoded bytes."""
+
+    value: bytes
+
+
+class TimestampLiteral(msgspec.Struct, frozen=True, tag="timestamp"):
+    """``t'2016-01-01T00:00:00Z'``: the RFC 3339 text as written between the quotes."""
+
+    value: str
+
+
+Literal: TypeAlias = (
+    StringLiteral
+    | IntLiteral
+    | FloatLiteral
+    | BoolLiteral
+    | BinaryLiteral
+    | HexLiteral
+    | TimestampLiteral
+)
+
+
+class SetLiteral(msgspec.Struct, frozen=True, tag="set"):
+    """``('a', 'b')`` on the right of ``IN``."""
+
+    values: tuple[Literal, ...]
+
+
+# --- object paths ---------------------------------------------------------------------------
+
+
+class AnyIndex(msgspec.Struct, frozen=True, tag="any_index"):
+    """The ``[*]`` list step."""
+
+
+PathStep: TypeAlias = str | int | AnyIndex
+"""A key (``.name`` or ``.'quoted name'``), a list index (``[0]``, ``[-1]``) or ``[*]``."""
+
+
+class ObjectPath(msgspec.Struct, frozen=True):
+    """``file:hashes.'SHA-256'`` is ``ObjectPath("file", ("hashes", "SHA-256"))``.
+
+    ``steps`` is never empty and its first element is always a key (``str``).
+    """
+
+    object_type: str
+    steps: tuple[PathStep, ...]
+
+
+# --- comparison expressions (inside one ``[...]``) -----------------------------------------
+
+
+class Op(enum.Enum):
+    EQ = "="
+    NEQ = "!="
+    GT = ">"
+    LT = "<"
+    GE = ">="
+    LE = "<="
+    IN = "IN"
+    LIKE = "LIKE"
+    MATCHES = "MATCHES"
+    ISSUBSET = "ISSUBSET"
+    ISSUPERSET = "ISSUPERSET"
+
+
+class Comparison(msgspec.Struct, frozen=True, tag="comparison"):
+    """``path [NOT] op value``. ``value`` is a ``SetLiteral`` exactly when ``op`` is ``IN``."""
+
+    path: ObjectPath
+    op: Op
+    value: Literal | SetLiteral
+    negated: bool = False
+
+
+class Exists(msgspec.Struct, frozen=True, tag="exists"):
+    """``EXISTS path``."""
+
+    path: ObjectPath
+
+
+class ComparisonAnd(msgspec.Struct, frozen=True, tag="comparison_and"):
+    """At least two operands, none of them a ``ComparisonAnd``."""
+
+    operands: tuple[ComparisonExpression, ...]
+
+
+class ComparisonOr(msgspec.Struct, frozen=True, tag="comparison_or"):
+    """At least two operands, none of them a ``ComparisonOr``."""
+
+    operands: tuple[ComparisonExpression, ...]
+
+
+ComparisonExpression: TypeAlias = Comparison | Exists | ComparisonAnd | ComparisonOr
+
+
+# --- observation expressions ---------------------------------------------------------------
+
+
+class Within(msgspec.Struct, frozen=True, tag="within"):
+    """``WITHIN n SECONDS``; ``seconds`` is an ``int`` when written as an integer."""
+
+    seconds: int | float
+
+
+class Repeats(msgspec.Struct, frozen=True, tag="repeats"):
+    """``REPEATS n TIMES``."""
+
+    times: int
+
+
+class StartStop(msgspec.Struct, frozen=True, tag="start_stop"):
+    """``START t'...' STOP t'...'``."""
+
+    start: TimestampLiteral
+    stop: TimestampLiteral
+
+
+Qualifier: TypeAlias = Within | Repeats | StartStop
+
+
+class Observation(msgspec.Struct, frozen=True, tag="observation"):
+    """``[ comparison expression ]``."""
+
+    expression: ComparisonExpression
+
+
+class ObservationAnd(msgspec.Struct, frozen=True, tag="observation_and"):
+    """At least two operands, none of them an ``ObservationAnd``."""
+
+    operands: tuple[ObservationExpression, ...]
+
+
+class ObservationOr(msgspec.Struct, frozen=True, tag="observation_or"):
+    """At least two operands, none of them an ``ObservationOr``."""
+
+    operands: tuple[ObservationExpression, ...]
+
+
+class FollowedBy(msgspec.Struct, frozen=True, tag="followed_by"):
+    """At least two operands in order, none of them a ``FollowedBy``."""
+
+    operands: tuple[ObservationExpression, ...]
+
+
+class Qualified(msgspec.Struct, frozen=True, tag="qualified"):
+    """An observation expression with one qualifier; stacked qualifiers nest."""
+
+    expression: ObservationExpression
+    qualifier: Qualifier
+
+
+ObservationExpression: TypeAlias = (
+    Observation | ObservationAnd | ObservationOr | FollowedBy | Qualified
+)
+
+
+class Pattern(msgspec.Struct, frozen=True):
+    """A whole STIX pattern."""
+
+    expression: ObservationExpression
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class PatternError(msgspec.Struct, frozen=True):
+    """Why a pattern text is not a STIX 2.1 pattern.
+
+    ``position`` is the 0-based character offset where parsing failed, ``expected`` names what
+    would have been accepted there (``"']'"``, ``"comparison operator"``...), ``found`` is the
+    offending text (empty at end of input), and ``message`` is a one-line human explanation.
+    """
+
+    position: int
+    message: str
+    expected: tuple[str, ...] = ()
+    found: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.message} at position {self.position}"

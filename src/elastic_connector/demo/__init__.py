@@ -1,0 +1,1 @@
+"""Demo and test utilities only (a local OpenCTI stand-in, sample data); never used by `run`."""

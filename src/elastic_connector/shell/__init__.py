@@ -1,0 +1,1 @@
+"""The imperative shell: OpenCTI stream, Elasticsearch, threads, clocks, retries, config files."""
