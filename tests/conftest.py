@@ -16,3 +16,7 @@ settings.register_profile(
     "deep", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Elasticsearch fixtures (elasticsearch_url, es_client, es_prefix, faulty_proxy, ...) and the
+# `real_cluster` skip rule live in tests/support/elasticsearch.py.
+pytest_plugins = ["tests.support.elasticsearch"]
