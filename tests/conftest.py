@@ -19,4 +19,4 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Elasticsearch fixtures (elasticsearch_url, es_client, es_prefix, faulty_proxy, ...) and the
 # `real_cluster` skip rule live in tests/support/elasticsearch.py.
-pytest_plugins = ["tests.support.elasticsearch"]
+pytest_plugins = ["tests.support.elasticsearch", "tests.support.opencti"]

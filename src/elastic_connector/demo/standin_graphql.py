@@ -1,0 +1,674 @@
+"""The stand-in platform's data and its GraphQL answers.
+
+``PlatformState`` holds what the platform knows (STIX objects from the stream, identities,
+sightings, connectors and their state, users) and resolves the root fields a STREAM connector
+uses, the way the platform does: upserts by standard id, ``MISSING_REFERENCE_ERROR`` for unknown
+references, capability checks, pycti-shaped records. Callers hold the stand-in's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Final, NamedTuple, TypeAlias
+
+import msgspec
+
+from elastic_connector.demo.graphql_lite import Field, UnsupportedFilter, matches_filters
+from elastic_connector.demo.opencti_data import (
+    ADMIN_USER_ID,
+    DEFAULT_MARKINGS,
+    MITRE_EXTENSION,
+    NAMESPACE,
+    OPENCTI_EXTENSION,
+    Json,
+    identity_standard_id,
+    internal_id,
+    sighting_standard_id,
+)
+
+_enc = msgspec.json.encode
+_decode_json = msgspec.json.Decoder(Json)
+
+
+class StandinUser(msgspec.Struct, frozen=True):
+    """A platform user behind a token; ``BYPASS`` grants everything."""
+
+    id: str
+    name: str
+    user_email: str
+    capabilities: tuple[str, ...]
+
+
+class StreamCollection(msgspec.Struct, kw_only=True):
+    """A live stream (``/stream/<id>``). No filtering: it streams everything."""
+
+    id: str
+    name: str
+    live: bool = True
+    public: bool = False
+    recover_supported: bool = True
+    """False: the platform answers a recovery request with a ``no-recover`` event."""
+
+
+class Stored(NamedTuple):
+    """The current version of an object: its JSON is ``source[start:end]`` (a slice of the
+    event frame, so a large preloaded log is not held twice)."""
+
+    source: bytes
+    start: int
+    end: int
+    ms: int
+    type: str
+    internal_id: str
+
+    @property
+    def stix(self) -> bytes:
+        return self.source[self.start : self.end]
+
+
+class GraphQLError(Exception):
+    def __init__(self, code: str, message: str, http_status: int, **data: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data: Json = {"http_status": http_status, **data}
+
+    def payload(self, path: str | None) -> Json:
+        error: Json = {
+            "message": self.message,
+            "name": self.code,
+            "extensions": {"code": self.code, "data": self.data},
+        }
+        if path is not None:
+            error["path"] = [path]
+        return error
+
+
+def auth_required() -> GraphQLError:
+    return GraphQLError("AUTH_REQUIRED", "You must be logged in to do this.", 401)
+
+
+def missing_reference(ids: Sequence[str]) -> GraphQLError:
+    return GraphQLError(
+        "MISSING_REFERENCE_ERROR", "Element(s) not found", 404, unresolvedIds=list(ids)
+    )
+
+
+def bad_input(message: str) -> GraphQLError:
+    return GraphQLError("BAD_USER_INPUT", message, 400)
+
+
+_SIGHTING_INPUT_FIELDS: Final = frozenset(
+    {
+        "fromId", "toId", "stix_id", "description", "first_seen", "last_seen",
+        "attribute_count", "x_opencti_negative", "created", "modified", "confidence",
+        "createdBy", "objectMarking", "objectLabel", "externalReferences",
+        "x_opencti_stix_ids", "x_opencti_workflow_id", "x_opencti_modified_at",
+        "objectOrganization", "update", "upsertOperations", "customFieldValues",
+    }
+)  # fmt: skip
+
+_IDENTITY_MUTATIONS: Final = {
+    "organizationAdd": ("Organization", "organization"),
+    "systemAdd": ("System", "system"),
+    "securityPlatformAdd": ("SecurityPlatform", "securityplatform"),
+    "individualAdd": ("Individual", "individual"),
+    "identityAdd": ("", ""),
+}
+_IDENTITY_CLASSES: Final = {
+    "Organization": "organization",
+    "System": "system",
+    "SecurityPlatform": "securityplatform",
+    "Individual": "individual",
+    "Sector": "class",
+}
+
+
+def _parse_date(value: object, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    raise bad_input(
+        f'Variable "$input" got invalid value {value!r} at "input.{field}"; '
+        'Expected type "DateTime".'
+    )
+
+
+def has_capability(user: StandinUser, capability: str, *, exact: bool = False) -> bool:
+    """BYPASS grants everything; a more specific capability (``KNOWLEDGE_KNUPDATE``) grants its
+    parents (``KNOWLEDGE``)."""
+    if "BYPASS" in user.capabilities:
+        return True
+    if exact:
+        return capability in user.capabilities
+    return any(c == capability or c.startswith(capability + "_") for c in user.capabilities)
+
+
+class PlatformState:
+    """Everything the stand-in platform stores, and its GraphQL resolvers.
+
+    ``on_create`` receives the STIX form of identities and sightings created through GraphQL
+    (the stand-in publishes them on the stream, as the platform does).
+    """
+
+    def __init__(self, *, version: str, on_create: Callable[[Json], None] | None = None) -> None:
+        self.version = version
+        self.on_create = on_create
+        self.users: dict[str, StandinUser] = {}
+        self.objects: dict[str, Stored] = {}
+        self.by_internal: dict[str, str] = {}
+        self.collections: dict[str, StreamCollection] = {}
+        self.connectors: dict[str, Json] = {}
+        self.identities: dict[str, Json] = {}
+        self.sightings: dict[str, Json] = {}
+        self.sighting_inputs: list[Json] = []
+        self.bundles: list[str] = []
+        for marking in DEFAULT_MARKINGS:
+            stix = _enc(
+                {
+                    "id": marking.standard_id,
+                    "type": "marking-definition",
+                    "spec_version": "2.1",
+                    "definition_type": marking.definition_type,
+                    "name": marking.definition,
+                    "created": "2020-02-25T09:02:29.040Z",
+                    "x_opencti_order": marking.order,
+                    "x_opencti_color": marking.color,
+                }
+            )
+            marking_id = internal_id(marking.standard_id)
+            self.store(
+                marking.standard_id, Stored(stix, 0, len(stix), 0, "marking-definition", marking_id)
+            )
+
+    def store(self, stix_id: str, stored: Stored) -> None:
+        """Make ``stored`` the current version of object ``stix_id``."""
+        self.objects[stix_id] = stored
+        self.by_internal[stored.internal_id] = stix_id
+
+    def forget(self, object_id: str) -> None:
+        """Remove an object (STIX or internal id), as a deletion does."""
+        stix_id = self.by_internal.get(object_id, object_id)
+        stored = self.objects.pop(stix_id, None)
+        if stored is not None:
+            self.by_internal.pop(stored.internal_id, None)
+        identity = self.identities.pop(stix_id, None)
+        if identity is not None:
+            self.by_internal.pop(str(identity["id"]), None)
+
+    def user(self, token: str | None) -> StandinUser | None:
+        return self.users.get(token) if token else None
+
+    def resolve(self, kind: str, field: Field, user: StandinUser) -> object:
+        """The value of one root field (before projection); raises ``GraphQLError``."""
+        resolvers = _MUTATIONS if kind == "mutation" else _QUERIES
+        entry = resolvers.get(field.name)
+        if entry is None:
+            type_name = "Mutation" if kind == "mutation" else "Query"
+            raise GraphQLError(
+                "GRAPHQL_VALIDATION_FAILED",
+                f'Cannot query field "{field.name}" on type "{type_name}".',
+                400,
+            )
+        capability, resolver = entry
+        if capability is not None and not has_capability(user, capability):
+            raise GraphQLError("FORBIDDEN_ACCESS", "You are not allowed to do this.", 403)
+        return resolver(self, field, user)
+
+    def _about(self, field: Field, user: StandinUser) -> object:
+        return {
+            "version": self.version,
+            "dependencies": [{"name": "Elasticsearch", "version": "8.19.0"}],
+        }
+
+    def _me(self, field: Field, user: StandinUser) -> object:
+        return {
+            "id": user.id,
+            "name": user.name,
+            "user_email": user.user_email,
+            "entity_type": "User",
+            "capabilities": [
+                {"id": str(uuid.uuid5(NAMESPACE, "capability:" + c)), "name": c}
+                for c in user.capabilities
+            ],
+            "effective_confidence_level": {"max_confidence": 100},
+        }
+
+    def _register_connector(self, field: Field, user: StandinUser) -> object:
+        raw = field.arguments.get("input")
+        given: Json = dict(raw) if isinstance(raw, dict) else {}
+        connector_id = given.get("id")
+        if not isinstance(connector_id, str) or not connector_id:
+            raise bad_input('Variable "$input" got invalid value: "id" is required')
+        connector = self.connectors.setdefault(
+            connector_id, {"id": connector_id, "connector_state": None}
+        )
+        connector.update(
+            {
+                "name": given.get("name"),
+                "connector_type": given.get("type"),
+                "connector_scope": given.get("scope"),
+                "connector_user_id": user.id,
+                "_input": given,
+            }
+        )
+        return {
+            **connector,
+            "jwks": None,
+            "config": {
+                "connection": {
+                    "host": "localhost",
+                    "vhost": "/",
+                    "use_ssl": False,
+                    "port": 5672,
+                    "user": "guest",
+                    "pass": "guest",
+                },
+                "s3": {
+                    "endpoint": "localhost",
+                    "port": 9000,
+                    "use_ssl": False,
+                    "bucket_name": "opencti-bucket",
+                    "bucket_region": "us-east-1",
+                    "access_key": "standin",
+                    "secret_key": "standin",
+                },
+                "listen": f"listen_{connector_id}",
+                "listen_routing": f"listen_routing_{connector_id}",
+                "listen_exchange": "amqp.connector.exchange",
+                "push": f"push_{connector_id}",
+                "push_routing": f"push_routing_{connector_id}",
+                "push_exchange": "amqp.worker.exchange",
+            },
+        }
+
+    def _ping_connector(self, field: Field, user: StandinUser) -> object:
+        connector_id = field.arguments.get("id")
+        connector = self.connectors.get(str(connector_id))
+        if connector is None:
+            raise GraphQLError(
+                "FUNCTIONAL_ERROR", "No connector found with the specified ID", 400, id=connector_id
+            )
+        if connector.pop("_reset", False):
+            pass  # the reset state is answered once, not overwritten by this ping
+        else:
+            state = field.arguments.get("state")
+            connector["connector_state"] = state if isinstance(state, str) else None
+            connector["connector_info"] = field.arguments.get("connectorInfo")
+        pings = connector.get("_pings", 0)
+        connector["_pings"] = (pings if isinstance(pings, int) else 0) + 1
+        return connector
+
+    def _delete_connector(self, field: Field, user: StandinUser) -> object:
+        connector_id = str(field.arguments.get("id"))
+        if self.connectors.pop(connector_id, None) is None:
+            raise GraphQLError("FUNCTIONAL_ERROR", "Cant find element to delete", 400)
+        return connector_id
+
+    def stored(self, object_id: object) -> tuple[str, Stored] | None:
+        if not isinstance(object_id, str):
+            return None
+        stix_id = self.by_internal.get(object_id, object_id)
+        stored = self.objects.get(stix_id)
+        return None if stored is None else (stix_id, stored)
+
+    def _marking_record(self, stix_id: str, stored: Stored) -> Json:
+        stix = _decode_json.decode(stored.stix)
+        definition = stix.get("name") or stix.get("definition")
+        return {
+            "id": stored.internal_id,
+            "standard_id": stix_id,
+            "entity_type": "Marking-Definition",
+            "parent_types": ["Basic-Object", "Stix-Object", "Stix-Meta-Object"],
+            "definition_type": stix.get("definition_type"),
+            "definition": definition if isinstance(definition, str) else json.dumps(definition),
+            "x_opencti_order": stix.get("x_opencti_order", 0),
+            "x_opencti_color": stix.get("x_opencti_color"),
+            "created": stix.get("created"),
+            "modified": stix.get("modified", stix.get("created")),
+            "created_at": stix.get("created"),
+            "updated_at": stix.get("modified", stix.get("created")),
+        }
+
+    def _identity_record(self, stix_id: str) -> Json | None:
+        created = self.identities.get(stix_id)
+        if created is not None:
+            return created
+        found = self.stored(stix_id)
+        if found is None or found[1].type != "identity":
+            return None
+        stix = _decode_json.decode(found[1].stix)
+        return {
+            "id": found[1].internal_id,
+            "standard_id": stix_id,
+            "entity_type": "Organization",
+            "parent_types": ["Basic-Object", "Stix-Object", "Stix-Core-Object", "Identity"],
+            "name": stix.get("name"),
+            "identity_class": stix.get("identity_class"),
+        }
+
+    def _indicator_record(self, stix_id: str, stored: Stored) -> Json:
+        stix = _decode_json.decode(stored.stix)
+        extensions = stix.get("extensions")
+        ext: Mapping[str, object] = {}
+        mitre: Mapping[str, object] = {}
+        if isinstance(extensions, dict):
+            found_ext = extensions.get(OPENCTI_EXTENSION)
+            ext = found_ext if isinstance(found_ext, dict) else {}
+            found_mitre = extensions.get(MITRE_EXTENSION)
+            mitre = found_mitre if isinstance(found_mitre, dict) else {}
+        markings: list[Json] = []
+        refs = stix.get("object_marking_refs")
+        for ref in refs if isinstance(refs, list) else []:
+            known = self.stored(ref)
+            if known is not None and known[1].type == "marking-definition":
+                markings.append(self._marking_record(*known))
+        created_by = stix.get("created_by_ref")
+        author = self._identity_record(created_by) if isinstance(created_by, str) else None
+        labels = stix.get("labels")
+        references = stix.get("external_references")
+        phases = stix.get("kill_chain_phases")
+        return {
+            "id": stored.internal_id,
+            "standard_id": stix_id,
+            "entity_type": "Indicator",
+            "parent_types": [
+                "Basic-Object",
+                "Stix-Object",
+                "Stix-Core-Object",
+                "Stix-Domain-Object",
+            ],
+            "spec_version": stix.get("spec_version", "2.1"),
+            "created_at": ext.get("created_at"),
+            "updated_at": ext.get("updated_at"),
+            "creators": [{"id": ADMIN_USER_ID, "name": "admin"}],
+            "createdBy": author,
+            "objectOrganization": [],
+            "objectMarking": markings,
+            "objectLabel": [
+                {
+                    "id": str(uuid.uuid5(NAMESPACE, "label:" + str(v))),
+                    "value": v,
+                    "color": "#000000",
+                }
+                for v in (labels if isinstance(labels, list) else [])
+            ],
+            "externalReferences": {
+                "edges": [
+                    {"node": {"id": internal_id(json.dumps(r, sort_keys=True)), **r}}
+                    for r in (references if isinstance(references, list) else [])
+                    if isinstance(r, dict)
+                ]
+            },
+            "revoked": stix.get("revoked", False),
+            "confidence": stix.get("confidence"),
+            "created": stix.get("created"),
+            "modified": stix.get("modified"),
+            "pattern_type": stix.get("pattern_type"),
+            "pattern_version": stix.get("pattern_version"),
+            "pattern": stix.get("pattern"),
+            "name": stix.get("name"),
+            "description": stix.get("description"),
+            "indicator_types": stix.get("indicator_types", []),
+            "valid_from": stix.get("valid_from"),
+            "valid_until": stix.get("valid_until"),
+            "x_opencti_score": ext.get("score"),
+            "x_opencti_detection": ext.get("detection"),
+            "x_opencti_main_observable_type": ext.get("main_observable_type"),
+            "x_opencti_observable_values": [],
+            "x_mitre_platforms": mitre.get("platforms", []),
+            "observables": {"edges": []},
+            "killChainPhases": [
+                {
+                    "id": internal_id(json.dumps(p, sort_keys=True)),
+                    "entity_type": "Kill-Chain-Phase",
+                    **p,
+                }
+                for p in (phases if isinstance(phases, list) else [])
+                if isinstance(p, dict)
+            ],
+            "customFieldValues": [],
+        }
+
+    def _indicator(self, field: Field, user: StandinUser) -> object:
+        found = self.stored(field.arguments.get("id"))
+        if found is None or found[1].type != "indicator":
+            return None
+        return self._indicator_record(*found)
+
+    def _connection_page(self, records: list[Json], field: Field) -> Json:
+        try:
+            kept = [r for r in records if matches_filters(r, field.arguments.get("filters"))]
+        except UnsupportedFilter as error:
+            raise GraphQLError("UNSUPPORTED_ERROR", f"Unsupported filter: {error}", 500) from None
+        first_arg = field.arguments.get("first")
+        first = first_arg if isinstance(first_arg, int) and first_arg > 0 else 500
+        after = field.arguments.get("after")
+        start = int(after) + 1 if isinstance(after, str) and after.isdigit() else 0
+        page = kept[start : start + first]
+        return {
+            "edges": [{"node": node, "cursor": str(start + i)} for i, node in enumerate(page)],
+            "pageInfo": {
+                "startCursor": str(start) if page else None,
+                "endCursor": str(start + len(page) - 1) if page else None,
+                "hasNextPage": start + len(page) < len(kept),
+                "hasPreviousPage": start > 0,
+                "globalCount": len(kept),
+            },
+        }
+
+    def _indicators(self, field: Field, user: StandinUser) -> object:
+        records = [
+            self._indicator_record(stix_id, stored)
+            for stix_id, stored in self.objects.items()
+            if stored.type == "indicator"
+        ]
+        return self._connection_page(records, field)
+
+    def _marking_definitions(self, field: Field, user: StandinUser) -> object:
+        records = [
+            self._marking_record(stix_id, stored)
+            for stix_id, stored in self.objects.items()
+            if stored.type == "marking-definition"
+        ]
+        records.sort(key=lambda r: (str(r["definition_type"]), str(r["x_opencti_order"])))
+        return self._connection_page(records, field)
+
+    def _identity(self, field: Field, user: StandinUser) -> object:
+        object_id = field.arguments.get("id")
+        if not isinstance(object_id, str):
+            return None
+        stix_id = self.by_internal.get(object_id, object_id)
+        return self._identity_record(stix_id)
+
+    def _identity_add(self, field: Field, user: StandinUser) -> object:
+        raw = field.arguments.get("input")
+        given: Json = dict(raw) if isinstance(raw, dict) else {}
+        entity_type, identity_class = _IDENTITY_MUTATIONS[field.name]
+        if not entity_type:
+            entity_type = str(given.get("type") or "")
+            if entity_type not in _IDENTITY_CLASSES:
+                raise bad_input(f'Value "{entity_type}" does not exist in "IdentityType" enum.')
+            identity_class = _IDENTITY_CLASSES[entity_type]
+        name = given.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise GraphQLError("VALIDATION_ERROR", "Validation error", 500, field="name")
+        standard_id = identity_standard_id(name, identity_class)
+        existing = self.identities.get(standard_id)
+        if existing is None:
+            existing = {
+                "id": internal_id(standard_id),
+                "standard_id": standard_id,
+                "entity_type": entity_type,
+                "parent_types": ["Basic-Object", "Stix-Object", "Stix-Core-Object", "Identity"],
+                "name": name,
+                "identity_class": identity_class,
+                "description": given.get("description"),
+            }
+            self.identities[standard_id] = existing
+            self.by_internal[str(existing["id"])] = standard_id
+            if self.on_create is not None:
+                self._echo(
+                    {
+                        "id": standard_id,
+                        "type": "identity",
+                        "spec_version": "2.1",
+                        "name": name,
+                        "identity_class": identity_class,
+                        "extensions": {
+                            OPENCTI_EXTENSION: {"id": existing["id"], "type": entity_type}
+                        },
+                    }
+                )
+        elif given.get("description") is not None and given.get("update"):
+            existing["description"] = given.get("description")
+        return existing
+
+    def _resolve_identity(self, object_id: object) -> Json | None:
+        if not isinstance(object_id, str):
+            return None
+        return self._identity_record(self.by_internal.get(object_id, object_id))
+
+    def _sighting_add(self, field: Field, user: StandinUser) -> object:
+        raw = field.arguments.get("input")
+        given: Json = dict(raw) if isinstance(raw, dict) else {}
+        self.sighting_inputs.append(dict(given))
+        unknown = sorted(set(given) - _SIGHTING_INPUT_FIELDS)
+        if unknown:
+            raise bad_input(
+                f'Variable "$input" got invalid value; Field "{unknown[0]}" is not defined by '
+                'type "StixSightingRelationshipAddInput".'
+            )
+        first_seen = _parse_date(given.get("first_seen"), "first_seen")
+        last_seen = _parse_date(given.get("last_seen"), "last_seen")
+        if first_seen is not None and last_seen is not None and first_seen > last_seen:
+            raise GraphQLError(
+                "VALIDATION_ERROR", "The first_seen date must be before the last_seen date", 500
+            )
+        count = given.get("attribute_count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            raise bad_input(f'Variable "$input" got invalid value {count!r}; Int expected')
+        source = self.stored(given.get("fromId"))
+        target = self._resolve_identity(given.get("toId"))
+        unresolved = [
+            str(given.get(key))
+            for key, found in (("fromId", source), ("toId", target))
+            if found is None
+        ]
+        author = given.get("createdBy")
+        if author is not None and self._resolve_identity(author) is None:
+            unresolved.append(str(author))
+        markings = given.get("objectMarking") or []
+        marking_list: list[object] = list(markings) if isinstance(markings, list) else [markings]
+        for marking in marking_list:
+            known = self.stored(marking)
+            if known is None or known[1].type != "marking-definition":
+                unresolved.append(str(marking))
+        if unresolved or source is None or target is None:
+            raise missing_reference(unresolved)
+        stix_id = given.get("stix_id")
+        standard_id = (
+            stix_id
+            if isinstance(stix_id, str) and stix_id
+            else sighting_standard_id(
+                source[0],
+                [str(target["standard_id"])],
+                None if given.get("first_seen") is None else str(given.get("first_seen")),
+                None if given.get("last_seen") is None else str(given.get("last_seen")),
+            )
+        )
+        record: Json = {
+            "id": internal_id(standard_id),
+            "standard_id": standard_id,
+            "entity_type": "stix-sighting-relationship",
+            "parent_types": ["basic-relationship", "stix-relationship"],
+            "fromId": source[1].internal_id,
+            "toId": target["id"],
+            "first_seen": given.get("first_seen"),
+            "last_seen": given.get("last_seen"),
+            "attribute_count": count,
+            "description": given.get("description"),
+            "confidence": given.get("confidence"),
+            "x_opencti_negative": given.get("x_opencti_negative"),
+            "objectMarking": marking_list,
+        }
+        self.sightings[standard_id] = record
+        if self.on_create is not None:
+            marking_ids = [self.by_internal.get(str(m), str(m)) for m in marking_list]
+            sighting: Json = {
+                "id": standard_id,
+                "type": "sighting",
+                "spec_version": "2.1",
+                "sighting_of_ref": source[0],
+                "where_sighted_refs": [target["standard_id"]],
+                "count": count,
+                "object_marking_refs": marking_ids,
+                "extensions": {
+                    OPENCTI_EXTENSION: {
+                        "id": record["id"],
+                        "type": "stix-sighting-relationship",
+                        "sighting_of_type": "Indicator",
+                        "where_sighted_types": [target.get("entity_type")],
+                        "negative": bool(given.get("x_opencti_negative")),
+                    }
+                },
+            }
+            for key in ("first_seen", "last_seen", "description", "confidence"):
+                if given.get(key) is not None:
+                    sighting[key] = given.get(key)
+            self._echo(sighting)
+        return record
+
+    def _echo(self, stix_object: Json) -> None:
+        """Publish what a GraphQL write created, as the platform does."""
+        if self.on_create is not None:
+            self.on_create(stix_object)
+
+    def _stream_collection(self, field: Field, user: StandinUser) -> object:
+        collection = self.collections.get(str(field.arguments.get("id")))
+        if collection is None:
+            return None
+        return {
+            "id": collection.id,
+            "name": collection.name,
+            "description": "",
+            "stream_live": collection.live,
+            "stream_public": collection.public,
+        }
+
+    def _bundle_push(self, field: Field, user: StandinUser) -> object:
+        bundle = field.arguments.get("bundle")
+        if not isinstance(bundle, str):
+            raise bad_input('Variable "$bundle" of required type "String!" was not provided.')
+        self.bundles.append(bundle)
+        return True
+
+
+_Resolver: TypeAlias = Callable[[PlatformState, Field, StandinUser], object]
+
+_QUERIES: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
+    "about": (None, PlatformState._about),
+    "me": (None, PlatformState._me),
+    "indicator": ("KNOWLEDGE", PlatformState._indicator),
+    "indicators": ("KNOWLEDGE", PlatformState._indicators),
+    "identity": ("KNOWLEDGE", PlatformState._identity),
+    "markingDefinitions": (None, PlatformState._marking_definitions),
+    "streamCollection": (None, PlatformState._stream_collection),
+}
+_MUTATIONS: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
+    "registerConnector": ("CONNECTORAPI", PlatformState._register_connector),
+    "pingConnector": ("CONNECTORAPI", PlatformState._ping_connector),
+    "deleteConnector": ("CONNECTORAPI", PlatformState._delete_connector),
+    **dict.fromkeys(_IDENTITY_MUTATIONS, ("KNOWLEDGE_KNUPDATE", PlatformState._identity_add)),
+    "stixSightingRelationshipAdd": ("KNOWLEDGE_KNUPDATE", PlatformState._sighting_add),
+    "stixBundlePush": ("CONNECTORAPI", PlatformState._bundle_push),
+}

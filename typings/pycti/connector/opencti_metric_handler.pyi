@@ -1,0 +1,2 @@
+class OpenCTIMetricHandler:
+    """Opaque: only passed back to pycti."""
