@@ -17,16 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgspec
@@ -34,12 +26,11 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from elastic_connector.core.config import CloudSettings, ElasticsearchSettings, Secret
+from elastic_connector.demo.noida import NoidaServer
 from elastic_connector.shell.elastic import build_client
 from tests.support.faulty_proxy import FaultyProxy
 
 TEST_URL_ENV = "ELASTICSEARCH_TEST_URL"
-_NOIDA_START_ATTEMPTS = 5
-_READY_TIMEOUT = 20.0
 
 
 def real_cluster_url() -> str | None:
@@ -54,85 +45,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "real_cluster" in item.keywords:
             item.add_marker(skip)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _noida_binary() -> str:
-    found = shutil.which("noida-db")
-    if found is None:
-        raise RuntimeError("noida-db is not installed (pip install -e '.[test]')")
-    return found
-
-
-def _wait_ready(url: str) -> bool:
-    deadline = time.monotonic() + _READY_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)
-    return False
-
-
-class NoidaServer:
-    """A private noida-db Elasticsearch endpoint (loopback, temporary data directory)."""
-
-    def __init__(self) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="ectest-noida-"))
-        self.url = ""
-
-    def start(self) -> str:
-        binary = _noida_binary()
-        failures: list[str] = []
-        for _ in range(_NOIDA_START_ATTEMPTS):
-            port = _free_port()
-            if port == 9200:  # shared with other engineers' servers; never ours
-                continue
-            result = subprocess.run(
-                [
-                    binary,
-                    "up",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--host",
-                    "127.0.0.1",
-                    "--only",
-                    "elasticsearch",
-                    "--elasticsearch-port",
-                    str(port),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            url = f"http://127.0.0.1:{port}"
-            if result.returncode == 0 and _wait_ready(url):
-                self.url = url
-                return url
-            failures.append(result.stdout[-500:] + result.stderr[-500:])
-            self.stop()
-        raise RuntimeError("noida-db did not start:\n" + "\n---\n".join(failures))
-
-    def stop(self) -> None:
-        subprocess.run(
-            [_noida_binary(), "down", "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-
-    def remove(self) -> None:
-        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

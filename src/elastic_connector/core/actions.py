@@ -16,18 +16,26 @@ class Upsert(msgspec.Struct, frozen=True, tag="upsert"):
 
 
 class Delete(msgspec.Struct, frozen=True, tag="delete"):
-    """Remove the document ``index``/``id``; a missing document is not an error."""
+    """Remove the document ``index``/``id``; a missing document is not an error.
+
+    ``code`` is a short, fixed label for metrics (``deleted``, ``merged``, ``revoked``,
+    ``expired``, ``tlp``, ``pattern_type``, ``detection``, ``invalid_pattern``, ``unmappable``);
+    ``reason`` is the human explanation for logs.
+    """
 
     index: str
     id: str
-    reason: str = ""
+    code: str
+    reason: str
 
 
 class Skip(msgspec.Struct, frozen=True, tag="skip"):
-    """Nothing is written for this event; ``reason`` says why (logged and counted by reason)."""
+    """Nothing is written for this event: it could not be understood (logged once, counted by
+    ``code``, never retried). ``object_id`` is empty when the event did not decode that far."""
 
     event_id: str
     object_id: str
+    code: str
     reason: str
 
 

@@ -89,7 +89,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     mode: Mode = Mode.ECS
     log_level: str = "info"
     log_format: LogFormat = LogFormat.TEXT
-    live_stream_id: str | None = None
+    live_stream_id: str | None = "live"
     live_stream_listen_delete: bool = True
     live_stream_no_dependencies: bool = True
     live_stream_with_inferences: bool = False
@@ -687,8 +687,9 @@ _SPECS: Final[Mapping[str, _Spec]] = {
     "connector.log_level": _Spec("Log level.", "debug / info / warning / error", _log_level),
     "connector.log_format": _Spec("Log line format: text, or json (one object per line)."),
     "connector.live_stream_id": _Spec(
-        "OpenCTI live stream to follow; unset = the raw stream of all knowledge (needs the "
-        "BYPASS capability).",
+        "OpenCTI stream to follow: the id of a live stream (Data sharing > Live streams; "
+        "recommended: one filtered on indicators), or `live` for the whole live knowledge "
+        "(needs the BYPASS capability).",
         refine=_not_a_pycti_boolean,
     ),
     "connector.live_stream_listen_delete": _Spec(

@@ -120,9 +120,10 @@ class Comparison(msgspec.Struct, frozen=True, tag="comparison"):
 
 
 class Exists(msgspec.Struct, frozen=True, tag="exists"):
-    """``EXISTS path``."""
+    """``[NOT] EXISTS path`` (STIX 2.1 allows ``NOT`` in front of ``EXISTS``)."""
 
     path: ObjectPath
+    negated: bool = False
 
 
 class ComparisonAnd(msgspec.Struct, frozen=True, tag="comparison_and"):

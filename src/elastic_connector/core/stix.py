@@ -102,6 +102,7 @@ class MarkingDefinition(msgspec.Struct, frozen=True, tag="marking-definition", t
     # STIX 2.0 form: {"tlp": "amber"} or {"statement": "..."}; OpenCTI also sends a string.
     definition: dict[str, str] | str | None = None
     x_opencti_order: int | None = None
+    object_marking_refs: tuple[str, ...] = ()
     extensions: Extensions = Extensions()
 
 
@@ -109,6 +110,7 @@ class Identity(msgspec.Struct, frozen=True, tag="identity", tag_field="type"):
     id: str
     name: str | None = None
     identity_class: str | None = None
+    object_marking_refs: tuple[str, ...] = ()
     extensions: Extensions = Extensions()
 
 
@@ -119,6 +121,7 @@ class Sighting(msgspec.Struct, frozen=True, tag="sighting", tag_field="type"):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     count: int | None = None
+    object_marking_refs: tuple[str, ...] = ()
     extensions: Extensions = Extensions()
 
 
@@ -130,6 +133,7 @@ class OtherObject(msgspec.Struct, frozen=True):
 
     type: str
     id: str
+    object_marking_refs: tuple[str, ...] = ()
     extensions: Extensions = Extensions()
 
 
@@ -210,7 +214,9 @@ def _relocate(error: msgspec.ValidationError, prefix: str) -> DecodeError:
     return DecodeError(text, prefix)
 
 
-def decode_object(data: bytes | str | msgspec.Raw, where: str = "$") -> Result[StixObject, DecodeError]:
+def decode_object(
+    data: bytes | str | msgspec.Raw, where: str = "$"
+) -> Result[StixObject, DecodeError]:
     """Decode one STIX object (JSON text). ``where`` prefixes error paths."""
     text = data.encode() if isinstance(data, str) else bytes(data)
     try:

@@ -60,7 +60,7 @@ STANDARD_MARKINGS: Final[Mapping[str, Tlp]] = {
     "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed": Tlp.RED,
     # OpenCTI's fixed id for TLP:AMBER+STRICT.
     "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37": Tlp.AMBER_STRICT,
-    # OASIS TLP 2.0 marking definitions (extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d).
+    # OASIS TLP 2.0 marking definitions (extension 60a3c5c5-0d10-413e-aab3-9e08dde9e88d).
     "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487": Tlp.CLEAR,
     "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb": Tlp.GREEN,
     "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421": Tlp.AMBER,

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# elastic-connector container: slim Python, wheels built in a throw-away stage, non-root runtime.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="elastic-connector" \
+      org.opencontainers.image.description="OpenCTI -> Elastic threat-intel connector" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN groupadd --system --gid 10001 connector \
+ && useradd --system --uid 10001 --gid connector --home-dir /app --shell /usr/sbin/nologin connector
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-compile /wheels/*.whl && rm -rf /wheels
+WORKDIR /app
+USER 10001:10001
+# Configuration: mount a file at /app/config.yml (read when present; `-c PATH` for another path),
+# and/or set environment variables, and/or CONNECTOR_JSON_CONFIG (see the README table).
+ENTRYPOINT ["elastic-connector"]
+CMD ["run"]

@@ -1,0 +1,185 @@
+"""One stream event in, the Elasticsearch actions it calls for out.
+
+``plan_frame(event id, event name, data, state, settings, now)`` is the whole core of the
+indicator pipeline: decode, apply the export policy, map to a document, and say what to write or
+delete. It never raises; an event it cannot understand becomes a ``Skip`` with the reason.
+
+The only state carried from event to event is what TLP level custom marking definitions stand
+for (learnt from marking-definition objects on the stream), threaded through ``PlannerState``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import msgspec
+from returns.result import Failure
+
+from elastic_connector.core import ecs, indicators, stix_documents
+from elastic_connector.core.actions import Action, Delete, Skip, Upsert
+from elastic_connector.core.config import OFFLINE_OPENCTI_URL, Config, Mode
+from elastic_connector.core.markings import resolve_tlp, tlp_of_marking
+from elastic_connector.core.pattern import parse
+from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
+from elastic_connector.core.stix import (
+    Indicator,
+    MarkingDefinition,
+    StixObject,
+    StreamEvent,
+    decode_event,
+)
+from elastic_connector.core.tlp import Tlp
+
+
+class PlanSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The part of the configuration planning depends on."""
+
+    mode: Mode
+    index: str
+    policy: PolicySettings = PolicySettings()
+    feed_name: str = "OpenCTI"
+    """``threat.feed.name``: the feed is OpenCTI, whatever the connector instance is called."""
+    opencti_url: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> PlanSettings:
+        return cls(
+            mode=config.connector.mode,
+            index=config.index,
+            policy=PolicySettings(
+                max_tlp=config.connector.max_tlp,
+                require_detection=config.connector.require_detection,
+            ),
+            # Links back to OpenCTI only when there is a real platform to link to.
+            opencti_url=None
+            if config.opencti.url == OFFLINE_OPENCTI_URL
+            else config.opencti.url.rstrip("/") or None,
+        )
+
+
+class PlannerState(msgspec.Struct, frozen=True):
+    """Marking-definition id -> TLP level, for markings that are not the standard ones."""
+
+    markings: Mapping[str, Tlp] = msgspec.field(default_factory=dict)
+
+    def learn(self, obj: StixObject, deleted: bool) -> PlannerState:
+        """The state after seeing ``obj`` (unchanged unless it is a TLP marking definition)."""
+        if not isinstance(obj.typed, MarkingDefinition):
+            return self
+        level = None if deleted else tlp_of_marking(obj.typed)
+        if level is None and obj.id not in self.markings:
+            return self
+        if level is not None and self.markings.get(obj.id) is level:
+            return self
+        markings = {k: v for k, v in self.markings.items() if k != obj.id}
+        if level is not None:
+            markings[obj.id] = level
+        return PlannerState(markings)
+
+
+class Plan(msgspec.Struct, frozen=True):
+    actions: tuple[Action, ...]
+    state: PlannerState
+
+
+def plan_frame(
+    event_id: str,
+    event: str,
+    data: bytes | str,
+    state: PlannerState,
+    settings: PlanSettings,
+    now: datetime,
+) -> Plan:
+    """Decode one SSE data frame and plan it; undecodable frames become a ``Skip``."""
+    decoded = decode_event(event_id, event, data)
+    if isinstance(decoded, Failure):
+        error = decoded.failure()
+        return Plan((Skip(event_id, "", "undecodable", str(error)),), state)
+    return plan_event(decoded.unwrap(), state, settings, now)
+
+
+def plan_event(
+    event: StreamEvent, state: PlannerState, settings: PlanSettings, now: datetime
+) -> Plan:
+    """The actions one decoded stream event calls for, and the state after it."""
+    obj = event.object
+    deleted = event.kind == "delete"
+    state = state.learn(obj, deleted)
+    if settings.mode is Mode.STIX:
+        actions = _plan_stix(event, state, settings, now)
+    else:
+        actions = _plan_ecs(event, state, settings, now)
+    return Plan(tuple(actions), state)
+
+
+def _merged_away(event: StreamEvent, settings: PlanSettings) -> list[Action]:
+    target = event.object.opencti_id
+    return [
+        Delete(settings.index, source.opencti_id, "merged", f"merged into {target}")
+        for source in event.merged_sources
+        if source.opencti_id != target
+    ]
+
+
+def _plan_ecs(
+    event: StreamEvent, state: PlannerState, settings: PlanSettings, now: datetime
+) -> list[Action]:
+    obj = event.object
+    if not isinstance(obj.typed, Indicator):
+        # Only indicators become ECS documents; the rest of the knowledge graph is not exported.
+        return []
+    if event.kind == "delete":
+        return [Delete(settings.index, obj.opencti_id, "deleted", "deleted in OpenCTI")]
+    actions = _merged_away(event, settings) if event.kind == "merge" else []
+    actions.append(_indicator_action(event, obj, obj.typed, state, settings, now))
+    return actions
+
+
+def _indicator_action(
+    event: StreamEvent,
+    obj: StixObject,
+    indicator: Indicator,
+    state: PlannerState,
+    settings: PlanSettings,
+    now: datetime,
+) -> Action:
+    # Whatever makes an indicator unexportable also removes an earlier export of it: a create
+    # can be the replay of an indicator that was exported before it changed.
+    tlp = resolve_tlp(indicator.object_marking_refs, state.markings)
+    withheld = indicator_withheld(indicator, tlp, settings.policy, now)
+    if withheld is not None:
+        return Delete(settings.index, obj.opencti_id, withheld.code, withheld.reason)
+    parsed = parse(indicator.pattern)
+    if isinstance(parsed, Failure):
+        return Delete(
+            settings.index,
+            obj.opencti_id,
+            "invalid_pattern",
+            f"pattern does not parse: {parsed.failure()}",
+        )
+    context = indicators.MappingContext(
+        now=now, tlp=tlp, feed_name=settings.feed_name, opencti_url=settings.opencti_url
+    )
+    mapped = indicators.indicator_document(indicator, parsed.unwrap(), context)
+    if isinstance(mapped, Failure):
+        return Delete(settings.index, obj.opencti_id, "unmappable", mapped.failure().reason)
+    return Upsert(settings.index, obj.opencti_id, ecs.encode_document(mapped.unwrap()))
+
+
+def _plan_stix(
+    event: StreamEvent, state: PlannerState, settings: PlanSettings, now: datetime
+) -> list[Action]:
+    obj = event.object
+    if event.kind == "delete":
+        return [Delete(settings.index, obj.opencti_id, "deleted", "deleted in OpenCTI")]
+    actions = _merged_away(event, settings) if event.kind == "merge" else []
+    refs = obj.typed.object_marking_refs
+    denied = tlp_allowed(resolve_tlp(refs, state.markings), settings.policy)
+    if denied is not None:
+        actions.append(Delete(settings.index, obj.opencti_id, denied.code, denied.reason))
+    else:
+        actions.append(
+            Upsert(settings.index, obj.opencti_id, stix_documents.stix_document(obj, now))
+        )
+    return actions

@@ -1,0 +1,373 @@
+"""The running connector: wiring, thread lifecycle, signals, health.
+
+Threads: the stream reader (OpenCTI -> bounded queue), the pipeline (queue -> core -> bulk ->
+commit), in ``ecs`` mode the alert poller (alerts -> sightings), in ecs modes the expiry sweep,
+the metrics/health server when a port is configured, and pycti's own ping thread (which saves
+the connector state on the platform every 40 s).
+
+Shutdown (SIGTERM/SIGINT): stop reading, write what is already queued (a few seconds at most),
+save the state with one last ping, exit 0. Any of our threads dying is a bug: it is logged, the
+connector shuts down the same way and exits 1 so the orchestrator restarts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Final, Protocol
+
+from elastic_transport import ApiError, TransportError
+from elasticsearch import Elasticsearch
+
+from elastic_connector.core.config import Config, Mode
+from elastic_connector.core.events import PlannerState, PlanSettings
+from elastic_connector.core.stream_position import initial_position
+from elastic_connector.shell import logs, opencti
+from elastic_connector.shell.bulk import BulkWriter
+from elastic_connector.shell.connector_state import ConnectorState
+from elastic_connector.shell.elastic import (
+    ErrorClass,
+    PermanentElasticsearchError,
+    build_client,
+    classify_error,
+    describe_error,
+)
+from elastic_connector.shell.index_setup import (
+    SetupError,
+    TargetKind,
+    ensure_setup,
+    target_kind,
+)
+from elastic_connector.shell.metrics import Metrics, MetricsServer
+from elastic_connector.shell.pipeline import Pipeline
+from elastic_connector.shell.stream import StreamMessage, StreamReader, StreamReaderSettings
+from elastic_connector.shell.sweeper import Sweeper
+
+if TYPE_CHECKING:
+    from pycti import OpenCTIConnectorHelper
+
+_log = logging.getLogger(__name__)
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+DRAIN_SECONDS: Final = 6.0
+"""How long a shutdown may spend writing what was already read (the whole stop stays < 10 s)."""
+_WATCH_INTERVAL: Final = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Worker(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def is_alive(self) -> bool: ...
+
+
+def index_mappings(mode: Mode) -> dict[str, object]:
+    """The explicit mappings of the documents the core writes in ``mode``."""
+    if mode is Mode.STIX:
+        from elastic_connector.core.stix_documents import STIX_MAPPINGS
+
+        return dict(STIX_MAPPINGS)
+    from elastic_connector.core.ecs import INDICATOR_MAPPINGS
+
+    return dict(INDICATOR_MAPPINGS)
+
+
+def prepare_index(client: Elasticsearch, config: Config, stop: threading.Event) -> bool | None:
+    """Set the index up (or, with ``reduced_privileges``, only look at it), waiting out an
+    unreachable cluster. Returns whether writes must go through an alias; None when stopped.
+    Raises ``PermanentElasticsearchError`` when a human has to act."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            if config.elasticsearch.reduced_privileges:
+                kind = target_kind(client, config.index)
+                if kind is TargetKind.DATA_STREAM:
+                    raise SetupError(f"{config.index} is a data stream; indicators need an index")
+                if kind is TargetKind.MISSING:
+                    raise SetupError(
+                        f"{config.index} does not exist and reduced_privileges is on: run "
+                        "`elastic-connector setup` once with a user allowed to create it"
+                    )
+                return kind is TargetKind.ALIAS
+            report = ensure_setup(
+                client, index=config.index, mappings=index_mappings(config.connector.mode)
+            )
+            for problem in report.incompatible:
+                _log.warning("index mapping: %s", problem)
+            return report.require_alias
+        except (ApiError, TransportError) as error:
+            if classify_error(error) is ErrorClass.PERMANENT:
+                raise PermanentElasticsearchError(
+                    describe_error(error, config.elasticsearch.hosts)
+                ) from error
+            delay = min(config.elasticsearch.retry_max_backoff, 2.0 ** min(attempt, 6))
+            attempt += 1
+            _log.error(
+                "Elasticsearch is not reachable (retrying in %.0f s): %s",
+                delay,
+                describe_error(error, config.elasticsearch.hosts),
+            )
+            stop.wait(delay)
+    return None
+
+
+class Daemon:
+    """One run of the connector (see the module documentation)."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.config = config
+        self._clock = clock
+        self.stop_requested = threading.Event()
+        self._writer_stop = threading.Event()
+        self.metrics = Metrics()
+        self._workers: list[tuple[str, Worker]] = []
+        self._reader: StreamReader | None = None
+        self._pipeline: Pipeline | None = None
+        self._inbox: queue.Queue[StreamMessage] = queue.Queue(
+            maxsize=max(100, 2 * config.elasticsearch.bulk_max_actions)
+        )
+        self._metrics_server: MetricsServer | None = None
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            _log.info("received %s: shutting down", signal.Signals(signum).name)
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+    # --- run -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        config = self.config
+        logs.configure(config)
+        _log.info(
+            "starting elastic-connector: mode=%s index=%s opencti=%s",
+            config.connector.mode.value,
+            config.index,
+            config.opencti.url,
+        )
+        self._start_metrics_server()
+        client = build_client(config.elasticsearch, config.cloud)
+        try:
+            require_alias = prepare_index(client, config, self.stop_requested)
+        except PermanentElasticsearchError as error:
+            _log.error("cannot use the Elasticsearch index %s: %s", config.index, error)
+            self._stop_metrics_server()
+            return EXIT_FAILURE
+        if require_alias is None:
+            self._stop_metrics_server()
+            return EXIT_OK
+
+        helper = opencti.connect(
+            config, self.stop_requested, config.elasticsearch.retry_max_backoff
+        )
+        # pycti's logger has just replaced the root handlers: put ours back.
+        logs.configure(config)
+        if helper is None:
+            self._stop_metrics_server()
+            return EXIT_OK
+        state = ConnectorState(helper)
+        planner_state = PlannerState(opencti.load_marking_levels(helper.api))
+
+        position = initial_position(
+            state.snapshot(),
+            start_timestamp=config.connector.live_stream_start_timestamp,
+            recover_iso_date=config.connector.live_stream_recover_iso_date,
+            now=self._clock(),
+        )
+        _log.info(
+            "reading the stream from %s (recover until %s)",
+            position.start_from,
+            position.recover_until or "-",
+        )
+        reader = StreamReader(StreamReaderSettings.from_config(config), position, self._inbox)
+        writer = BulkWriter.from_settings(
+            client, config.elasticsearch, require_alias=require_alias, stop=self._writer_stop
+        )
+
+        def restart_from_scratch() -> None:
+            fresh = initial_position(
+                None,
+                start_timestamp=config.connector.live_stream_start_timestamp,
+                recover_iso_date=config.connector.live_stream_recover_iso_date,
+                now=self._clock(),
+            )
+            reader.restart_from(fresh)
+            _drain(self._inbox)
+            state.acknowledge_reset()
+
+        pipeline = Pipeline(
+            inbox=self._inbox,
+            settings=PlanSettings.from_config(config),
+            planner_state=planner_state,
+            writer=writer,
+            state=state,
+            metrics=self.metrics,
+            position=lambda: reader.position,
+            on_reset=restart_from_scratch,
+            max_batch=config.elasticsearch.bulk_max_actions,
+            flush_interval=config.elasticsearch.bulk_flush_interval,
+            retry_delay=config.elasticsearch.retry_max_backoff,
+            clock=self._clock,
+            stop=self._writer_stop,
+        )
+        self._reader, self._pipeline = reader, pipeline
+        pipeline.start()
+        reader.start()
+        if config.connector.mode is not Mode.STIX:
+            sweeper = Sweeper(
+                client,
+                config.index,
+                config.connector.expiry_sweep_interval,
+                self.metrics,
+                self._clock,
+            )
+            sweeper.start()
+            self._workers.append(("expiry sweep", sweeper))
+        if config.connector.mode is Mode.ECS:
+            self._workers.append(("alert poller", self._start_alert_poller(client, helper, state)))
+
+        exit_code = self._watch()
+        self._shutdown(helper)
+        return exit_code
+
+    def _start_alert_poller(
+        self, client: Elasticsearch, helper: OpenCTIConnectorHelper, state: ConnectorState
+    ) -> Worker:
+        from elastic_connector.shell.alerts import AlertPoller
+
+        poller = AlertPoller(
+            config=self.config,
+            client=client,
+            api=helper.api,
+            state=state,
+            metrics=self.metrics,
+            clock=self._clock,
+        )
+        poller.start()
+        return poller
+
+    def _watch(self) -> int:
+        """Wait for a stop request; a dead thread ends the run with a failure."""
+        while not self.stop_requested.wait(_WATCH_INTERVAL):
+            dead = [name for name, worker in self._all_workers() if not worker.is_alive()]
+            if dead:
+                _log.critical("internal thread(s) stopped unexpectedly: %s", ", ".join(dead))
+                return EXIT_FAILURE
+            self.metrics.queue_depth.set(self._inbox.qsize())
+            if self._reader is not None:
+                self.metrics.stream_connected.set(1 if self._reader.status().connected else 0)
+        return EXIT_OK
+
+    def _all_workers(self) -> list[tuple[str, Worker]]:
+        workers: list[tuple[str, Worker]] = list(self._workers)
+        if self._pipeline is not None:
+            workers.append(("pipeline", _Alive(self._pipeline.is_alive)))
+        if self._reader is not None:
+            workers.append(("stream reader", _Alive(self._reader.is_alive)))
+        return workers
+
+    def _shutdown(self, helper: OpenCTIConnectorHelper) -> None:
+        started = time.monotonic()
+        if self._reader is not None:
+            self._reader.stop(timeout=2.0)
+        if self._pipeline is not None:
+            self._pipeline.drain_and_stop(DRAIN_SECONDS)
+        for _name, worker in self._workers:
+            worker.stop()
+        opencti.shutdown(helper)
+        self._stop_metrics_server()
+        _log.info("stopped in %.1f s", time.monotonic() - started)
+
+    # --- metrics and health ---------------------------------------------------------------
+
+    def _start_metrics_server(self) -> None:
+        port = self.config.connector.metrics_port
+        if port is None:
+            return
+        self._metrics_server = MetricsServer(
+            self.config.connector.metrics_host, port, self.metrics, self.health
+        )
+        self._metrics_server.start()
+        _log.info("metrics and health on port %d (/metrics, /healthz)", self._metrics_server.port)
+
+    def _stop_metrics_server(self) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+            self._metrics_server = None
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """(healthy, details) for ``/healthz``."""
+        details: dict[str, object] = {"queue_depth": self._inbox.qsize()}
+        healthy = True
+        if self._reader is None or self._pipeline is None:
+            return False, {**details, "phase": "starting"}
+        stream = self._reader.status()
+        details["stream"] = {
+            "connected": stream.connected,
+            "last_event_id": stream.last_event_id,
+            "consecutive_failures": stream.consecutive_failures,
+            "last_error": stream.last_error,
+        }
+        writer = self._pipeline.status
+        now = time.time()
+        details["elasticsearch"] = {
+            "last_ack_id": writer.last_ack_id,
+            "last_ack_age_seconds": None
+            if writer.last_ack_time is None
+            else round(now - writer.last_ack_time, 1),
+            "last_error": writer.last_error,
+        }
+        if writer.failing_since is not None and now - writer.failing_since > 300:
+            healthy = False
+        if stream.consecutive_failures >= 5:
+            healthy = False
+        dead = [name for name, worker in self._all_workers() if not worker.is_alive()]
+        if dead:
+            healthy = False
+            details["dead_threads"] = dead
+        return healthy, details
+
+
+class _Alive:
+    """Adapts an ``is_alive`` callable to the ``Worker`` protocol for the watchdog."""
+
+    def __init__(self, alive: Callable[[], bool]) -> None:
+        self._alive = alive
+
+    def start(self) -> None:
+        return
+
+    def stop(self) -> None:
+        return
+
+    def is_alive(self) -> bool:
+        return self._alive()
+
+
+def _drain(inbox: queue.Queue[StreamMessage]) -> None:
+    while True:
+        try:
+            inbox.get_nowait()
+        except queue.Empty:
+            return
+
+
+def run(config: Config) -> int:
+    """Run the connector until SIGTERM/SIGINT; returns the process exit code."""
+    daemon = Daemon(config)
+    daemon.install_signal_handlers()
+    return daemon.run()

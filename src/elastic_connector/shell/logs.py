@@ -1,0 +1,146 @@
+"""Logging for the daemon: one line per record, text or JSON, secrets masked.
+
+pycti calls ``logging.basicConfig(force=True)`` when its helper is built, which replaces the
+root handlers; our records therefore go through our own handler on the ``elastic_connector``
+logger (not propagated), installed after the helper exists. Every configured secret value is
+also masked in every record, ours and pycti's, as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Final, TextIO
+
+import msgspec
+
+from elastic_connector.core.config import Config, LogFormat, Secret
+
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+_MASK: Final = "***"
+_encoder: Final = msgspec.json.Encoder()
+
+
+def secret_values(config: Config) -> tuple[str, ...]:
+    """Every secret string in ``config`` (and its parts), longest first."""
+    secrets: list[Secret | None] = [
+        config.opencti.token,
+        config.elasticsearch.password,
+        config.elasticsearch.api_key,
+        config.cloud.auth,
+    ]
+    values: set[str] = set()
+    for secret in secrets:
+        if secret is None or not secret.reveal():
+            continue
+        text = secret.reveal()
+        values.add(text)
+        values.update(part for part in _parts(text) if len(part) >= 8)
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def _parts(text: str) -> Iterable[str]:
+    # An encoded API key is base64("id:key"), and cloud.auth is "user:password": the pieces
+    # are secret on their own too.
+    yield from text.split(":")
+    try:
+        decoded = base64.b64decode(text, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return
+    yield decoded
+    yield from decoded.split(":")
+
+
+class SecretMask(logging.Filter):
+    """Replaces secret values in a record's final message and exception text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = tuple(secret for secret in secrets if secret)
+
+    def mask(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, _MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        record.msg = self.mask(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = self.mask(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"timestamp", "level", "logger", "message", ...extra "fields"}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update({str(key): value for key, value in fields.items()})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return _encoder.encode(entry).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``2024-01-01T00:00:00Z INFO elastic_connector.x: message key=value``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        line = f"{moment} {record.levelname} {record.name}: {record.getMessage()}"
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and fields:
+            line += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+def configure(config: Config, stream: TextIO | None = None) -> None:
+    """Send our records (and pycti's) to ``stream`` in the configured format and level."""
+    level = _LEVELS.get(config.connector.log_level, logging.INFO)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    formatter: logging.Formatter = (
+        JsonFormatter() if config.connector.log_format is LogFormat.JSON else TextFormatter()
+    )
+    handler.setFormatter(formatter)
+    handler.addFilter(SecretMask(secret_values(config)))
+    for name in ("elastic_connector", "pycti", "api", "elastic_transport", "elasticsearch"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(level)
+    # Libraries that log at INFO for every request would drown the connector's own lines.
+    logging.getLogger("elastic_transport").setLevel(max(level, logging.WARNING))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(level, logging.WARNING))
+
+
+def fields(**values: object) -> dict[str, object]:
+    """``extra=`` for structured fields: ``log.info("...", extra=fields(event_id=x))``."""
+    return {"fields": values}

@@ -1,0 +1,125 @@
+"""The OpenCTI side of the shell, through pycti: connector registration, state, markings.
+
+pycti is used for what it does well — registering the connector, pinging the platform with the
+connector state every 40 s, and GraphQL calls — but not for reading the stream (see
+``shell.stream``). Three pycti behaviours shape this module:
+
+* pycti reads its settings from environment variables that win over the config dict, so the
+  effective values (which may come from our YAML file or ``CONNECTOR_JSON_CONFIG``) are written
+  into ``os.environ`` before the helper is built;
+* the helper replaces ``sys.excepthook`` with a hook that SIGTERMs the process; we put back one
+  that only logs, so a bug surfaces as a log line and an orderly exit, not a silent kill;
+* ``helper.stop()`` *deletes* the connector on the platform, saved state included: a clean
+  shutdown only stops the ping thread, after one last ping that saves the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from elastic_connector.core.backoff import backoff_delay
+from elastic_connector.core.config import Config, LogFormat, pycti_config, pycti_environment
+from elastic_connector.core.markings import tlp_of_marking
+from elastic_connector.core.stix import MarkingDefinition
+from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp
+
+if TYPE_CHECKING:
+    from pycti import OpenCTIApiClient, OpenCTIConnectorHelper
+
+_log = logging.getLogger(__name__)
+
+
+def apply_pycti_environment(config: Config) -> None:
+    """Make the variables pycti reads agree with the effective configuration."""
+    for name, value in pycti_environment(config).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    # pycti's own log lines follow our format choice.
+    os.environ["OPENCTI_JSON_LOGGING"] = (
+        "true" if config.connector.log_format is LogFormat.JSON else "false"
+    )
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    _log.critical("uncaught exception", exc_info=(kind, error, trace))
+
+
+def connect(
+    config: Config, stop: threading.Event, max_backoff: float
+) -> OpenCTIConnectorHelper | None:
+    """Register the connector with OpenCTI, waiting out an unreachable platform.
+
+    Returns None only when ``stop`` is set while waiting.
+    """
+    from pycti import OpenCTIConnectorHelper
+
+    apply_pycti_environment(config)
+    attempt = 0
+    while not stop.is_set():
+        try:
+            helper = OpenCTIConnectorHelper(pycti_config(config))
+        except ValueError as error:
+            delay = backoff_delay(attempt, random.random(), base=1.0, cap=max_backoff)
+            attempt += 1
+            _log.error(
+                "cannot register with OpenCTI at %s (retrying in %.0f s): %s",
+                config.opencti.url,
+                delay,
+                _first_line(error),
+            )
+            stop.wait(delay)
+            continue
+        finally:
+            sys.excepthook = _log_uncaught
+        return helper
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp]:
+    """TLP level of every TLP marking definition the platform knows beyond the standard ones.
+
+    Read once at start so indicators streamed without their marking objects (pycti's default
+    ``no-dependencies``) still resolve. A failure is logged and leaves only the standard ids.
+    """
+    try:
+        records = api.marking_definition.list(first=500)
+    except (ValueError, OSError) as error:
+        _log.warning("could not read marking definitions from OpenCTI: %s", _first_line(error))
+        return {}
+    levels: dict[str, Tlp] = {}
+    for record in records:
+        marking_id = record.get("standard_id")
+        if not isinstance(marking_id, str) or marking_id in STANDARD_MARKINGS:
+            continue
+        marking = MarkingDefinition(
+            id=marking_id,
+            name=record.get("definition"),
+            definition_type=record.get("definition_type"),
+            definition=record.get("definition"),
+        )
+        level = tlp_of_marking(marking)
+        if level is not None:
+            levels[marking_id] = level
+    return levels
+
+
+def shutdown(helper: OpenCTIConnectorHelper) -> None:
+    """Save the state on the platform and stop pinging (never ``helper.stop()``: it deletes the
+    connector and its state)."""
+    helper.force_ping()
+    helper.ping.stop()

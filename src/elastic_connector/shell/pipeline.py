@@ -1,0 +1,236 @@
+"""Stream messages -> core planning -> bulk writes -> committed stream position.
+
+One thread takes messages from the reader's bounded queue in batches (count or time), plans each
+one with the pure core, writes the resulting actions with one ``BulkWriter.write`` call and, only
+once Elasticsearch has acknowledged all of them, saves the id of the batch's last message as the
+stream position. Until then nothing is committed, so a crash, a kill or a lost connection
+replays the batch, and replays are harmless because every document has a deterministic ``_id``.
+
+While Elasticsearch is down the writer keeps retrying the same batch; the queue fills up and the
+reader stops reading, so the OpenCTI stream is back-pressured instead of buffered in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
+
+from elastic_connector.core.actions import Delete, Skip, Upsert
+from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
+from elastic_connector.core.stix import DATA_EVENTS
+from elastic_connector.core.stream_ids import parse_stream_id
+from elastic_connector.core.stream_position import (
+    StreamPosition,
+    is_past_recovery,
+    position_state,
+)
+from elastic_connector.shell.bulk import BulkStopped, BulkWriter
+from elastic_connector.shell.connector_state import ConnectorState
+from elastic_connector.shell.elastic import PermanentElasticsearchError
+from elastic_connector.shell.logs import fields
+from elastic_connector.shell.metrics import Metrics
+from elastic_connector.shell.stream import StreamMessage
+
+_log = logging.getLogger(__name__)
+
+_IDLE_WAIT: Final = 0.5
+
+
+class PipelineStatus:
+    """What the health endpoint reports about the write side (updated by the pipeline thread)."""
+
+    def __init__(self) -> None:
+        self.last_ack_id: str | None = None
+        self.last_ack_time: float | None = None
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+
+
+class Pipeline:
+    """The writer thread; see the module documentation."""
+
+    def __init__(
+        self,
+        *,
+        inbox: queue.Queue[StreamMessage],
+        settings: PlanSettings,
+        planner_state: PlannerState,
+        writer: BulkWriter,
+        state: ConnectorState,
+        metrics: Metrics,
+        position: Callable[[], StreamPosition],
+        on_reset: Callable[[], None],
+        max_batch: int,
+        flush_interval: float,
+        retry_delay: float,
+        clock: Callable[[], datetime],
+        stop: threading.Event,
+    ) -> None:
+        self._inbox = inbox
+        self._settings = settings
+        self._planner_state = planner_state
+        self._writer = writer
+        self._state = state
+        self._metrics = metrics
+        self._position = position
+        self._on_reset = on_reset
+        self._max_batch = max_batch
+        self._flush_interval = flush_interval
+        self._retry_delay = retry_delay
+        self._clock = clock
+        self._stop = stop
+        self._draining = threading.Event()
+        self.status = PipelineStatus()
+        self._thread = threading.Thread(target=self._run, name="es-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def drain_and_stop(self, timeout: float) -> None:
+        """Write what is already queued (for at most ``timeout`` s), then stop."""
+        self._draining.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            # Elasticsearch is not answering: give up on the batch in flight. Its position was
+            # not committed, so it is read again at the next start.
+            self._stop.set()
+            self._thread.join(5.0)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- the thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._collect()
+            if not batch:
+                if self._draining.is_set():
+                    return
+                continue
+            if not self._process(batch):
+                return
+
+    def _collect(self) -> list[StreamMessage]:
+        """Up to ``max_batch`` messages: wait for the first, then take what arrives within the
+        flush interval (immediately when draining)."""
+        batch: list[StreamMessage] = []
+        wait = 0.0 if self._draining.is_set() else _IDLE_WAIT
+        try:
+            batch.append(self._inbox.get(timeout=wait) if wait else self._inbox.get_nowait())
+        except queue.Empty:
+            return batch
+        deadline = time.monotonic() + (0.0 if self._draining.is_set() else self._flush_interval)
+        while len(batch) < self._max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._inbox.get(timeout=remaining)
+                    if remaining > 0
+                    else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, batch: list[StreamMessage]) -> bool:
+        """Plan, write and commit one batch; False when the pipeline must stop."""
+        now = self._clock()
+        writes: list[Upsert | Delete] = []
+        for message in batch:
+            self._metrics.events.labels(message.event).inc()
+            if message.event not in DATA_EVENTS:
+                continue
+            plan = plan_frame(
+                message.id, message.event, message.data, self._planner_state, self._settings, now
+            )
+            self._planner_state = plan.state
+            for action in plan.actions:
+                if isinstance(action, Skip):
+                    self._metrics.skips.labels(action.code).inc()
+                    _log.warning(
+                        "skipped event %s: %s",
+                        action.event_id,
+                        action.reason,
+                        extra=fields(
+                            event_id=action.event_id, object_id=action.object_id, code=action.code
+                        ),
+                    )
+                else:
+                    writes.append(action)
+        if writes and not self._write(writes):
+            return False
+        return self._commit(batch[-1].id)
+
+    def _write(self, writes: list[Upsert | Delete]) -> bool:
+        """Write until acknowledged; False only when stopping."""
+        while not self._stop.is_set():
+            try:
+                result = self._writer.write(writes)
+            except BulkStopped:
+                return False
+            except PermanentElasticsearchError as error:
+                # 401/403/missing index/TLS: an operator has to act. Keep the batch and retry
+                # slowly, so fixing the role or the certificate resumes without a restart.
+                self._metrics.write_errors.inc()
+                now = time.time()
+                if self.status.failing_since is None:
+                    self.status.failing_since = now
+                self.status.last_error = str(error)
+                _log.error(
+                    "Elasticsearch refused the batch (retrying in %.0f s): %s",
+                    self._retry_delay,
+                    error,
+                )
+                if self._stop.wait(self._retry_delay):
+                    return False
+                continue
+            self.status.failing_since = None
+            self.status.last_error = None
+            self._metrics.bulk_requests.inc()
+            self._metrics.documents_written.inc(result.written)
+            self._metrics.bulk_retries.inc(result.retries)
+            self._metrics.rejected.inc(len(result.rejected))
+            for action in writes:
+                if isinstance(action, Delete):
+                    self._metrics.documents_deleted.labels(action.code).inc()
+                    if action.code not in ("deleted", "merged"):
+                        _log.info(
+                            "not exported: %s (%s)",
+                            action.id,
+                            action.reason,
+                            extra=fields(object_id=action.id, code=action.code),
+                        )
+            return True
+        return False
+
+    def _commit(self, last_id: str) -> bool:
+        position = self._position()
+        # The reader may already be further on; we commit only what was acknowledged.
+        committed = StreamPosition(last_id, position.recover_until)
+        # While the platform replays the knowledge base, ids follow update times in no
+        # guaranteed order: saving one could skip objects on resume. The replay is redone
+        # instead (idempotent), and the position is saved from the first live event on.
+        saving = is_past_recovery(last_id, position.recover_until)
+        if saving and not self._state.update(position_state(committed)):
+            _log.warning(
+                "the connector state was reset from OpenCTI: restarting the stream from the "
+                "configured start"
+            )
+            self._on_reset()
+            return True
+        now = time.time()
+        self.status.last_ack_id = last_id
+        self.status.last_ack_time = now
+        self._metrics.last_ack.set(now)
+        self._metrics.queue_depth.set(self._inbox.qsize())
+        received = parse_stream_id(position.start_from)
+        acked = parse_stream_id(last_id)
+        if received is not None and acked is not None:
+            self._metrics.stream_lag.set(max(0.0, (received.ms - acked.ms) / 1000))
+        return True
