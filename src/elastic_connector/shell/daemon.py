@@ -56,8 +56,12 @@ _log = logging.getLogger(__name__)
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
+SHUTDOWN_SECONDS: Final = 9.0
+"""The whole stop stays under the 10 s orchestrators grant after SIGTERM (then SIGKILL)."""
 DRAIN_SECONDS: Final = 6.0
-"""How long a shutdown may spend writing what was already read (the whole stop stays < 10 s)."""
+"""How long a shutdown may spend writing what was already read."""
+_PING_RESERVE: Final = 1.5
+"""Kept for the final ping, which saves the position: worth more than the last few writes."""
 _WATCH_INTERVAL: Final = 1.0
 
 
@@ -281,14 +285,33 @@ class Daemon:
         return workers
 
     def _shutdown(self, helper: OpenCTIConnectorHelper) -> None:
+        # Every step gets what is left of one budget: a stalled Elasticsearch or OpenCTI must
+        # not push the stop past the orchestrator's SIGKILL. Threads still busy when their
+        # share runs out are daemon threads and have committed nothing: at worst the next
+        # start replays a little.
         started = time.monotonic()
+        deadline = started + SHUTDOWN_SECONDS
+
+        def left(reserve: float = 0.0) -> float:
+            return max(0.0, deadline - reserve - time.monotonic())
+
+        # The sweep and the alert poller stop in parallel with the drain (each may wait for a
+        # request in flight); their positions are saved by the final ping if they finish.
+        stoppers = [
+            threading.Thread(target=worker.stop, name=f"stop {name}", daemon=True)
+            for name, worker in self._workers
+        ]
+        for stopper in stoppers:
+            stopper.start()
         if self._reader is not None:
-            self._reader.stop(timeout=2.0)
+            self._reader.stop(timeout=min(2.0, left(_PING_RESERVE)))
         if self._pipeline is not None:
-            self._pipeline.drain_and_stop(DRAIN_SECONDS)
-        for _name, worker in self._workers:
-            worker.stop()
-        opencti.shutdown(helper)
+            self._pipeline.drain_and_stop(
+                min(DRAIN_SECONDS, left(_PING_RESERVE + 1.0)), grace=min(1.0, left(_PING_RESERVE))
+            )
+        for stopper in stoppers:
+            stopper.join(left(_PING_RESERVE))
+        opencti.shutdown(helper, timeout=max(0.5, left()))
         self._stop_metrics_server()
         _log.info("stopped in %.1f s", time.monotonic() - started)
 

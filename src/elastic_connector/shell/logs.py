@@ -27,7 +27,7 @@ _LEVELS: Final = {
     "error": logging.ERROR,
 }
 _MASK: Final = "***"
-_encoder: Final = msgspec.json.Encoder()
+_encoder: Final = msgspec.json.Encoder(enc_hook=str)  # pycti metadata may hold any object
 
 
 def secret_values(config: Config) -> tuple[str, ...]:
@@ -78,10 +78,26 @@ class SecretMask(logging.Filter):
             return True
         record.msg = self.mask(record.getMessage())
         record.args = None
+        attributes = getattr(record, "attributes", None)
+        if isinstance(attributes, dict):
+            record.attributes = {
+                key: self.mask(value) if isinstance(value, str) else value
+                for key, value in attributes.items()
+            }
         if record.exc_info:
             record.exc_text = self.mask(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+def _record_fields(record: logging.LogRecord) -> dict[str, object]:
+    """Our structured ``fields``, plus pycti's metadata (``attributes``: ids, error reasons)."""
+    found: dict[str, object] = {}
+    for name in ("attributes", "fields"):
+        values = getattr(record, name, None)
+        if isinstance(values, dict):
+            found.update({str(key): value for key, value in values.items()})
+    return found
 
 
 class JsonFormatter(logging.Formatter):
@@ -94,9 +110,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update({str(key): value for key, value in fields.items()})
+        entry.update(_record_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -110,8 +124,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"{moment} {record.levelname} {record.name}: {record.getMessage()}"
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict) and fields:
+        fields = _record_fields(record)
+        if fields:
             line += " " + " ".join(f"{key}={value}" for key, value in fields.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from elastic_connector.core.backoff import backoff_delay
-from elastic_connector.core.config import Config, LogFormat, pycti_config, pycti_environment
+from elastic_connector.core.config import Config, pycti_config, pycti_environment
 from elastic_connector.core.markings import tlp_of_marking
 from elastic_connector.core.stix import MarkingDefinition
 from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp
@@ -42,10 +42,10 @@ def apply_pycti_environment(config: Config) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    # pycti's own log lines follow our format choice.
-    os.environ["OPENCTI_JSON_LOGGING"] = (
-        "true" if config.connector.log_format is LogFormat.JSON else "false"
-    )
+    # Never pycti's JSON mode: it replaces the root handler (``basicConfig(force=True)``) while
+    # the helper is built, so those lines would bypass our format and our secret masking. Our
+    # handler, already on the root logger, formats pycti's records in the configured format.
+    os.environ["OPENCTI_JSON_LOGGING"] = "false"
 
 
 def _log_uncaught(
@@ -118,8 +118,17 @@ def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp]:
     return levels
 
 
-def shutdown(helper: OpenCTIConnectorHelper) -> None:
+def shutdown(helper: OpenCTIConnectorHelper, timeout: float) -> None:
     """Save the state on the platform and stop pinging (never ``helper.stop()``: it deletes the
-    connector and its state)."""
-    helper.force_ping()
+    connector and its state). The ping gets at most ``timeout`` s: pycti's own request timeout
+    is 300 s, far beyond any orchestrator's patience with a stopping container."""
+    pinger = threading.Thread(target=helper.force_ping, name="final-ping", daemon=True)
+    pinger.start()
+    pinger.join(timeout)
+    if pinger.is_alive():
+        _log.warning(
+            "OpenCTI did not answer the final ping within %.1f s: the position saved by the "
+            "previous ping is kept, and the next start replays from there",
+            timeout,
+        )
     helper.ping.stop()

@@ -91,15 +91,16 @@ class Pipeline:
     def start(self) -> None:
         self._thread.start()
 
-    def drain_and_stop(self, timeout: float) -> None:
-        """Write what is already queued (for at most ``timeout`` s), then stop."""
+    def drain_and_stop(self, timeout: float, grace: float = 1.0) -> None:
+        """Write what is already queued (for at most ``timeout`` s), then stop; waits at most
+        ``grace`` s more for a request in flight (which stopping cannot interrupt)."""
         self._draining.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             # Elasticsearch is not answering: give up on the batch in flight. Its position was
             # not committed, so it is read again at the next start.
             self._stop.set()
-            self._thread.join(5.0)
+            self._thread.join(grace)
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
