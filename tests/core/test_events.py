@@ -140,7 +140,29 @@ def test_a_custom_tlp_marking_seen_on_the_stream_applies_to_later_indicators() -
     assert isinstance(only(red), Delete)
     forgotten = plan_frame("2-0", "delete", frame("delete", marking), learnt.state, ECS, NOW)
     assert forgotten.state.markings == {}
-    assert isinstance(only(plan("create", indicator(object_marking_refs=[CUSTOM]))), Upsert)
+
+
+def test_an_unknown_marking_withholds_the_object_until_it_is_known() -> None:
+    # It could be a custom TLP:RED: fail closed, and say which marking the shell should read.
+    for settings in (ECS, STIX):
+        obj = indicator(object_marking_refs=[AMBER, CUSTOM])
+        action = only(plan("create", obj, settings))
+        assert isinstance(action, Delete)
+        assert (action.code, action.subject) == ("unknown_marking", CUSTOM)
+    pap = PlannerState({CUSTOM: None})  # known, and not a TLP marking (PAP, statement...)
+    assert isinstance(
+        only(plan("create", indicator(object_marking_refs=[CUSTOM]), state=pap)), Upsert
+    )
+    assert PlannerState().with_markings({CUSTOM: Tlp.GREEN}).markings == {CUSTOM: Tlp.GREEN}
+
+
+def test_non_tlp_marking_definitions_on_the_stream_are_known_markings() -> None:
+    pap = {"type": "marking-definition", "id": CUSTOM, "definition_type": "PAP", "name": "PAP:RED"}
+    learnt = plan_frame("1-0", "create", frame("create", pap), PlannerState(), ECS, NOW)
+    assert learnt.state.markings == {CUSTOM: None}
+    assert isinstance(
+        only(plan("create", indicator(object_marking_refs=[CUSTOM]), state=learnt.state)), Upsert
+    )
 
 
 def test_detection_flag_is_required_only_when_configured() -> None:

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elastic_connector.core.markings import resolve_tlp, tlp_of_marking
+from elastic_connector.core.markings import (
+    MarkingResolution,
+    resolve_markings,
+    resolve_tlp,
+    tlp_of_marking,
+)
 from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
 from elastic_connector.core.stix import Extensions, Indicator, MarkingDefinition, OpenCTIExtension
 from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp, strictest
@@ -79,19 +84,25 @@ def test_tlp_of_a_marking_definition(marking: MarkingDefinition, level: Tlp | No
     assert tlp_of_marking(marking) is level
 
 
-def test_resolution_takes_the_strictest_known_marking_and_ignores_unknown_ones() -> None:
+def test_resolution_takes_the_strictest_marking_and_lists_the_unknown_ones() -> None:
     amber = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"
     custom = "marking-definition--custom"
-    assert resolve_tlp([amber, "marking-definition--unknown"], {}) is Tlp.AMBER
-    assert resolve_tlp([amber, custom], {custom: Tlp.RED}) is Tlp.RED
-    assert resolve_tlp(["marking-definition--unknown"], {}) is None
+    pap = "marking-definition--pap"
+    unknown = "marking-definition--unknown"
+    assert resolve_markings([amber, unknown], {}) == MarkingResolution(Tlp.AMBER, (unknown,))
+    assert resolve_markings([amber, custom], {custom: Tlp.RED}) == MarkingResolution(Tlp.RED)
+    assert resolve_markings([pap], {pap: None}) == MarkingResolution(None)
+    assert resolve_tlp([unknown], {}) is None
 
 
 @given(level=levels, ceiling=levels)
 def test_tlp_above_the_ceiling_is_withheld_and_the_rest_allowed(level: Tlp, ceiling: Tlp) -> None:
-    denied = tlp_allowed(level, PolicySettings(max_tlp=ceiling))
+    denied = tlp_allowed(MarkingResolution(level), PolicySettings(max_tlp=ceiling))
     assert (denied is None) == (level.rank <= ceiling.rank)
-    assert tlp_allowed(None, PolicySettings(max_tlp=ceiling)) is None
+    assert tlp_allowed(MarkingResolution(None), PolicySettings(max_tlp=ceiling)) is None
+    unknown = tlp_allowed(MarkingResolution(level, ("m",)), PolicySettings(max_tlp=ceiling))
+    assert unknown is not None
+    assert unknown.code == ("tlp" if level.rank > ceiling.rank else "unknown_marking")
 
 
 def _indicator(**fields: object) -> Indicator:
@@ -125,5 +136,5 @@ def _indicator(**fields: object) -> Indicator:
 def test_policy_rules(
     indicator: Indicator, tlp: Tlp | None, settings: PolicySettings, code: str | None
 ) -> None:
-    withheld = indicator_withheld(indicator, tlp, settings, NOW)
+    withheld = indicator_withheld(indicator, MarkingResolution(tlp), settings, NOW)
     assert (withheld.code if withheld else None) == code

@@ -350,6 +350,31 @@ def test_custom_tlp_markings_are_learnt_from_the_stream(connector: ConnectorHarn
     assert only(connector, custom_red, custom_green) == {}
 
 
+def test_unknown_markings_fail_closed_and_are_read_from_the_platform(
+    connector: ConnectorHarness,
+) -> None:
+    # Created in OpenCTI after the daemon started and never sent on the stream (what a live
+    # stream with no-dependencies or a filter does): the daemon reads the marking definitions
+    # again when an indicator refers to one it does not know.
+    custom_red = custom_marking("TLP:RED")
+    custom_green = custom_marking("TLP:GREEN")
+    connector.standin.store_only(custom_red)
+    connector.standin.store_only(custom_green)
+    secret = ip_indicator(markings=[str(custom_red["id"])])
+    shared = ip_indicator(markings=[str(custom_green["id"])])
+    connector.publish("create", secret)
+    connector.publish_and_ack("create", shared)
+    documents = only(connector, secret, shared)
+    assert set(documents) == {doc_id(shared)}
+    assert dig(documents[doc_id(shared)], "threat.indicator.marking.tlp") == "GREEN"
+
+    # A marking the platform does not know either (the user may not see it): withheld.
+    hidden = ip_indicator(markings=["marking-definition--00000000-0000-4000-8000-00000000dead"])
+    connector.publish_and_ack("create", hidden)
+    assert only(connector, hidden) == {}
+    assert "marking-definition--00000000-0000-4000-8000-00000000dead" in connector.daemon.output()
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

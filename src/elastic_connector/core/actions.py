@@ -19,14 +19,17 @@ class Delete(msgspec.Struct, frozen=True, tag="delete"):
     """Remove the document ``index``/``id``; a missing document is not an error.
 
     ``code`` is a short, fixed label for metrics (``deleted``, ``merged``, ``revoked``,
-    ``expired``, ``tlp``, ``pattern_type``, ``detection``, ``invalid_pattern``, ``unmappable``);
-    ``reason`` is the human explanation for logs.
+    ``expired``, ``tlp``, ``unknown_marking``, ``pattern_type``, ``detection``,
+    ``invalid_pattern``, ``unmappable``);
+    ``reason`` is the human explanation for logs; ``subject`` names what the code is about
+    when the shell can act on it (the unknown marking id for ``unknown_marking``).
     """
 
     index: str
     id: str
     code: str
     reason: str
+    subject: str = ""
 
 
 class Skip(msgspec.Struct, frozen=True, tag="skip"):

@@ -10,8 +10,10 @@ for (learnt from marking-definition objects on the stream), threaded through ``P
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Final
 
 import msgspec
 from returns.result import Failure
@@ -19,17 +21,25 @@ from returns.result import Failure
 from elastic_connector.core import ecs, indicators, stix_documents
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config import OFFLINE_OPENCTI_URL, Config, Mode
-from elastic_connector.core.markings import resolve_tlp, tlp_of_marking
+from elastic_connector.core.markings import resolve_markings, tlp_of_marking
 from elastic_connector.core.pattern import parse
 from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
 from elastic_connector.core.stix import (
+    DecodeError,
     Indicator,
     MarkingDefinition,
     StixObject,
     StreamEvent,
-    decode_event,
+    read_event,
 )
 from elastic_connector.core.tlp import Tlp
+
+PATTERN_CACHE_SIZE: Final = 4096
+"""Parsed patterns kept for reuse: an update re-sends the pattern of the indicator it changes."""
+
+# Parsing is pure and its results are immutable, so a parse can be shared by every event with
+# the same pattern text.
+_parse: Final = functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)(parse)
 
 
 class PlanSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,23 +69,27 @@ class PlanSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PlannerState(msgspec.Struct, frozen=True):
-    """Marking-definition id -> TLP level, for markings that are not the standard ones."""
+    """Every marking definition known beyond the standard TLP ones: id -> its TLP level, or
+    None for a marking that is not a TLP marking (PAP, statement...)."""
 
-    markings: Mapping[str, Tlp] = msgspec.field(default_factory=dict)
+    markings: Mapping[str, Tlp | None] = msgspec.field(default_factory=dict)
 
     def learn(self, obj: StixObject, deleted: bool) -> PlannerState:
-        """The state after seeing ``obj`` (unchanged unless it is a TLP marking definition)."""
+        """The state after seeing ``obj`` (unchanged unless it is a marking definition)."""
         if not isinstance(obj.typed, MarkingDefinition):
             return self
-        level = None if deleted else tlp_of_marking(obj.typed)
-        if level is None and obj.id not in self.markings:
+        if deleted:
+            if obj.id not in self.markings:
+                return self
+            return PlannerState({k: v for k, v in self.markings.items() if k != obj.id})
+        level = tlp_of_marking(obj.typed)
+        if obj.id in self.markings and self.markings[obj.id] is level:
             return self
-        if level is not None and self.markings.get(obj.id) is level:
-            return self
-        markings = {k: v for k, v in self.markings.items() if k != obj.id}
-        if level is not None:
-            markings[obj.id] = level
-        return PlannerState(markings)
+        return PlannerState({**self.markings, obj.id: level})
+
+    def with_markings(self, markings: Mapping[str, Tlp | None]) -> PlannerState:
+        """The state with ``markings`` (read from the platform) added or updated."""
+        return PlannerState({**self.markings, **markings})
 
 
 class Plan(msgspec.Struct, frozen=True):
@@ -92,11 +106,10 @@ def plan_frame(
     now: datetime,
 ) -> Plan:
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip``."""
-    decoded = decode_event(event_id, event, data)
-    if isinstance(decoded, Failure):
-        error = decoded.failure()
-        return Plan((Skip(event_id, "", "undecodable", str(error)),), state)
-    return plan_event(decoded.unwrap(), state, settings, now)
+    decoded = read_event(event_id, event, data)
+    if isinstance(decoded, DecodeError):
+        return Plan((Skip(event_id, "", "undecodable", str(decoded)),), state)
+    return plan_event(decoded, state, settings, now)
 
 
 def plan_event(
@@ -146,11 +159,15 @@ def _indicator_action(
 ) -> Action:
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
-    tlp = resolve_tlp(indicator.object_marking_refs, state.markings)
-    withheld = indicator_withheld(indicator, tlp, settings.policy, now)
+    markings = resolve_markings(indicator.object_marking_refs, state.markings)
+    withheld = indicator_withheld(indicator, markings, settings.policy, now)
     if withheld is not None:
-        return Delete(settings.index, obj.opencti_id, withheld.code, withheld.reason)
-    parsed = parse(indicator.pattern)
+        return Delete(
+            settings.index, obj.opencti_id, withheld.code, withheld.reason, withheld.subject
+        )
+    text = indicator.pattern
+    # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
+    parsed = _parse(text) if type(text) is str else parse(text)
     if isinstance(parsed, Failure):
         return Delete(
             settings.index,
@@ -159,7 +176,7 @@ def _indicator_action(
             f"pattern does not parse: {parsed.failure()}",
         )
     context = indicators.MappingContext(
-        now=now, tlp=tlp, feed_name=settings.feed_name, opencti_url=settings.opencti_url
+        now=now, tlp=markings.tlp, feed_name=settings.feed_name, opencti_url=settings.opencti_url
     )
     mapped = indicators.indicator_document(indicator, parsed.unwrap(), context)
     if isinstance(mapped, Failure):
@@ -175,9 +192,11 @@ def _plan_stix(
         return [Delete(settings.index, obj.opencti_id, "deleted", "deleted in OpenCTI")]
     actions = _merged_away(event, settings) if event.kind == "merge" else []
     refs = obj.typed.object_marking_refs
-    denied = tlp_allowed(resolve_tlp(refs, state.markings), settings.policy)
+    denied = tlp_allowed(resolve_markings(refs, state.markings), settings.policy)
     if denied is not None:
-        actions.append(Delete(settings.index, obj.opencti_id, denied.code, denied.reason))
+        actions.append(
+            Delete(settings.index, obj.opencti_id, denied.code, denied.reason, denied.subject)
+        )
     else:
         actions.append(
             Upsert(settings.index, obj.opencti_id, stix_documents.stix_document(obj, now))

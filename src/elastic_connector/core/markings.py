@@ -1,13 +1,20 @@
 """Which TLP level an object carries, from its ``object_marking_refs``.
 
-The standard TLP marking ids are known without any lookup (``tlp.STANDARD_MARKINGS``); any other
-TLP marking (a platform with custom TLP definitions) is learnt from the marking-definition
-objects seen on the stream or read once through the API, and passed in as ``known``.
+The standard TLP marking ids are known without any lookup (``tlp.STANDARD_MARKINGS``); every
+other marking definition (custom TLP definitions, PAP, statements) is learnt from the
+marking-definition objects seen on the stream or read through the API, and passed in as
+``known``: its TLP level, or None for a marking that is not a TLP marking.
+
+A reference to a marking that is in neither is *unknown*: it could be a custom TLP:RED, so the
+object is withheld (fail closed) until the marking is known — the shell re-reads the marking
+definitions when that happens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+import msgspec
 
 from elastic_connector.core.stix import MarkingDefinition
 from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp, strictest
@@ -31,11 +38,30 @@ def tlp_of_marking(marking: MarkingDefinition) -> Tlp | None:
     return None
 
 
-def resolve_tlp(refs: Iterable[str], known: Mapping[str, Tlp]) -> Tlp | None:
-    """The strictest TLP among the object's markings; None when none of them is a TLP marking."""
-    levels = []
+class MarkingResolution(msgspec.Struct, frozen=True):
+    """The strictest TLP among an object's markings (None: no TLP marking), and the referenced
+    marking ids that are not known at all."""
+
+    tlp: Tlp | None
+    unknown: tuple[str, ...] = ()
+
+
+def resolve_markings(refs: Iterable[str], known: Mapping[str, Tlp | None]) -> MarkingResolution:
+    """Resolve ``object_marking_refs`` against the standard ids and ``known``."""
+    levels: list[Tlp] = []
+    unknown: list[str] = []
     for ref in refs:
-        level = STANDARD_MARKINGS.get(ref) or known.get(ref)
+        level = STANDARD_MARKINGS.get(ref)
+        if level is None:
+            if ref not in known:
+                unknown.append(ref)
+                continue
+            level = known[ref]
         if level is not None:
             levels.append(level)
-    return strictest(levels)
+    return MarkingResolution(strictest(levels), tuple(unknown))
+
+
+def resolve_tlp(refs: Iterable[str], known: Mapping[str, Tlp | None]) -> Tlp | None:
+    """The strictest TLP among the object's known markings; None when none is a TLP marking."""
+    return resolve_markings(refs, known).tlp

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from elastic_connector.core.markings import MarkingResolution
 from elastic_connector.core.stix import Indicator
 from elastic_connector.core.tlp import Tlp
 
@@ -26,6 +27,7 @@ class Withheld(msgspec.Struct, frozen=True):
 
     code: str
     reason: str
+    subject: str = ""
 
 
 def _aware(moment: datetime) -> datetime:
@@ -33,22 +35,31 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def tlp_allowed(tlp: Tlp | None, settings: PolicySettings) -> Withheld | None:
-    """A marking above ``max_tlp`` never reaches Elasticsearch; unmarked objects may."""
+def tlp_allowed(markings: MarkingResolution, settings: PolicySettings) -> Withheld | None:
+    """A marking above ``max_tlp`` never reaches Elasticsearch, nor does an object carrying a
+    marking not known yet (it could be a custom TLP:RED); unmarked objects may."""
+    tlp = markings.tlp
     if tlp is not None and tlp.rank > settings.max_tlp.rank:
         return Withheld("tlp", f"marked {tlp.label}, above max_tlp {settings.max_tlp.label}")
+    if markings.unknown:
+        return Withheld(
+            "unknown_marking",
+            f"carries marking {markings.unknown[0]}, which is not known (yet): withheld until "
+            "its definition is read",
+            markings.unknown[0],
+        )
     return None
 
 
 def indicator_withheld(
-    indicator: Indicator, tlp: Tlp | None, settings: PolicySettings, now: datetime
+    indicator: Indicator, markings: MarkingResolution, settings: PolicySettings, now: datetime
 ) -> Withheld | None:
     """None when the indicator may be exported, else the first reason it may not."""
     if indicator.revoked:
         return Withheld("revoked", "revoked in OpenCTI")
     if indicator.valid_until is not None and _aware(indicator.valid_until) <= _aware(now):
         return Withheld("expired", f"valid_until {indicator.valid_until.isoformat()} has passed")
-    denied = tlp_allowed(tlp, settings)
+    denied = tlp_allowed(markings, settings)
     if denied is not None:
         return denied
     if indicator.pattern_type.strip().lower() != "stix":

@@ -8,7 +8,8 @@ implements the surface a STREAM connector touches (see ``shared/reference/openct
 * ``POST /graphql``: ``about``, ``me``, ``registerConnector``, ``pingConnector``,
   ``deleteConnector``, ``indicator``, ``indicators``, ``markingDefinitions``, ``identity``,
   ``organizationAdd``/``systemAdd``/``securityPlatformAdd``/``individualAdd``/``identityAdd``,
-  ``stixSightingRelationshipAdd``, ``streamCollection`` and ``stixBundlePush``. Answers are cut
+  ``stixSightingRelationshipAdd``, ``stixSightingRelationship``, ``externalReferenceAdd``,
+  ``streamCollection`` and ``stixBundlePush``. Answers are cut
   down to the fields the query selects; errors come as HTTP 200 with ``errors``, as the platform
   sends them (``AUTH_REQUIRED`` for a bad token, ``MISSING_REFERENCE_ERROR``...).
 * ``GET /stream``, ``/stream/live``, ``/stream/<collection id>``: server-sent events with
@@ -184,7 +185,8 @@ class OpenCTIStandin:
     ``token`` belongs to an administrator (``BYPASS``); ``add_user`` adds other tokens.
     ``heartbeat_interval`` is in seconds (the platform's default is 5; 1 keeps tests quick).
     With ``echo_writes`` the identities and sightings created through GraphQL also appear on
-    the stream as ``create`` events, as they do on the platform.
+    the stream as ``create`` events, as they do on the platform. With ``merge_sightings``,
+    sightings follow the platform's upsert rules (see ``PlatformState``).
     """
 
     def __init__(
@@ -198,6 +200,7 @@ class OpenCTIStandin:
         version: str = _DEFAULT_VERSION,
         ssl_context: ssl.SSLContext | None = None,
         echo_writes: bool = True,
+        merge_sightings: bool = False,
     ) -> None:
         self.token = token
         self.echo_writes = echo_writes
@@ -209,7 +212,9 @@ class OpenCTIStandin:
         self._ssl_context = ssl_context
         self._cond = threading.Condition(threading.RLock())
         self._platform = PlatformState(
-            version=version, on_create=self._echo if echo_writes else None
+            version=version,
+            on_create=self._echo if echo_writes else None,
+            merge_sightings=merge_sightings,
         )
         self._platform.users[token] = StandinUser(
             ADMIN_USER_ID, "admin", "admin@opencti.io", ("BYPASS",)
@@ -391,6 +396,24 @@ class OpenCTIStandin:
                         self._platform.forget(str(source.get("id")))
         return event_id
 
+    def store_only(self, stix_object: Mapping[str, object]) -> None:
+        """Make ``stix_object`` known to GraphQL reads without any stream event: what a live
+        stream with ``no-dependencies`` or a filter leaves out (a marking definition, say)."""
+        stix_id = str(stix_object.get("id", ""))
+        extensions = stix_object.get("extensions")
+        extension = extensions.get(OPENCTI_EXTENSION) if isinstance(extensions, Mapping) else None
+        object_id = (
+            str(extension["id"])
+            if isinstance(extension, Mapping) and extension.get("id")
+            else internal_id(stix_id)
+        )
+        stix = _enc(stix_object)
+        stored = Stored(
+            stix, 0, len(stix), int(time.time() * 1000), str(stix_object.get("type", "")), object_id
+        )
+        with self._cond:
+            self._platform.store(stix_id, stored)
+
     def publish(
         self,
         kind: str,
@@ -533,6 +556,12 @@ class OpenCTIStandin:
         """The sightings stored (one per standard id, upserted)."""
         with self._cond:
             return [dict(item) for item in self._platform.sightings.values()]
+
+    @property
+    def external_references(self) -> list[Json]:
+        """External references created through GraphQL."""
+        with self._cond:
+            return [dict(item) for item in self._platform.external_references.values()]
 
     @property
     def identities(self) -> list[Json]:

@@ -184,7 +184,7 @@ class Daemon:
             self._stop_metrics_server()
             return EXIT_OK
         state = ConnectorState(helper)
-        planner_state = PlannerState(opencti.load_marking_levels(helper.api))
+        planner_state = PlannerState(opencti.load_marking_levels(helper.api) or {})
 
         position = initial_position(
             state.snapshot(),
@@ -222,6 +222,7 @@ class Daemon:
             metrics=self.metrics,
             position=lambda: reader.position,
             on_reset=restart_from_scratch,
+            refresh_markings=lambda: opencti.load_marking_levels(helper.api),
             max_batch=config.elasticsearch.bulk_max_actions,
             flush_interval=config.elasticsearch.bulk_flush_interval,
             retry_delay=config.elasticsearch.retry_max_backoff,

@@ -90,18 +90,20 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp]:
-    """TLP level of every TLP marking definition the platform knows beyond the standard ones.
+def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp | None] | None:
+    """Every marking definition the platform knows beyond the standard TLP ones: its TLP level,
+    or None when it is not a TLP marking (PAP, statements...). None when the read failed.
 
-    Read once at start so indicators streamed without their marking objects (pycti's default
-    ``no-dependencies``) still resolve. A failure is logged and leaves only the standard ids.
+    Read at start, and again whenever an object refers to a marking not known yet, so
+    indicators streamed without their marking objects (pycti's default ``no-dependencies``)
+    still resolve. Objects carrying an unknown marking are withheld meanwhile (fail closed).
     """
     try:
-        records = api.marking_definition.list(first=500)
+        records = api.marking_definition.list(first=5000)
     except (ValueError, OSError) as error:
         _log.warning("could not read marking definitions from OpenCTI: %s", _first_line(error))
-        return {}
-    levels: dict[str, Tlp] = {}
+        return None
+    levels: dict[str, Tlp | None] = {}
     for record in records:
         marking_id = record.get("standard_id")
         if not isinstance(marking_id, str) or marking_id in STANDARD_MARKINGS:
@@ -112,9 +114,7 @@ def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp]:
             definition_type=record.get("definition_type"),
             definition=record.get("definition"),
         )
-        level = tlp_of_marking(marking)
-        if level is not None:
-            levels[marking_id] = level
+        levels[marking_id] = tlp_of_marking(marking)
     return levels
 
 

@@ -16,11 +16,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final
 
-from elastic_connector.core.actions import Delete, Skip, Upsert
+from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.stix import DATA_EVENTS
 from elastic_connector.core.stream_ids import parse_stream_id
@@ -29,6 +29,7 @@ from elastic_connector.core.stream_position import (
     is_past_recovery,
     position_state,
 )
+from elastic_connector.core.tlp import Tlp
 from elastic_connector.shell.bulk import BulkStopped, BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import PermanentElasticsearchError
@@ -39,6 +40,9 @@ from elastic_connector.shell.stream import StreamMessage
 _log = logging.getLogger(__name__)
 
 _IDLE_WAIT: Final = 0.5
+MARKING_REFRESH_INTERVAL: Final = 60.0
+"""Marking definitions are read again at most this often (seconds) when objects refer to
+unknown ones; those objects are withheld meanwhile."""
 
 
 class PipelineStatus:
@@ -65,6 +69,7 @@ class Pipeline:
         metrics: Metrics,
         position: Callable[[], StreamPosition],
         on_reset: Callable[[], None],
+        refresh_markings: Callable[[], Mapping[str, Tlp | None] | None] | None = None,
         max_batch: int,
         flush_interval: float,
         retry_delay: float,
@@ -79,6 +84,8 @@ class Pipeline:
         self._metrics = metrics
         self._position = position
         self._on_reset = on_reset
+        self._refresh_markings = refresh_markings
+        self._unresolvable: dict[str, float] = {}
         self._max_batch = max_batch
         self._flush_interval = flush_interval
         self._retry_delay = retry_delay
@@ -142,31 +149,70 @@ class Pipeline:
     def _process(self, batch: list[StreamMessage]) -> bool:
         """Plan, write and commit one batch; False when the pipeline must stop."""
         now = self._clock()
-        writes: list[Upsert | Delete] = []
         for message in batch:
             self._metrics.events.labels(message.event).inc()
-            if message.event not in DATA_EVENTS:
-                continue
-            plan = plan_frame(
-                message.id, message.event, message.data, self._planner_state, self._settings, now
-            )
-            self._planner_state = plan.state
-            for action in plan.actions:
-                if isinstance(action, Skip):
-                    self._metrics.skips.labels(action.code).inc()
-                    _log.warning(
-                        "skipped event %s: %s",
-                        action.event_id,
-                        action.reason,
-                        extra=fields(
-                            event_id=action.event_id, object_id=action.object_id, code=action.code
-                        ),
-                    )
-                else:
-                    writes.append(action)
+        before = self._planner_state
+        actions, after = self._plan(batch, before, now)
+        if self._refresh_markings is not None and self._should_refresh_markings(actions):
+            # An object refers to a marking definition we have not seen (created after we
+            # started, and not sent on the stream): read them again and plan the batch anew.
+            refreshed = self._refresh_markings()
+            if refreshed is not None:
+                actions, after = self._plan(batch, before.with_markings(refreshed), now)
+            self._note_unresolved(actions)
+        self._planner_state = after
+        writes: list[Upsert | Delete] = []
+        for action in actions:
+            if isinstance(action, Skip):
+                self._metrics.skips.labels(action.code).inc()
+                _log.warning(
+                    "skipped event %s: %s",
+                    action.event_id,
+                    action.reason,
+                    extra=fields(
+                        event_id=action.event_id, object_id=action.object_id, code=action.code
+                    ),
+                )
+            else:
+                writes.append(action)
         if writes and not self._write(writes):
             return False
         return self._commit(batch[-1].id)
+
+    def _plan(
+        self, batch: list[StreamMessage], state: PlannerState, now: datetime
+    ) -> tuple[list[Action], PlannerState]:
+        actions: list[Action] = []
+        for message in batch:
+            if message.event not in DATA_EVENTS:
+                continue
+            plan = plan_frame(message.id, message.event, message.data, state, self._settings, now)
+            state = plan.state
+            actions.extend(plan.actions)
+        return actions, state
+
+    def _should_refresh_markings(self, actions: list[Action]) -> bool:
+        """True when an action was withheld for a marking that no recent read failed to find."""
+        now = time.monotonic()
+        for action in actions:
+            if not isinstance(action, Delete) or action.code != "unknown_marking":
+                continue
+            missing_since = self._unresolvable.get(action.subject)
+            if missing_since is None or now - missing_since >= MARKING_REFRESH_INTERVAL:
+                return True
+        return False
+
+    def _note_unresolved(self, actions: list[Action]) -> None:
+        now = time.monotonic()
+        for action in actions:
+            if isinstance(action, Delete) and action.code == "unknown_marking":
+                self._unresolvable[action.subject] = now
+                _log.warning(
+                    "withheld %s: %s (the connector's OpenCTI user may not be allowed to see "
+                    "this marking)",
+                    action.id,
+                    action.reason,
+                )
 
     def _write(self, writes: list[Upsert | Delete]) -> bool:
         """Write until acknowledged; False only when stopping."""
