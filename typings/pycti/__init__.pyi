@@ -12,6 +12,7 @@ from pycti.api.opencti_api_client import OpenCTIApiClient as OpenCTIApiClient
 from pycti.connector.opencti_connector_helper import (
     OpenCTIConnectorHelper as OpenCTIConnectorHelper,
 )
+from pycti.entities.opencti_external_reference import ExternalReference as ExternalReference
 from pycti.entities.opencti_identity import Identity as Identity
 from pycti.entities.opencti_indicator import Indicator as Indicator
 from pycti.entities.opencti_marking_definition import MarkingDefinition as MarkingDefinition

@@ -27,6 +27,18 @@ class EntityRef(TypedDict):
     parent_types: list[str]
     createdById: str | None
 
+class ExternalReferenceRecord(TypedDict):
+    """``externalReferenceAdd`` with pycti's default selection."""
+
+    id: str
+    standard_id: str
+    entity_type: str
+    parent_types: list[str]
+    source_name: str
+    url: str | None
+    external_id: str | None
+    description: str | None
+
 class MarkingDefinitionRecord(TypedDict):
     id: str
     standard_id: str

@@ -21,6 +21,7 @@ __all__ = [
     "OPENCTI_EXTENSION",
     "Json",
     "Marking",
+    "external_reference_standard_id",
     "identity_standard_id",
     "indicator_standard_id",
     "internal_id",
@@ -51,6 +52,20 @@ def identity_standard_id(name: str, identity_class: str) -> str:
     return _generated_id(
         "identity", {"name": name.lower().strip(), "identity_class": identity_class.lower()}
     )
+
+
+def external_reference_standard_id(
+    url: str | None, source_name: str | None, external_id: str | None
+) -> str | None:
+    """The STIX id OpenCTI gives an external reference (pycti ``ExternalReference.generate_id``):
+    from its URL, else from its source name and external id; None without either."""
+    if url is not None:
+        return _generated_id("external-reference", {"url": url})
+    if source_name is not None and external_id is not None:
+        return _generated_id(
+            "external-reference", {"source_name": source_name, "external_id": external_id}
+        )
+    return None
 
 
 def indicator_standard_id(pattern: str) -> str:

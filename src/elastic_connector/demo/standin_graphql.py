@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple, TypeAlias
 
 import msgspec
@@ -24,6 +24,7 @@ from elastic_connector.demo.opencti_data import (
     NAMESPACE,
     OPENCTI_EXTENSION,
     Json,
+    external_reference_standard_id,
     identity_standard_id,
     internal_id,
     sighting_standard_id,
@@ -111,6 +112,9 @@ _SIGHTING_INPUT_FIELDS: Final = frozenset(
     }
 )  # fmt: skip
 
+_SIGHTING_DEDUP_WINDOW: Final = timedelta(days=30)
+"""The platform's ``relations_deduplication`` default (``past_days`` = ``next_days`` = 30)."""
+
 _IDENTITY_MUTATIONS: Final = {
     "organizationAdd": ("Organization", "organization"),
     "systemAdd": ("System", "system"),
@@ -158,11 +162,27 @@ class PlatformState:
 
     ``on_create`` receives the STIX form of identities and sightings created through GraphQL
     (the stand-in publishes them on the stream, as the platform does).
+
+    ``merge_sightings`` switches ``stixSightingRelationshipAdd`` from "one sighting per given
+    ``stix_id``, replaced on every write" to the platform's own upsert rules
+    (``createRelationRaw``/``upsertElement``, OpenCTI 6.x): the standard id is derived from the
+    references and dates, the given ``stix_id`` is kept in ``x_opencti_stix_ids``, and a write
+    is merged into an existing sighting of the same indicator and identity when one of its ids
+    matches or when both its ``first_seen`` and ``last_seen`` are within 30 days of the new
+    ones; a merge widens the dates and *adds* the counts when the dates widened, otherwise it
+    *replaces* the count.
     """
 
-    def __init__(self, *, version: str, on_create: Callable[[Json], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        version: str,
+        on_create: Callable[[Json], None] | None = None,
+        merge_sightings: bool = False,
+    ) -> None:
         self.version = version
         self.on_create = on_create
+        self.merge_sightings = merge_sightings
         self.users: dict[str, StandinUser] = {}
         self.objects: dict[str, Stored] = {}
         self.by_internal: dict[str, str] = {}
@@ -171,6 +191,7 @@ class PlatformState:
         self.identities: dict[str, Json] = {}
         self.sightings: dict[str, Json] = {}
         self.sighting_inputs: list[Json] = []
+        self.external_references: dict[str, Json] = {}
         self.bundles: list[str] = []
         for marking in DEFAULT_MARKINGS:
             stix = _enc(
@@ -573,8 +594,19 @@ class PlatformState:
             known = self.stored(marking)
             if known is None or known[1].type != "marking-definition":
                 unresolved.append(str(marking))
+        references = given.get("externalReferences") or []
+        reference_list: list[object] = (
+            list(references) if isinstance(references, list) else [references]
+        )
+        for reference in reference_list:
+            if self._external_reference(reference) is None:
+                unresolved.append(str(reference))
         if unresolved or source is None or target is None:
             raise missing_reference(unresolved)
+        if self.merge_sightings:
+            return self._sighting_upsert(
+                given, source, target, marking_list, reference_list, first_seen, last_seen
+            )
         stix_id = given.get("stix_id")
         standard_id = (
             stix_id
@@ -600,6 +632,8 @@ class PlatformState:
             "confidence": given.get("confidence"),
             "x_opencti_negative": given.get("x_opencti_negative"),
             "objectMarking": marking_list,
+            "externalReferences": reference_list,
+            "x_opencti_stix_ids": [],
         }
         self.sightings[standard_id] = record
         if self.on_create is not None:
@@ -628,6 +662,143 @@ class PlatformState:
             self._echo(sighting)
         return record
 
+    def _sighting_upsert(
+        self,
+        given: Json,
+        source: tuple[str, Stored],
+        target: Json,
+        markings: list[object],
+        references: list[object],
+        first_seen: datetime | None,
+        last_seen: datetime | None,
+    ) -> Json:
+        """``stixSightingRelationshipAdd`` with the platform's upsert rules (see the class)."""
+        count = given.get("attribute_count")
+        new_count = count if isinstance(count, int) else 1
+        standard_id = sighting_standard_id(
+            source[0],
+            [str(target["standard_id"])],
+            None if given.get("first_seen") is None else str(given.get("first_seen")),
+            None if given.get("last_seen") is None else str(given.get("last_seen")),
+        )
+        stix_id = given.get("stix_id")
+        ids = {standard_id} | ({stix_id.lower()} if isinstance(stix_id, str) and stix_id else set())
+        existing = next(
+            (
+                record
+                for record in self.sightings.values()
+                if ids & {str(record["standard_id"]), *_strings(record.get("x_opencti_stix_ids"))}
+            ),
+            None,
+        )
+        if existing is None:
+            existing = next(
+                (
+                    record
+                    for record in self.sightings.values()
+                    if record["fromId"] == source[1].internal_id
+                    and record["toId"] == target["id"]
+                    and _near(record.get("first_seen"), first_seen)
+                    and _near(record.get("last_seen"), last_seen)
+                ),
+                None,
+            )
+        if existing is None:
+            record: Json = {
+                "id": internal_id(standard_id),
+                "standard_id": standard_id,
+                "entity_type": "stix-sighting-relationship",
+                "parent_types": ["basic-relationship", "stix-relationship"],
+                "fromId": source[1].internal_id,
+                "toId": target["id"],
+                "first_seen": _iso(first_seen),
+                "last_seen": _iso(last_seen),
+                "attribute_count": new_count,
+                "description": given.get("description"),
+                "confidence": given.get("confidence"),
+                "x_opencti_negative": given.get("x_opencti_negative"),
+                "objectMarking": markings,
+                "externalReferences": references,
+                "x_opencti_stix_ids": sorted(ids - {standard_id}),
+            }
+            self.sightings[standard_id] = record
+            return record
+        old_first = _parse_date(existing.get("first_seen"), "first_seen")
+        old_last = _parse_date(existing.get("last_seen"), "last_seen")
+        widened = False
+        if first_seen is not None and (old_first is None or first_seen < old_first):
+            existing["first_seen"], widened = _iso(first_seen), True
+        if last_seen is not None and (old_last is None or last_seen > old_last):
+            existing["last_seen"], widened = _iso(last_seen), True
+        old_count = existing.get("attribute_count")
+        existing["attribute_count"] = (
+            (old_count if isinstance(old_count, int) else 0) + new_count if widened else new_count
+        )
+        known = _strings(existing.get("x_opencti_stix_ids"))
+        existing["x_opencti_stix_ids"] = sorted((set(known) | ids) - {str(existing["standard_id"])})
+        if given.get("description"):
+            existing["description"] = given.get("description")
+        for key, added in (("objectMarking", markings), ("externalReferences", references)):
+            current = existing.get(key)
+            merged = list(current) if isinstance(current, list) else []
+            merged.extend(item for item in added if item not in merged)
+            existing[key] = merged
+        return existing
+
+    def _sighting(self, field: Field, user: StandinUser) -> object:
+        """``stixSightingRelationship(id:)``: by internal, standard or any other STIX id."""
+        object_id = field.arguments.get("id")
+        if not isinstance(object_id, str):
+            return None
+        wanted = object_id.lower()
+        return next(
+            (
+                record
+                for record in self.sightings.values()
+                if wanted
+                in {str(record["id"]), str(record["standard_id"])}
+                | set(_strings(record.get("x_opencti_stix_ids")))
+            ),
+            None,
+        )
+
+    def _external_reference(self, object_id: object) -> Json | None:
+        if not isinstance(object_id, str):
+            return None
+        stix_id = self.by_internal.get(object_id, object_id)
+        return self.external_references.get(stix_id)
+
+    def _external_reference_add(self, field: Field, user: StandinUser) -> object:
+        """``externalReferenceAdd``: upserted by the standard id of its URL (else source name
+        and external id), as the platform does."""
+        raw = field.arguments.get("input")
+        given: Json = dict(raw) if isinstance(raw, dict) else {}
+        url, source_name, external_id = (
+            given.get(key) for key in ("url", "source_name", "external_id")
+        )
+        standard_id = external_reference_standard_id(
+            url if isinstance(url, str) else None,
+            source_name if isinstance(source_name, str) else None,
+            external_id if isinstance(external_id, str) else None,
+        )
+        if standard_id is None or not isinstance(source_name, str) or not source_name:
+            raise GraphQLError("VALIDATION_ERROR", "Validation error", 500, field="source_name")
+        record = self.external_references.get(standard_id)
+        if record is None:
+            record = {
+                "id": internal_id(standard_id),
+                "standard_id": standard_id,
+                "entity_type": "External-Reference",
+                "parent_types": ["Basic-Object", "Stix-Object", "Stix-Meta-Object"],
+                "source_name": source_name,
+                "url": url,
+                "external_id": external_id,
+                "description": given.get("description"),
+            }
+            self.external_references[standard_id] = record
+            self.by_internal[str(record["id"])] = standard_id
+        return record
+
     def _echo(self, stix_object: Json) -> None:
         """Publish what a GraphQL write created, as the platform does."""
         if self.on_create is not None:
@@ -653,6 +824,27 @@ class PlatformState:
         return True
 
 
+def _strings(value: object) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _near(stored: object, moment: datetime | None) -> bool:
+    """The platform's deduplication filter on one date: within 30 days either side (strict);
+    a date missing on the new sighting does not filter."""
+    if moment is None:
+        return True
+    if not isinstance(stored, str):
+        return False
+    known = _parse_date(stored, "date")
+    return known is not None and abs(known - moment) < _SIGHTING_DEDUP_WINDOW
+
+
 _Resolver: TypeAlias = Callable[[PlatformState, Field, StandinUser], object]
 
 _QUERIES: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
@@ -661,6 +853,7 @@ _QUERIES: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
     "indicator": ("KNOWLEDGE", PlatformState._indicator),
     "indicators": ("KNOWLEDGE", PlatformState._indicators),
     "identity": ("KNOWLEDGE", PlatformState._identity),
+    "stixSightingRelationship": ("KNOWLEDGE", PlatformState._sighting),
     "markingDefinitions": (None, PlatformState._marking_definitions),
     "streamCollection": (None, PlatformState._stream_collection),
 }
@@ -670,5 +863,6 @@ _MUTATIONS: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
     "deleteConnector": ("CONNECTORAPI", PlatformState._delete_connector),
     **dict.fromkeys(_IDENTITY_MUTATIONS, ("KNOWLEDGE_KNUPDATE", PlatformState._identity_add)),
     "stixSightingRelationshipAdd": ("KNOWLEDGE_KNUPDATE", PlatformState._sighting_add),
+    "externalReferenceAdd": ("KNOWLEDGE_KNUPDATE", PlatformState._external_reference_add),
     "stixBundlePush": ("CONNECTORAPI", PlatformState._bundle_push),
 }

@@ -1,5 +1,6 @@
 from collections.abc import Mapping
 
+from pycti.entities.opencti_external_reference import ExternalReference
 from pycti.entities.opencti_identity import Identity
 from pycti.entities.opencti_indicator import Indicator
 from pycti.entities.opencti_marking_definition import MarkingDefinition
@@ -7,6 +8,7 @@ from pycti.entities.opencti_stix_sighting_relationship import StixSightingRelati
 
 class OpenCTIApiClient:
     api_url: str
+    external_reference: ExternalReference
     identity: Identity
     indicator: Indicator
     marking_definition: MarkingDefinition

@@ -34,3 +34,6 @@ class StixSightingRelationship:
     ) -> EntityRef:
         """``stixSightingRelationshipAdd`` (``count`` is sent as ``attribute_count``).
         Raises ``ValueError`` when the platform answers with errors (missing reference...)."""
+    def read(self, *, id: str, customAttributes: str = ...) -> dict[str, object] | None:
+        """``stixSightingRelationship(id:)``: the platform resolves internal ids, standard ids and
+        ``x_opencti_stix_ids``. None when no sighting has that id."""
