@@ -21,6 +21,8 @@ ECS_TYPES = {
     "tags": "keyword",
     "ecs.version": "keyword",
     "event.kind": "keyword",
+    "event.module": "keyword",
+    "event.dataset": "keyword",
     "event.category": "keyword",
     "event.type": "keyword",
     "threat.feed.name": "keyword",
@@ -172,7 +174,13 @@ def test_encoding_writes_ecs_names_and_omits_absent_values() -> None:
     doc = json.loads(ecs.encode_document(_full_document()))
     assert doc["@timestamp"] == "2024-01-02T03:04:05Z"
     assert doc["threat"]["indicator"]["as"] == {"number": [4294967295]}
-    assert doc["event"] == {"kind": "enrichment", "category": ["threat"], "type": ["indicator"]}
+    assert doc["event"] == {
+        "kind": "enrichment",
+        "category": ["threat"],
+        "type": ["indicator"],
+        "module": "ti_opencti_connector",
+        "dataset": "ti_opencti_connector.indicator",
+    }
     assert "description" not in doc["threat"]["indicator"]
     assert "null" not in ecs.encode_document(_full_document()).decode()
     assert problems(doc, ecs.INDICATOR_MAPPINGS) == []

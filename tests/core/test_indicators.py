@@ -1227,7 +1227,13 @@ def test_timestamp_is_the_time_of_writing_and_constants() -> None:
     now = datetime(2024, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     doc = document(context=msgspec.structs.replace(CONTEXT, now=now))
     assert doc["@timestamp"] == "2024-06-01T12:00:00Z"
-    assert doc["event"] == {"kind": "enrichment", "category": ["threat"], "type": ["indicator"]}
+    assert doc["event"] == {
+        "kind": "enrichment",
+        "category": ["threat"],
+        "type": ["indicator"],
+        "module": "ti_opencti_connector",
+        "dataset": "ti_opencti_connector.indicator",
+    }
     assert doc["ecs"] == {"version": ecs.ECS_VERSION}
 
 
@@ -1280,7 +1286,13 @@ def test_a_full_indicator_as_opencti_streams_it() -> None:
     assert document(typed, context) == {
         "@timestamp": "2024-06-01T12:00:00Z",
         "ecs": {"version": ecs.ECS_VERSION},
-        "event": {"kind": "enrichment", "category": ["threat"], "type": ["indicator"]},
+        "event": {
+            "kind": "enrichment",
+            "category": ["threat"],
+            "type": ["indicator"],
+            "module": "ti_opencti_connector",
+            "dataset": "ti_opencti_connector.indicator",
+        },
         "threat": {
             "indicator": {
                 "confidence": "High",

@@ -9,7 +9,9 @@ Layout (ECS 8.x):
 
 - ``threat.indicator.*`` and ``threat.feed.*`` exactly as ECS defines them;
 - ``event.kind: enrichment``, ``event.category: [threat]``, ``event.type: [indicator]``,
-  ``ecs.version``, ``@timestamp`` and ``tags``, as Elastic's threat-intel integrations write them;
+  ``event.module``/``event.dataset`` (``ti_opencti_connector``: the prebuilt indicator-match
+  rules require ``event.module: ti_*``), ``ecs.version``, ``@timestamp`` and ``tags``, as
+  Elastic's threat-intel integrations write them;
 - ``opencti.indicator.*``: indicator properties ECS has no field for (names follow Elastic's own
   OpenCTI integration);
 - ``opencti.observable.<stix type>.<property>``: pattern values ECS has no threat field for
@@ -378,10 +380,22 @@ class Event(_Doc, frozen=True, kw_only=True):
     kind: Keyword
     category: tuple[Keyword, ...]
     type: tuple[Keyword, ...]
+    module: Keyword
+    dataset: Keyword
 
+
+EVENT_MODULE: Final = "ti_opencti_connector"
+"""Elastic's prebuilt indicator-match rules only read indicators whose ``event.module`` matches
+``threatintel or ti_*``; the name is ours, not that of Elastic's own OpenCTI integration."""
 
 ECS_INFO: Final = EcsInfo(version=ECS_VERSION)
-INDICATOR_EVENT: Final = Event(kind="enrichment", category=("threat",), type=("indicator",))
+INDICATOR_EVENT: Final = Event(
+    kind="enrichment",
+    category=("threat",),
+    type=("indicator",),
+    module=EVENT_MODULE,
+    dataset=f"{EVENT_MODULE}.indicator",
+)
 
 
 class IndicatorDocument(_Doc, frozen=True, kw_only=True):
