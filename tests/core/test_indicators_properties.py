@@ -58,7 +58,13 @@ def test_any_indicator_gives_a_valid_document_or_a_reason(
     data = ecs.encode_document(document)
     doc = json.loads(data)
     assert problems(doc, ecs.INDICATOR_MAPPINGS) == []
-    assert doc["event"] == {"kind": "enrichment", "category": ["threat"], "type": ["indicator"]}
+    assert doc["event"] == {
+        "kind": "enrichment",
+        "category": ["threat"],
+        "type": ["indicator"],
+        "module": "ti_opencti_connector",
+        "dataset": "ti_opencti_connector.indicator",
+    }
     assert encoded(indicator, pattern, context) == data
     assert ecs.decode_document(data) == document
     assert ecs.encode_document(ecs.decode_document(data)) == data
