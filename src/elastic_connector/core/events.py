@@ -36,6 +36,9 @@ from elastic_connector.core.tlp import Tlp
 
 PATTERN_CACHE_SIZE: Final = 4096
 """Parsed patterns kept for reuse: an update re-sends the pattern of the indicator it changes."""
+CACHEABLE_PATTERN_CHARS: Final = 4096
+"""Longer patterns are parsed every time: cached, a feed of huge patterns (megabytes each)
+would keep thousands of them, and their trees, in memory (the cache holds at most ~50 MB)."""
 
 # Parsing is pure and its results are immutable, so a parse can be shared by every event with
 # the same pattern text.
@@ -109,7 +112,14 @@ def plan_frame(
     decoded = read_event(event_id, event, data)
     if isinstance(decoded, DecodeError):
         return Plan((Skip(event_id, "", "undecodable", str(decoded)),), state)
-    return plan_event(decoded, state, settings, now)
+    try:
+        return plan_event(decoded, state, settings, now)
+    except RecursionError:
+        # An object the decoder accepted can still be too deep for the document builders,
+        # which recurse over it (stix mode): the event is unusable, never a crash.
+        return Plan(
+            (Skip(event_id, decoded.object.id, "undecodable", "JSON nested too deeply"),), state
+        )
 
 
 def plan_event(
@@ -167,7 +177,8 @@ def _indicator_action(
         )
     text = indicator.pattern
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
-    parsed = _parse(text) if type(text) is str else parse(text)
+    cacheable = type(text) is str and len(text) <= CACHEABLE_PATTERN_CHARS
+    parsed = _parse(text) if cacheable else parse(text)
     if isinstance(parsed, Failure):
         return Delete(
             settings.index,

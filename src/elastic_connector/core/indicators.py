@@ -113,7 +113,8 @@ _OPENCTI_TYPE_ALIASES: Final = {
     "email-message": "email-addr",
 }
 
-_EXACT_OPS: Final = frozenset({Op.EQ, Op.IN, Op.ISSUBSET})
+# A tuple, not a set: membership by identity, without hashing an Enum in Python code.
+_EXACT_OPS: Final = (Op.EQ, Op.IN, Op.ISSUBSET)
 # isinstance() tuples built once (a ``A | B`` union would be rebuilt on every call).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 _BYTE_LITERALS: Final = (BinaryLiteral, HexLiteral)
@@ -388,6 +389,9 @@ def hash_algorithm(name: str) -> str | None:
     return _HASHES.get(key)
 
 
+_hash_name: Final = functools.lru_cache(maxsize=256)(hash_algorithm)
+
+
 def _hash(ecs_prefix: str | None, extra_prefix: str) -> Handler:
     """Hashes: ECS file hash fields when ``ecs_prefix`` is given, else (and for SHA-3) custom.
 
@@ -395,8 +399,13 @@ def _hash(ecs_prefix: str | None, extra_prefix: str) -> Handler:
     Elastic's sources write lower-case hex and keyword matching is case-sensitive.
     """
 
+    # Field names per algorithm, made once (the handler runs for every hash of every pattern).
+    fields = {name: f"{extra_prefix}.{name}" for name in _HASHES.values()}
+    if ecs_prefix is not None:
+        fields.update({name: f"{ecs_prefix}.{name}" for name in _ECS_FILE_HASHES})
+
     def handle(found: _Found, literal: Literal, algorithm: str) -> str | None:
-        name = hash_algorithm(algorithm)
+        name = _hash_name(algorithm)
         if name is None:
             return f"unknown hash algorithm {algorithm[:40]!r}"
         if isinstance(literal, HexLiteral):
@@ -405,11 +414,7 @@ def _hash(ecs_prefix: str | None, extra_prefix: str) -> Handler:
             value = _keyword(literal)
         if value is None:
             return "not a non-empty string"
-        field = (
-            f"{ecs_prefix}.{name}"
-            if ecs_prefix is not None and name in _ECS_FILE_HASHES
-            else f"{extra_prefix}.{name}"
-        )
+        field = fields[name]
         found.text(field, value)
         if name in _HEX_DIGESTS and _HEX.fullmatch(value) and not value.islower():
             lower = value.lower()
@@ -853,9 +858,10 @@ def _comparison(found: _Found, comparison: Comparison) -> None:
     if comparison.negated or op not in _EXACT_OPS:
         found.inexact.setdefault(("NOT " if comparison.negated else "") + op.value, None)
         return
-    match = _rule_for(comparison.path)
+    path = comparison.path
+    match = _rule_for(path)
     if match is None:
-        found.unsupported.setdefault(path_text(comparison.path), None)
+        found.unsupported.setdefault(path_text(path), None)
         return
     rule, argument = match
     if op is Op.ISSUBSET and not rule.networks:
@@ -864,30 +870,28 @@ def _comparison(found: _Found, comparison: Comparison) -> None:
     value = comparison.value
     if isinstance(value, SetLiteral):
         if op is not Op.IN:
-            found.invalid.append(f"{path_text(comparison.path)} {op.value} a set")
+            found.invalid.append(f"{path_text(path)} {op.value} a set")
             return
         literals: tuple[Literal, ...] = value.values
     else:
         literals = (value,)
+    handler = rule.handler
+    stix_type = path.object_type.lower()
     for literal in literals:
-        problem = _apply(found, rule, argument, literal)
+        if isinstance(literal, _NEVER_VALUES):
+            kind = type(literal).__name__.removesuffix("Literal").lower()
+            problem: str | None = f"a {kind} is not a valid value"
+        else:
+            problem = handler(found, literal, argument)
         if problem is not None:
-            found.invalid.append(
-                f"{path_text(comparison.path)} {op.value} {_describe(literal)}: {problem}"
-            )
+            found.invalid.append(f"{path_text(path)} {op.value} {_describe(literal)}: {problem}")
             continue
         ecs_type = rule.ecs_type
-        if rule.handler is _address and isinstance(literal, StringLiteral):
+        if handler is _address and isinstance(literal, StringLiteral):
             ecs_type = "ipv6-addr" if ":" in literal.value else "ipv4-addr"
-            if comparison.path.object_type.lower() == "domain-name":
+            if stix_type == "domain-name":
                 ecs_type = "domain-name"
-        found.found(ecs_type, comparison.path.object_type.lower(), _shown(literal))
-
-
-def _apply(found: _Found, rule: Rule, argument: str, literal: Literal) -> str | None:
-    if isinstance(literal, _NEVER_VALUES):
-        return f"a {type(literal).__name__.removesuffix('Literal').lower()} is not a valid value"
-    return rule.handler(found, literal, argument)
+        found.found(ecs_type, stix_type, _shown(literal))
 
 
 def _shown(literal: Literal) -> str:
@@ -997,11 +1001,21 @@ def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
 
 
 def _opt_text(value: str | None) -> str | None:
-    return None if value is None else _text(value)
+    if value is None:
+        return None
+    # Fast path for what decoded JSON holds: a plain ASCII str (empty means absent).
+    if value.__class__ is str and value.isascii():
+        return value or None
+    return _text(value)
 
 
 def _opt_date(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
+    if value is None:
+        return None
+    # Fast path for what msgspec decodes: an aware datetime already in UTC.
+    if value.__class__ is datetime and value.tzinfo is UTC:
+        return value
+    return _utc(value)
 
 
 def _opt_bool(value: bool | None) -> bool | None:
@@ -1015,16 +1029,24 @@ def _either(value: _V | None, fallback: _V | None) -> _V | None:
     return value if value is not None else fallback
 
 
+@functools.lru_cache(maxsize=1024)
+def _prefixes(field: str) -> tuple[str, ...]:
+    """Every dotted prefix of a field name: ``a.b.c`` gives (``a.b``, ``a``)."""
+    prefixes: list[str] = []
+    head = field.rpartition(".")[0]
+    while head:
+        prefixes.append(head)
+        head = head.rpartition(".")[0]
+    return tuple(prefixes)
+
+
 def _groups(found: _Found) -> set[str]:
     """Every dotted prefix of the fields holding a value (``threat``, ``threat.indicator``,
     ``threat.indicator.file``...): document parts are built only where they have content."""
     groups: set[str] = set()
     for table in (found.strs, found.ints, found.dates):
         for field in table:
-            head = field.rpartition(".")[0]
-            while head and head not in groups:
-                groups.add(head)
-                head = head.rpartition(".")[0]
+            groups.update(_prefixes(field))
     return groups
 
 
@@ -1032,53 +1054,56 @@ def _groups(found: _Found) -> set[str]:
 
 
 def _indicator_file(found: _Found, groups: set[str]) -> ecs.IndicatorFile:
-    s, f = found.s, "threat.indicator.file"
+    s = found.s
     file_hash = None
-    if f"{f}.hash" in groups:
+    if "threat.indicator.file.hash" in groups:
         file_hash = ecs.FileHash(
-            md5=s(f"{f}.hash.md5"),
-            sha1=s(f"{f}.hash.sha1"),
-            sha256=s(f"{f}.hash.sha256"),
-            sha384=s(f"{f}.hash.sha384"),
-            sha512=s(f"{f}.hash.sha512"),
-            ssdeep=s(f"{f}.hash.ssdeep"),
-            tlsh=s(f"{f}.hash.tlsh"),
+            md5=s("threat.indicator.file.hash.md5"),
+            sha1=s("threat.indicator.file.hash.sha1"),
+            sha256=s("threat.indicator.file.hash.sha256"),
+            sha384=s("threat.indicator.file.hash.sha384"),
+            sha512=s("threat.indicator.file.hash.sha512"),
+            ssdeep=s("threat.indicator.file.hash.ssdeep"),
+            tlsh=s("threat.indicator.file.hash.tlsh"),
         )
     return ecs.IndicatorFile(
-        name=s(f"{f}.name"),
-        directory=s(f"{f}.directory"),
-        path=s(f"{f}.path"),
-        size=found.i(f"{f}.size"),
-        mime_type=s(f"{f}.mime_type"),
+        name=s("threat.indicator.file.name"),
+        directory=s("threat.indicator.file.directory"),
+        path=s("threat.indicator.file.path"),
+        size=found.i("threat.indicator.file.size"),
+        mime_type=s("threat.indicator.file.mime_type"),
         hash=file_hash,
     )
 
 
 def _indicator_url(found: _Found) -> ecs.IndicatorUrl:
-    s, u = found.s, "threat.indicator.url"
+    s = found.s
     return ecs.IndicatorUrl(
-        full=s(f"{u}.full"),
-        original=s(f"{u}.original"),
-        scheme=s(f"{u}.scheme"),
-        domain=s(f"{u}.domain"),
-        port=found.i(f"{u}.port"),
-        path=s(f"{u}.path"),
-        query=s(f"{u}.query"),
-        fragment=s(f"{u}.fragment"),
-        extension=s(f"{u}.extension"),
+        full=s("threat.indicator.url.full"),
+        original=s("threat.indicator.url.original"),
+        scheme=s("threat.indicator.url.scheme"),
+        domain=s("threat.indicator.url.domain"),
+        port=found.i("threat.indicator.url.port"),
+        path=s("threat.indicator.url.path"),
+        query=s("threat.indicator.url.query"),
+        fragment=s("threat.indicator.url.fragment"),
+        extension=s("threat.indicator.url.extension"),
     )
 
 
 def _indicator_registry(found: _Found, groups: set[str]) -> ecs.IndicatorRegistry:
-    s, r = found.s, "threat.indicator.registry"
+    s = found.s
     data = None
-    if f"{r}.data" in groups:
-        data = ecs.RegistryData(strings=s(f"{r}.data.strings"), type=s(f"{r}.data.type"))
+    if "threat.indicator.registry.data" in groups:
+        data = ecs.RegistryData(
+            strings=s("threat.indicator.registry.data.strings"),
+            type=s("threat.indicator.registry.data.type"),
+        )
     return ecs.IndicatorRegistry(
-        hive=s(f"{r}.hive"),
-        key=s(f"{r}.key"),
-        path=s(f"{r}.path"),
-        value=s(f"{r}.value"),
+        hive=s("threat.indicator.registry.hive"),
+        key=s("threat.indicator.registry.key"),
+        path=s("threat.indicator.registry.path"),
+        value=s("threat.indicator.registry.value"),
         data=data,
     )
 
@@ -1100,18 +1125,18 @@ def _x509_name_part(found: _Found, groups: set[str], role: str) -> ecs.X509Name 
 
 
 def _indicator_x509(found: _Found, groups: set[str]) -> ecs.X509:
-    s, x = found.s, "threat.indicator.x509"
+    s = found.s
     return ecs.X509(
-        serial_number=s(f"{x}.serial_number"),
+        serial_number=s("threat.indicator.x509.serial_number"),
         issuer=_x509_name_part(found, groups, "issuer"),
         subject=_x509_name_part(found, groups, "subject"),
-        not_before=found.d(f"{x}.not_before"),
-        not_after=found.d(f"{x}.not_after"),
-        alternative_names=s(f"{x}.alternative_names"),
-        signature_algorithm=s(f"{x}.signature_algorithm"),
-        public_key_algorithm=s(f"{x}.public_key_algorithm"),
-        public_key_exponent=found.i(f"{x}.public_key_exponent"),
-        version_number=s(f"{x}.version_number"),
+        not_before=found.d("threat.indicator.x509.not_before"),
+        not_after=found.d("threat.indicator.x509.not_after"),
+        alternative_names=s("threat.indicator.x509.alternative_names"),
+        signature_algorithm=s("threat.indicator.x509.signature_algorithm"),
+        public_key_algorithm=s("threat.indicator.x509.public_key_algorithm"),
+        public_key_exponent=found.i("threat.indicator.x509.public_key_exponent"),
+        version_number=s("threat.indicator.x509.version_number"),
     )
 
 
@@ -1124,16 +1149,38 @@ def _indicator_as(found: _Found, groups: set[str]) -> ecs.AutonomousSystem:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _ecs_type_of(main_type: str) -> str | None:
+    return ecs_indicator_type(main_type)
+
+
+@functools.lru_cache(maxsize=16)
+def _marking(tlp: Tlp) -> ecs.Marking:
+    return ecs.Marking(tlp=tlp.value, tlp_version="1.0" if tlp is Tlp.WHITE else "2.0")
+
+
+# Document parts with many fields are built from the fields most indicators have, and the rest
+# is added only when present (``msgspec.structs.replace``): CPython 3.11 makes any call with 16
+# or more keyword arguments about four times slower, and that was a tenth of the mapping's cost.
+
+
 def _threat_indicator(
     indicator: Indicator, found: _Found, groups: set[str], context: MappingContext
 ) -> ecs.ThreatIndicator:
     extension = indicator.extensions.opencti
-    internal_id = extension.id if extension is not None and extension.id else None
-    main_type = _either(
-        extension.main_observable_type if extension is not None else None,
-        indicator.x_opencti_main_observable_type,
-    )
-    indicator_type = ecs_indicator_type(main_type) if isinstance(main_type, str) else None
+    if extension is not None:
+        internal_id = extension.id or None
+        main_type = extension.main_observable_type
+        if main_type is None:
+            main_type = indicator.x_opencti_main_observable_type
+        modified = _opt_date(indicator.modified)
+        if modified is None:
+            modified = _opt_date(extension.updated_at)
+    else:
+        internal_id = None
+        main_type = indicator.x_opencti_main_observable_type
+        modified = _opt_date(indicator.modified)
+    indicator_type = _ecs_type_of(main_type) if isinstance(main_type, str) else None
     if indicator_type is None:
         indicator_type = next(iter(found.types), None) or next(iter(found.stix_types), None)
     reference = None
@@ -1142,15 +1189,8 @@ def _threat_indicator(
         if base:
             link = f"{base}/dashboard/observations/indicators/{internal_id or indicator.id}"
             reference = _text(link)
-    marking = None
-    if context.tlp is not None:
-        version = "1.0" if context.tlp is Tlp.WHITE else "2.0"
-        marking = ecs.Marking(tlp=context.tlp.value, tlp_version=version)
-    modified = _opt_date(indicator.modified)
-    if modified is None and extension is not None:
-        modified = _opt_date(extension.updated_at)
-    t = "threat.indicator"
-    return ecs.ThreatIndicator(
+    strs = found.strs
+    document = ecs.ThreatIndicator(
         confidence=confidence_level(indicator.confidence),
         id=_unique((internal_id, indicator.id)),
         type=indicator_type,
@@ -1160,18 +1200,25 @@ def _threat_indicator(
         reference=reference,
         first_seen=_opt_date(indicator.created) or _opt_date(indicator.valid_from),
         modified_at=modified,
-        marking=marking,
-        ip=found.s(f"{t}.ip"),
-        port=found.i(f"{t}.port"),
-        email=ecs.IndicatorEmail(address=found.s(f"{t}.email.address"))
-        if f"{t}.email" in groups
-        else None,
-        file=_indicator_file(found, groups) if f"{t}.file" in groups else None,
-        url=_indicator_url(found) if f"{t}.url" in groups else None,
-        registry=_indicator_registry(found, groups) if f"{t}.registry" in groups else None,
-        x509=_indicator_x509(found, groups) if f"{t}.x509" in groups else None,
-        as_=_indicator_as(found, groups) if f"{t}.as" in groups else None,
+        marking=None if context.tlp is None else _marking(context.tlp),
+        ip=tuple(strs["threat.indicator.ip"]) if "threat.indicator.ip" in strs else (),
+        port=found.i("threat.indicator.port"),
     )
+    # The parts named after observable types, only where the pattern gave them a value.
+    parts: dict[str, object] = {}
+    if "threat.indicator.email" in groups:
+        parts["email"] = ecs.IndicatorEmail(address=found.s("threat.indicator.email.address"))
+    if "threat.indicator.file" in groups:
+        parts["file"] = _indicator_file(found, groups)
+    if "threat.indicator.url" in groups:
+        parts["url"] = _indicator_url(found)
+    if "threat.indicator.registry" in groups:
+        parts["registry"] = _indicator_registry(found, groups)
+    if "threat.indicator.x509" in groups:
+        parts["x509"] = _indicator_x509(found, groups)
+    if "threat.indicator.as" in groups:
+        parts["as_"] = _indicator_as(found, groups)
+    return msgspec.structs.replace(document, **parts) if parts else document
 
 
 # --- opencti.* ------------------------------------------------------------------------------
@@ -1192,71 +1239,70 @@ def _extra_hash(found: _Found, prefix: str) -> ecs.ExtraHash:
     )
 
 
+_OBSERVED_VALUES: Final = (
+    "user_agent",
+    "cryptocurrency_wallet",
+    "phone_number",
+    "bank_account",
+    "credential",
+    "tracking_number",
+    "text",
+)
+_NO_OBSERVABLE: Final = ecs.Observable()
+
+
 def _observable(found: _Found, groups: set[str]) -> ecs.Observable | None:
     o = "opencti.observable"
     if o not in groups:
         return None
     s, i = found.s, found.i
-
-    def value_of(kind: str) -> ecs.ObservedValue | None:
-        group = f"{o}.{kind}"
-        return ecs.ObservedValue(value=s(f"{group}.value")) if group in groups else None
-
-    file = None
+    parts: dict[str, object] = {}
     if f"{o}.file.hash" in groups:
-        file = ecs.ObservedFile(
+        parts["file"] = ecs.ObservedFile(
             hash=ecs.Sha3Hash(
                 sha3_256=s(f"{o}.file.hash.sha3_256"), sha3_512=s(f"{o}.file.hash.sha3_512")
             )
         )
-    certificate = None
     if f"{o}.x509_certificate.hash" in groups:
-        certificate = ecs.ObservedX509(hash=_extra_hash(found, f"{o}.x509_certificate.hash"))
-    return ecs.Observable(
-        file=file,
-        x509_certificate=certificate,
-        mac_addr=ecs.ObservedMac(value=s(f"{o}.mac_addr.value"))
-        if f"{o}.mac_addr" in groups
-        else None,
-        mutex=ecs.ObservedMutex(name=s(f"{o}.mutex.name")) if f"{o}.mutex" in groups else None,
-        process=ecs.ObservedProcess(
+        parts["x509_certificate"] = ecs.ObservedX509(
+            hash=_extra_hash(found, f"{o}.x509_certificate.hash")
+        )
+    if f"{o}.mac_addr" in groups:
+        parts["mac_addr"] = ecs.ObservedMac(value=s(f"{o}.mac_addr.value"))
+    if f"{o}.mutex" in groups:
+        parts["mutex"] = ecs.ObservedMutex(name=s(f"{o}.mutex.name"))
+    if f"{o}.process" in groups:
+        parts["process"] = ecs.ObservedProcess(
             name=s(f"{o}.process.name"),
             pid=i(f"{o}.process.pid"),
             command_line=s(f"{o}.process.command_line"),
             cwd=s(f"{o}.process.cwd"),
         )
-        if f"{o}.process" in groups
-        else None,
-        user_account=ecs.ObservedUserAccount(
+    if f"{o}.user_account" in groups:
+        parts["user_account"] = ecs.ObservedUserAccount(
             user_id=s(f"{o}.user_account.user_id"),
             account_login=s(f"{o}.user_account.account_login"),
             display_name=s(f"{o}.user_account.display_name"),
         )
-        if f"{o}.user_account" in groups
-        else None,
-        software=ecs.ObservedSoftware(
+    if f"{o}.software" in groups:
+        parts["software"] = ecs.ObservedSoftware(
             name=s(f"{o}.software.name"),
             vendor=s(f"{o}.software.vendor"),
             version=s(f"{o}.software.version"),
             cpe=s(f"{o}.software.cpe"),
             swid=s(f"{o}.software.swid"),
         )
-        if f"{o}.software" in groups
-        else None,
-        network_traffic=ecs.ObservedNetworkTraffic(protocols=s(f"{o}.network_traffic.protocols"))
-        if f"{o}.network_traffic" in groups
-        else None,
-        email_message=ecs.ObservedEmailMessage(subject=s(f"{o}.email_message.subject"))
-        if f"{o}.email_message" in groups
-        else None,
-        user_agent=value_of("user_agent"),
-        cryptocurrency_wallet=value_of("cryptocurrency_wallet"),
-        phone_number=value_of("phone_number"),
-        bank_account=value_of("bank_account"),
-        credential=value_of("credential"),
-        tracking_number=value_of("tracking_number"),
-        text=value_of("text"),
-    )
+    if f"{o}.network_traffic" in groups:
+        parts["network_traffic"] = ecs.ObservedNetworkTraffic(
+            protocols=s(f"{o}.network_traffic.protocols")
+        )
+    if f"{o}.email_message" in groups:
+        parts["email_message"] = ecs.ObservedEmailMessage(subject=s(f"{o}.email_message.subject"))
+    for kind in _OBSERVED_VALUES:
+        group = f"{o}.{kind}"
+        if group in groups:
+            parts[kind] = ecs.ObservedValue(value=s(f"{group}.value"))
+    return msgspec.structs.replace(_NO_OBSERVABLE, **parts)
 
 
 def _external_reference(ref: ExternalReference) -> ecs.ExternalReference | None:
@@ -1275,11 +1321,15 @@ def _opencti_indicator(indicator: Indicator, found: _Found) -> ecs.OpenCTIIndica
     mitre = indicator.extensions.mitre
     if extension is not None:
         internal_id, is_inferred = extension.id, extension.is_inferred
-        score = _either(extension.score, indicator.x_opencti_score)
-        detection = _either(extension.detection, indicator.x_opencti_detection)
-        main_type = _either(
-            extension.main_observable_type, indicator.x_opencti_main_observable_type
-        )
+        score = extension.score
+        if score is None:
+            score = indicator.x_opencti_score
+        detection = extension.detection
+        if detection is None:
+            detection = indicator.x_opencti_detection
+        main_type = extension.main_observable_type
+        if main_type is None:
+            main_type = indicator.x_opencti_main_observable_type
     else:
         internal_id, is_inferred = None, None
         score, detection = indicator.x_opencti_score, indicator.x_opencti_detection
@@ -1294,29 +1344,41 @@ def _opencti_indicator(indicator: Indicator, found: _Found) -> ecs.OpenCTIIndica
         kill_chain = _unique(
             f"[{phase.kill_chain_name}] {phase.phase_name}" for phase in indicator.kill_chain_phases
         )
-    return ecs.OpenCTIIndicator(
+    confidence = indicator.confidence
+    revoked = indicator.revoked
+    document = ecs.OpenCTIIndicator(
         id=_opt_text(internal_id),
         standard_id=_opt_text(indicator.id),
         pattern=_opt_text(indicator.pattern),
         pattern_type=_opt_text(indicator.pattern_type),
-        pattern_version=_opt_text(indicator.pattern_version),
-        ip_range=found.s("opencti.indicator.ip_range"),
         score=None if score is None else _long(score),
-        confidence=None if indicator.confidence is None else _long(indicator.confidence),
-        detection=_opt_bool(detection),
-        revoked=_opt_bool(indicator.revoked),
-        is_inferred=_opt_bool(is_inferred),
+        confidence=None if confidence is None else _long(confidence),
+        detection=detection if detection is True or detection is False else None,
+        revoked=revoked if revoked is True or revoked is False else None,
+        is_inferred=is_inferred if is_inferred is True or is_inferred is False else None,
         valid_from=_opt_date(indicator.valid_from),
         valid_until=_opt_date(indicator.valid_until),
         created=_opt_date(indicator.created),
         modified=_opt_date(indicator.modified),
         created_by_ref=_opt_text(indicator.created_by_ref),
         main_observable_type=_opt_text(main_type),
-        indicator_types=_unique(indicator.indicator_types),
-        mitre_platforms=_unique(platforms),
-        kill_chain_phase=kill_chain,
-        external_reference=references,
     )
+    # Properties most indicators do not have, only when they have a value.
+    extras: dict[str, object] = {}
+    pattern_version = _opt_text(indicator.pattern_version)
+    if pattern_version is not None:
+        extras["pattern_version"] = pattern_version
+    if "opencti.indicator.ip_range" in found.strs:
+        extras["ip_range"] = found.s("opencti.indicator.ip_range")
+    if indicator.indicator_types:
+        extras["indicator_types"] = _unique(indicator.indicator_types)
+    if platforms:
+        extras["mitre_platforms"] = _unique(platforms)
+    if kill_chain:
+        extras["kill_chain_phase"] = kill_chain
+    if references:
+        extras["external_reference"] = references
+    return msgspec.structs.replace(document, **extras) if extras else document
 
 
 def _exact_values(pattern: Pattern) -> _Found:
@@ -1334,25 +1396,30 @@ def indicator_document(
     found = _exact_values(pattern)
     if found.empty:
         return Failure(_why_nothing(found))
-    timestamp = _utc(context.now) or datetime(1970, 1, 1, tzinfo=UTC)
-    feed_reference = (context.opencti_url or "").rstrip("/") or None
     groups = _groups(found)
     return Success(
         ecs.IndicatorDocument(
-            timestamp=timestamp,
+            timestamp=_opt_date(context.now) or _EPOCH,
             ecs=ecs.ECS_INFO,
             event=ecs.INDICATOR_EVENT,
             threat=ecs.Threat(
                 indicator=_threat_indicator(indicator, found, groups, context),
-                feed=ecs.Feed(
-                    name=_text(context.feed_name) or "OpenCTI",
-                    reference=_opt_text(feed_reference),
-                ),
+                feed=_feed(context.feed_name, context.opencti_url),
             ),
             opencti=ecs.OpenCTI(
                 indicator=_opencti_indicator(indicator, found),
-                observable=_observable(found, groups),
+                observable=_observable(found, groups) if "opencti.observable" in groups else None,
             ),
-            tags=_unique(indicator.labels),
+            tags=_unique(indicator.labels) if indicator.labels else (),
         )
     )
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=16)
+def _feed(name: str, opencti_url: str | None) -> ecs.Feed:
+    """``threat.feed``: the same for every document of one connector."""
+    reference = (opencti_url or "").rstrip("/") or None
+    return ecs.Feed(name=_text(name) or "OpenCTI", reference=_opt_text(reference))

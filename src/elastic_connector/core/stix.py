@@ -161,8 +161,10 @@ class StixObject(msgspec.Struct, frozen=True):
 
 
 class EventContext(msgspec.Struct, frozen=True):
-    patch: msgspec.Raw | None = None
-    reverse_patch: msgspec.Raw | None = None
+    # RFC 6902 patches (JSON arrays), kept undecoded. Not ``Raw | None``: msgspec reads that
+    # union as "null only", which made every real update event undecodable.
+    patch: msgspec.Raw = msgspec.Raw(b"null")
+    reverse_patch: msgspec.Raw = msgspec.Raw(b"null")
     # merge: the STIX objects that were merged into ``data`` and no longer exist.
     sources: tuple[msgspec.Raw, ...] = ()
 
@@ -204,6 +206,11 @@ _header_decoder: Final = msgspec.json.Decoder(OtherObject)
 _raw_decoder: Final = msgspec.json.Decoder(JsonObject)
 _envelope_decoder: Final = msgspec.json.Decoder(_Envelope)
 _TYPED: Final = frozenset({"indicator", "marking-definition", "identity", "sighting"})
+_TAGS: Final[dict[type, str]] = {
+    cls: str(cls.__struct_config__.tag)
+    for cls in (Indicator, MarkingDefinition, Identity, Sighting)
+}
+assert set(_TAGS.values()) == _TYPED
 
 
 def _relocate(error: msgspec.ValidationError, prefix: str) -> DecodeError:
@@ -218,20 +225,53 @@ def decode_object(
     data: bytes | str | msgspec.Raw, where: str = "$"
 ) -> Result[StixObject, DecodeError]:
     """Decode one STIX object (JSON text). ``where`` prefixes error paths."""
+    decoded = read_object(data, where)
+    return Failure(decoded) if isinstance(decoded, DecodeError) else Success(decoded)
+
+
+def read_object(data: bytes | str | msgspec.Raw, where: str = "$") -> StixObject | DecodeError:
+    """``decode_object`` without the ``Result`` wrapper (the per-event hot path)."""
+    try:
+        return _read_object(data, where)
+    except (UnicodeError, RecursionError) as error:
+        return _unreadable(error, where)
+
+
+def _unreadable(error: UnicodeError | RecursionError, where: str) -> DecodeError:
+    """What msgspec raises instead of ``DecodeError`` for some input, as a ``DecodeError``:
+    invalid UTF-8 inside a string, and nesting deeper than the interpreter's recursion limit
+    (an exception escaping here would stop the stream on that event, again at every restart).
+    """
+    if isinstance(error, RecursionError):
+        return DecodeError("JSON nested too deeply", where)
+    return DecodeError(f"not valid UTF-8 ({str(error)[:120]})", where)
+
+
+def _read_object(data: bytes | str | msgspec.Raw, where: str) -> StixObject | DecodeError:
     text = data.encode() if isinstance(data, str) else bytes(data)
+    try:
+        # Most streamed objects have a typed view: one pass gives it. A success implies the
+        # header would decode too (same fields, same types; every ``type`` key equals the tag,
+        # the last ``id`` wins in both); any failure takes the two-pass path below, so what
+        # fails, and how it is reported, is unchanged.
+        typed = _typed_decoder.decode(text)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    else:
+        return StixObject(_TAGS[type(typed)], typed.id, typed, text)
     try:
         header = _header_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return Failure(_relocate(error, where))
+        return _relocate(error, where)
     except msgspec.DecodeError as error:
-        return Failure(DecodeError(f"invalid JSON: {error}", where))
+        return DecodeError(f"invalid JSON: {error}", where)
     if header.type not in _TYPED:
-        return Success(StixObject(header.type, header.id, header, text))
+        return StixObject(header.type, header.id, header, text)
     try:
         typed = _typed_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return Failure(_relocate(error, where))
-    return Success(StixObject(header.type, header.id, typed, text))
+        return _relocate(error, where)
+    return StixObject(header.type, header.id, typed, text)
 
 
 def decode_event(event_id: str, event: str, data: bytes | str) -> Result[StreamEvent, DecodeError]:
@@ -240,30 +280,48 @@ def decode_event(event_id: str, event: str, data: bytes | str) -> Result[StreamE
     ``event`` is the SSE event name; only ``create``, ``update``, ``delete`` and ``merge`` are
     data events (heartbeats and the like never reach the core).
     """
+    decoded = read_event(event_id, event, data)
+    return Failure(decoded) if isinstance(decoded, DecodeError) else Success(decoded)
+
+
+def read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | DecodeError:
+    """``decode_event`` without the ``Result`` wrapper (the per-event hot path)."""
+    try:
+        if isinstance(data, bytes):
+            # msgspec checks only the strings it decodes, but stix mode indexes the whole
+            # object: bytes that are not UTF-8 anywhere in the frame make it unusable.
+            data.decode("utf-8")
+        return _read_event(event_id, event, data)
+    except (UnicodeError, RecursionError) as error:
+        return _unreadable(error, "$")
+
+
+def _read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | DecodeError:
     if event not in DATA_EVENTS:
-        return Failure(DecodeError(f"not a data event: {event[:40]!r}"))
+        return DecodeError(f"not a data event: {event[:40]!r}")
     try:
         envelope = _envelope_decoder.decode(data)
     except msgspec.ValidationError as error:
-        return Failure(_relocate(error, "$"))
+        return _relocate(error, "$")
     except msgspec.DecodeError as error:
-        return Failure(DecodeError(f"invalid JSON: {error}"))
-    decoded = decode_object(envelope.data, "$.data")
-    if isinstance(decoded, Failure):
+        return DecodeError(f"invalid JSON: {error}")
+    decoded = read_object(envelope.data, "$.data")
+    if isinstance(decoded, DecodeError):
         return decoded
-    sources: list[StixObject] = []
-    if envelope.context is not None:
-        for index, raw in enumerate(envelope.context.sources):
-            source = decode_object(raw, f"$.context.sources[{index}]")
-            if isinstance(source, Failure):
+    sources: tuple[StixObject, ...] = ()
+    context = envelope.context
+    if context is not None and context.sources:
+        merged: list[StixObject] = []
+        for index, raw in enumerate(context.sources):
+            source = read_object(raw, f"$.context.sources[{index}]")
+            if isinstance(source, DecodeError):
                 return source
-            sources.append(source.unwrap())
-    return Success(
-        StreamEvent(
-            event_id=event_id,
-            kind=event,
-            object=decoded.unwrap(),
-            merged_sources=tuple(sources),
-            message=envelope.message,
-        )
+            merged.append(source)
+        sources = tuple(merged)
+    return StreamEvent(
+        event_id=event_id,
+        kind=event,
+        object=decoded,
+        merged_sources=sources,
+        message=envelope.message,
     )

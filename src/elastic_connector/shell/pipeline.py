@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final
@@ -149,8 +150,10 @@ class Pipeline:
     def _process(self, batch: list[StreamMessage]) -> bool:
         """Plan, write and commit one batch; False when the pipeline must stop."""
         now = self._clock()
-        for message in batch:
-            self._metrics.events.labels(message.event).inc()
+        # One increment per event name and batch: a labelled child lookup per message cost
+        # more than a tenth of the time the core spends planning it.
+        for event, count in Counter(message.event for message in batch).items():
+            self._metrics.events.labels(event).inc(count)
         before = self._planner_state
         actions, after = self._plan(batch, before, now)
         if self._refresh_markings is not None and self._should_refresh_markings(actions):
@@ -186,7 +189,19 @@ class Pipeline:
         for message in batch:
             if message.event not in DATA_EVENTS:
                 continue
-            plan = plan_frame(message.id, message.event, message.data, state, self._settings, now)
+            try:
+                plan = plan_frame(
+                    message.id, message.event, message.data, state, self._settings, now
+                )
+            except Exception:
+                # The core promises never to raise. If a bug makes it, the event is skipped
+                # and reported: a dead writer thread would stop the connector on this event,
+                # and again after every restart, since its position is never committed.
+                _log.exception("planning event %s raised (a bug): skipping it", message.id)
+                actions.append(
+                    Skip(message.id, "", "internal_error", "planning failed (see the traceback)")
+                )
+                continue
             state = plan.state
             actions.extend(plan.actions)
         return actions, state
@@ -243,9 +258,10 @@ class Pipeline:
             self._metrics.documents_written.inc(result.written)
             self._metrics.bulk_retries.inc(result.retries)
             self._metrics.rejected.inc(len(result.rejected))
+            deleted: Counter[str] = Counter()
             for action in writes:
                 if isinstance(action, Delete):
-                    self._metrics.documents_deleted.labels(action.code).inc()
+                    deleted[action.code] += 1
                     if action.code not in ("deleted", "merged"):
                         _log.info(
                             "not exported: %s (%s)",
@@ -253,6 +269,8 @@ class Pipeline:
                             action.reason,
                             extra=fields(object_id=action.id, code=action.code),
                         )
+            for code, count in deleted.items():
+                self._metrics.documents_deleted.labels(code).inc(count)
             return True
         return False
 

@@ -1,0 +1,34 @@
+"""``shell.bulk.encode_action`` assembles the action line from pieces; it must be the very
+bytes of encoding the action object as JSON, whatever the index and id hold."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from elastic_connector.core.actions import Delete, Upsert
+from elastic_connector.shell.bulk import encode_action
+
+_encoder = msgspec.json.Encoder()
+_NAMES = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+
+
+@given(_NAMES, _NAMES)
+def test_upsert_lines_are_the_json_of_the_action(index: str, doc_id: str) -> None:
+    document = b'{"a":1}'
+    meta = _encoder.encode({"index": {"_index": index, "_id": doc_id}})
+    assert encode_action(Upsert(index, doc_id, document)) == meta + b"\n" + document + b"\n"
+
+
+@given(_NAMES, _NAMES)
+def test_delete_lines_are_the_json_of_the_action(index: str, doc_id: str) -> None:
+    meta = _encoder.encode({"delete": {"_index": index, "_id": doc_id}})
+    assert encode_action(Delete(index, doc_id, "deleted", "gone")) == meta + b"\n"
+
+
+@pytest.mark.parametrize("document", [b"", b"  ", b'{"a":\n1}', b'{"a":"\r"}'])
+def test_documents_that_would_break_the_framing_are_refused(document: bytes) -> None:
+    with pytest.raises(ValueError, match=r"empty|line break"):
+        encode_action(Upsert("i", "d", document))
