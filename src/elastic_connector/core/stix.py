@@ -205,12 +205,11 @@ _typed_decoder: Final = msgspec.json.Decoder(KnownObject)
 _header_decoder: Final = msgspec.json.Decoder(OtherObject)
 _raw_decoder: Final = msgspec.json.Decoder(JsonObject)
 _envelope_decoder: Final = msgspec.json.Decoder(_Envelope)
-_TYPED: Final = frozenset({"indicator", "marking-definition", "identity", "sighting"})
 _TAGS: Final[dict[type, str]] = {
     cls: str(cls.__struct_config__.tag)
     for cls in (Indicator, MarkingDefinition, Identity, Sighting)
 }
-assert set(_TAGS.values()) == _TYPED
+_TYPED: Final = frozenset(_TAGS.values())
 
 
 def _relocate(error: msgspec.ValidationError, prefix: str) -> DecodeError:
