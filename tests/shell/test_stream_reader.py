@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from tests.support.opencti import HelperFactory
 
 
-
 class ReaderFactory(Protocol):
     """``start_reader(...)``: a started reader and its queue; keywords override settings."""
 

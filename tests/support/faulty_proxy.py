@@ -7,6 +7,7 @@ produces under load or misconfiguration, then let everything else through unchan
   Elasticsearch's own bodies) instead of forwarding;
 * ``Disconnect``: close the connection without answering (a crash or a proxy reset);
 * ``Stall``: hold the request, then close (the client's timeout fires);
+* ``Delay``: hold the request, then forward it (a slow, overloaded cluster);
 * ``FailBulkItems``: forward a ``_bulk`` request *without* some of its items and answer for
   those items with a per-item error (e.g. 429 ``es_rejected_execution_exception``), which is
   what a cluster under pressure does: the other items really are written.
@@ -15,6 +16,10 @@ Faults are queued with ``inject(fault, times=N, path=..., method=...)``; each ma
 consumes one; ``times=None`` keeps the fault until ``clear()``. Every request is recorded in
 ``requests`` (method, path, body, the fault applied). Optional ``server_ssl`` serves TLS (and
 with ``verify_mode = CERT_REQUIRED``, mutual TLS) so client TLS settings can be tested for real.
+
+``stop()`` also closes the connections clients keep alive, so that a stopped proxy refuses
+connections like a stopped cluster; ``FaultyProxy(upstream, port=<the old port>)`` then serves
+again at the same URL (a cluster coming back).
 
 Only the standard library is used; the reliability suite reuses this module.
 """
@@ -76,15 +81,24 @@ class Stall:
 class FailBulkItems:
     """Fail the ``_bulk`` items whose ``_id`` is in ``ids`` (all items when None) with
     ``status``/``error_type``; forward the rest and merge the answers in request order. With
-    ``ids``, only requests carrying one of them consume the fault."""
+    ``ids``, only requests carrying one of them consume the fault. ``ops`` limits the failure
+    to those operations (``{"index"}``: a read-only-allow-delete block lets deletes through)."""
 
     status: int = 429
     error_type: str = "es_rejected_execution_exception"
     reason: str = "rejected execution of coordinating operation (injected by FaultyProxy)"
     ids: frozenset[str] | None = None
+    ops: frozenset[str] | None = None
 
 
-Fault = Reply | Disconnect | Stall | FailBulkItems
+@dataclass(frozen=True)
+class Delay:
+    """Hold the request ``seconds`` (less if the proxy stops), then forward it."""
+
+    seconds: float
+
+
+Fault = Reply | Disconnect | Stall | FailBulkItems | Delay
 
 
 @dataclass(frozen=True)
@@ -145,7 +159,9 @@ def forbidden_reply(
 class FaultyProxy:
     """An HTTP(S) proxy on 127.0.0.1 forwarding to ``upstream`` except where faults are queued."""
 
-    def __init__(self, upstream: str, *, server_ssl: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, upstream: str, *, server_ssl: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or parts.hostname is None:
             raise ValueError(f"upstream must be an http(s) URL, got {upstream!r}")
@@ -157,7 +173,7 @@ class FaultyProxy:
         self._rules: list[_Rule] = []
         self._stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._server = _Server(("127.0.0.1", port), _Handler, self)
         self._thread: threading.Thread | None = None
 
     @property
@@ -175,10 +191,16 @@ class FaultyProxy:
         self._thread.start()
         return self
 
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
     def stop(self) -> None:
+        """Stop serving and close every client connection (kept-alive ones included)."""
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -252,7 +274,16 @@ class _Server(ThreadingHTTPServer):
         self, address: tuple[str, int], handler: type[_Handler], proxy: FaultyProxy
     ) -> None:
         self.proxy = proxy
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def finish_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
@@ -264,7 +295,16 @@ class _Server(ThreadingHTTPServer):
                 request = context.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError):
                 return
-        super().finish_request(request, client_address)
+        if not isinstance(request, socket.socket):
+            super().finish_request(request, client_address)
+            return
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
 
     def handle_error(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
@@ -305,7 +345,10 @@ class _Handler(BaseHTTPRequestHandler):
         fault = proxy._take_fault(self.command, self.path, body)
         headers = {k.lower(): v for k, v in self.headers.items()}
         proxy._record(RecordedRequest(self.command, self.path, headers, body, fault))
-        if isinstance(fault, Disconnect):
+        if proxy._stopping.is_set():
+            # A kept-alive connection outliving stop(): the cluster is gone.
+            self._drop()
+        elif isinstance(fault, Disconnect):
             self._drop()
         elif isinstance(fault, Stall):
             proxy._stopping.wait(fault.seconds)
@@ -319,6 +362,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fault.status, list(fault.headers.items()), payload)
         elif isinstance(fault, FailBulkItems):
             self._fail_bulk_items(fault, body)
+        elif isinstance(fault, Delay):
+            proxy._stopping.wait(fault.seconds)
+            self._forward(body)
         else:
             self._forward(body)
 
@@ -361,7 +407,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fail_bulk_items(self, fault: FailBulkItems, body: bytes) -> None:
         items = _split_bulk(body)
-        failed = [fault.ids is None or item.doc_id in fault.ids for item in items]
+        failed = [
+            (fault.ids is None or item.doc_id in fault.ids)
+            and (fault.ops is None or item.op in fault.ops)
+            for item in items
+        ]
         kept = b"".join(item.raw for item, fail in zip(items, failed, strict=True) if not fail)
         upstream_items: list[object] = []
         took = 0

@@ -32,8 +32,10 @@ class SseFrame(msgspec.Struct, frozen=True):
 class SseDecoder(msgspec.Struct, frozen=True):
     """Decoder state between two chunks; start with ``SseDecoder()``."""
 
-    pending: bytes = b""
-    """An incomplete last line."""
+    pending: tuple[bytes, ...] = ()
+    """The pieces of an incomplete last line, joined once it ends: re-joining (and re-scanning)
+    a growing line at every chunk would make a frame of n bytes cost O(n²) to read."""
+    pending_size: int = 0
     skip_lf: bool = False
     """The previous chunk ended with CR: an LF opening the next one belongs to that CRLF."""
     started: bool = False
@@ -48,7 +50,7 @@ class SseDecoder(msgspec.Struct, frozen=True):
     @property
     def frame_bytes(self) -> int:
         """Bytes held for the frame being read (to refuse frames too large to keep)."""
-        return len(self.pending) + sum(len(part) + 1 for part in self.data)
+        return self.pending_size + sum(len(part) + 1 for part in self.data)
 
 
 def feed(decoder: SseDecoder, chunk: bytes) -> tuple[SseDecoder, list[SseFrame]]:
@@ -57,14 +59,22 @@ def feed(decoder: SseDecoder, chunk: bytes) -> tuple[SseDecoder, list[SseFrame]]
         return decoder, []
     started = decoder.started
     if not started:
-        buffer = decoder.pending + chunk
+        buffer = b"".join(decoder.pending) + chunk
         if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
-            return msgspec.structs.replace(decoder, pending=buffer), []
+            return msgspec.structs.replace(decoder, pending=(buffer,), pending_size=len(buffer)), []
         started = True
         chunk = buffer.removeprefix(_BOM)
         pending = b""
+    elif b"\n" not in chunk and b"\r" not in chunk:
+        # The middle of a long line: keep the piece, look at the line once it ends.
+        return msgspec.structs.replace(
+            decoder,
+            pending=(*decoder.pending, chunk),
+            pending_size=decoder.pending_size + len(chunk),
+            skip_lf=False,
+        ), []
     else:
-        pending = decoder.pending
+        pending = b"".join(decoder.pending)
     if decoder.skip_lf and chunk.startswith(b"\n"):
         chunk = chunk[1:]
     buffer = pending + chunk
@@ -107,7 +117,8 @@ def feed(decoder: SseDecoder, chunk: bytes) -> tuple[SseDecoder, list[SseFrame]]
             retry = int(value)
             is_open = True
     state = SseDecoder(
-        pending=rest,
+        pending=(rest,) if rest else (),
+        pending_size=len(rest),
         skip_lf=skip_lf,
         started=started,
         data=tuple(data),

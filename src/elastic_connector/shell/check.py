@@ -20,6 +20,7 @@ from elastic_connector.core.stream_position import stream_headers, stream_url
 from elastic_connector.shell.elastic import build_client, cluster_version, describe_error
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind
 from elastic_connector.shell.logs import SecretMask, secret_values
+from elastic_connector.shell.opencti import tls_problem
 
 _ME_QUERY: Final = "query Me { me { name capabilities { name } } }"
 
@@ -86,7 +87,9 @@ def _check_opencti(config: Config, report: Report) -> None:
         return
     if not healthy:
         report.fail(
-            "opencti", f"{settings.url} did not answer a health check (URL or token wrong?)"
+            "opencti",
+            tls_problem(config)
+            or f"{settings.url} did not answer a health check (URL or token wrong?)",
         )
         return
     try:

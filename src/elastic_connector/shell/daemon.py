@@ -141,6 +141,9 @@ class Daemon:
             maxsize=max(100, 2 * config.elasticsearch.bulk_max_actions)
         )
         self._metrics_server: MetricsServer | None = None
+        # Error texts quote what the servers said, which may name a secret (Elasticsearch
+        # names the API key id in a 403): /healthz masks them as the logs do.
+        self._mask = logs.SecretMask(logs.secret_values(config))
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -344,7 +347,7 @@ class Daemon:
             "connected": stream.connected,
             "last_event_id": stream.last_event_id,
             "consecutive_failures": stream.consecutive_failures,
-            "last_error": stream.last_error,
+            "last_error": self._masked(stream.last_error),
         }
         writer = self._pipeline.status
         now = time.time()
@@ -353,7 +356,7 @@ class Daemon:
             "last_ack_age_seconds": None
             if writer.last_ack_time is None
             else round(now - writer.last_ack_time, 1),
-            "last_error": writer.last_error,
+            "last_error": self._masked(writer.last_error),
         }
         if writer.failing_since is not None and now - writer.failing_since > 300:
             healthy = False
@@ -364,6 +367,9 @@ class Daemon:
             healthy = False
             details["dead_threads"] = dead
         return healthy, details
+
+    def _masked(self, text: str | None) -> str | None:
+        return None if text is None else self._mask.mask(text)
 
 
 class _Alive:

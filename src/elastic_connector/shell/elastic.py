@@ -229,7 +229,7 @@ def describe_error(exc: BaseException, hosts: Sequence[str] = ()) -> str:
         where = _node_name(exc) or _hosts_name(hosts)
         return (
             f"the server at {where} is not Elasticsearch (no 'X-Elastic-Product: "
-            "Elasticsearch' header); check elasticsearch.hosts"
+            "Elasticsearch' header); check output.elasticsearch.hosts"
         )
     if isinstance(exc, ApiError):
         return _describe_api_error(exc, hosts)
@@ -239,7 +239,7 @@ def describe_error(exc: BaseException, hosts: Sequence[str] = ()) -> str:
         where = _endpoint_from_chain(exc) or _hosts_name(hosts)
         return (
             f"Elasticsearch at {where} did not answer within the request timeout "
-            "(elasticsearch.request_timeout); it may be overloaded or unreachable"
+            "(output.elasticsearch.request_timeout); it may be overloaded or unreachable"
         )
     if isinstance(exc, ConnectionError):
         return _describe_connection_error(exc, hosts)
@@ -262,7 +262,7 @@ def describe_response(status: int, body: object, where: str) -> str:
     if status == 401:
         return (
             f"Elasticsearch at {where} rejected the credentials (HTTP 401{_colon(reason)}); "
-            "check elasticsearch.api_key, or username/password, or cloud.auth"
+            "check output.elasticsearch.api_key, or username/password, or cloud.auth"
         )
     if status == 403:
         return _describe_forbidden(where, err_type, reason)
@@ -270,7 +270,7 @@ def describe_response(status: int, body: object, where: str) -> str:
         index = _error_field(body, "index") or _bracketed(reason) or "?"
         return (
             f"index {index} does not exist on {where} (HTTP 404); run `elastic-connector setup`"
-            " or check elasticsearch.index"
+            " or check output.elasticsearch.index"
         )
     if status in (400, 406) and (
         err_type == "media_type_header_exception"
@@ -289,7 +289,7 @@ def describe_response(status: int, body: object, where: str) -> str:
     if status == 413:
         return (
             f"Elasticsearch at {where} refused a request as too large (HTTP 413); lower "
-            "elasticsearch.bulk_max_bytes below the cluster's http.max_content_length"
+            "output.elasticsearch.bulk_max_bytes below the cluster's http.max_content_length"
         )
     if status == 429:
         return (
@@ -351,7 +351,8 @@ def _describe_tls_error(exc: TlsError, hosts: Sequence[str]) -> str:
             return f"TLS certificate of Elasticsearch at {where} has expired ({message})"
         return (
             f"TLS certificate verify failed for Elasticsearch at {where} ({message}); set "
-            "elasticsearch.ca_certs to the CA certificate that signed the cluster's certificate"
+            "output.elasticsearch.ca_certs (ELASTICSEARCH_CA_CERTS) to the CA certificate that "
+            "signed the cluster's certificate"
         )
     messages = [str(e) for e in _chain(exc) if str(e)]
     text = messages[-1] if messages else type(exc).__name__
@@ -364,7 +365,7 @@ def _describe_tls_error(exc: TlsError, hosts: Sequence[str]) -> str:
     if "certificate required" in lowered or "certificate_required" in lowered:
         return (
             f"Elasticsearch at {where} requires a client certificate; set "
-            "elasticsearch.client_cert and elasticsearch.client_key"
+            "output.elasticsearch.client_cert and client_key"
         )
     return (
         f"TLS handshake with Elasticsearch at {where} failed ({_first_line(text)}); check "

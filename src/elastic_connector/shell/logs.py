@@ -90,6 +90,18 @@ class SecretMask(logging.Filter):
         return True
 
 
+class LibraryTracebacks(logging.Filter):
+    """Drops the traceback of other libraries' records (pycti logs every failed request with
+    one, the Elasticsearch transport every retry): the connector reports each failure itself,
+    in one line that says what to check. Our own tracebacks (bugs) are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("elastic_connector"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def _record_fields(record: logging.LogRecord) -> dict[str, object]:
     """Our structured ``fields``, plus pycti's metadata (``attributes``: ids, error reasons)."""
     found: dict[str, object] = {}
@@ -142,14 +154,18 @@ def configure(config: Config, stream: TextIO | None = None) -> None:
         JsonFormatter() if config.connector.log_format is LogFormat.JSON else TextFormatter()
     )
     handler.setFormatter(formatter)
+    if level > logging.DEBUG:
+        handler.addFilter(LibraryTracebacks())
     handler.addFilter(SecretMask(secret_values(config)))
     for name in ("elastic_connector", "pycti", "api", "elastic_transport", "elasticsearch"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.propagate = False
         logger.setLevel(level)
-    # Libraries that log at INFO for every request would drown the connector's own lines.
-    logging.getLogger("elastic_transport").setLevel(max(level, logging.WARNING))
+    # Libraries that log at INFO for every request would drown the connector's own lines, and
+    # the transport's retry warnings come with a full traceback each: the connector reports
+    # every failure itself, in one line that says what to check.
+    logging.getLogger("elastic_transport").setLevel(max(level, logging.ERROR))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(level, logging.WARNING))

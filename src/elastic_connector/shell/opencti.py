@@ -18,16 +18,20 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
+import ssl
 import sys
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import Config, pycti_config, pycti_environment
 from elastic_connector.core.markings import tlp_of_marking
 from elastic_connector.core.stix import MarkingDefinition
 from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp
+from elastic_connector.shell.stream import _ca_bundle
 
 if TYPE_CHECKING:
     from pycti import OpenCTIApiClient, OpenCTIConnectorHelper
@@ -75,7 +79,7 @@ def connect(
                 "cannot register with OpenCTI at %s (retrying in %.0f s): %s",
                 config.opencti.url,
                 delay,
-                _first_line(error),
+                tls_problem(config) or _first_line(error),
             )
             stop.wait(delay)
             continue
@@ -83,6 +87,39 @@ def connect(
             sys.excepthook = _log_uncaught
         return helper
     return None
+
+
+def tls_problem(config: Config, timeout: float = 3.0) -> str | None:
+    """Why OpenCTI's TLS certificate is not trusted, in one line naming the option to set; None
+    when it is (or when the URL is not https, verification is off, or the handshake fails for
+    another reason). pycti reports every failure as "not reachable": this tells them apart."""
+    settings = config.opencti
+    parts = urlsplit(settings.url)
+    if parts.scheme != "https" or not settings.ssl_verify or not parts.hostname:
+        return None
+    context = ssl.create_default_context(cafile=_ca_bundle(settings.ca_certs))
+    try:
+        port = parts.port or 443
+        with (
+            socket.create_connection((parts.hostname, port), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=parts.hostname),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as error:
+        reason = error.verify_message or _first_line(error)
+        where = parts.netloc.rpartition("@")[2]
+        if "mismatch" in reason.lower():
+            return (
+                f"TLS certificate of OpenCTI at {where} does not match the host name ({reason}); "
+                "set opencti.url to a name the certificate lists"
+            )
+        return (
+            f"TLS certificate verify failed for OpenCTI at {where} ({reason}); set "
+            "opencti.ca_certs (OPENCTI_CA_CERTS) to the CA certificate that signed the "
+            "platform's certificate"
+        )
+    except (OSError, ValueError):
+        return None
 
 
 def _first_line(error: BaseException) -> str:

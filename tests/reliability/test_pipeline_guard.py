@@ -1,0 +1,67 @@
+"""A bug in the planner costs one event, never the connector.
+
+The core promises that planning never raises, and ``test_bad_input.py`` holds it to that. If a
+future bug breaks the promise anyway, the writer thread must not die on it: a dead thread stops
+the connector, whose position was not saved, so the next start meets the same event and dies
+again — forever. The pipeline turns the exception into a skip (logged with the traceback and
+the event id, counted as ``internal_error``) and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from elastic_connector.core.config import Mode
+from elastic_connector.core.ecs import INDICATOR_MAPPINGS
+from elastic_connector.core.events import Plan, PlannerState, PlanSettings, plan_frame
+from tests.e2e.harness import documents_of
+from tests.reliability.expected_index import assert_index_matches, expected_documents
+from tests.reliability.pipeline_run import run_pipeline
+from tests.reliability.workload import envelope, generate
+
+
+def test_a_planner_exception_skips_that_event_and_the_rest_is_written(
+    es_client: Elasticsearch,
+    es_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    index = f"{es_prefix}-guard"
+    es_client.indices.create(index=index, mappings=dict(INDICATOR_MAPPINGS))
+    events = generate(5, 60, tag="guard", population=20)
+    poisoned = events[10]
+
+    def buggy(
+        event_id: str,
+        event: str,
+        data: bytes | str,
+        state: PlannerState,
+        settings: PlanSettings,
+        now: datetime,
+    ) -> Plan:
+        if data == envelope(poisoned):
+            raise ValueError("a planner bug")
+        return plan_frame(event_id, event, data, state, settings, now)
+
+    monkeypatch.setattr("elastic_connector.shell.pipeline.plan_frame", buggy)
+    settings = PlanSettings(mode=Mode.ECS_NO_SIGNALS, index=index)
+    with caplog.at_level(logging.WARNING, logger="elastic_connector.shell.pipeline"):
+        pipeline, metrics, store, ids = run_pipeline(events, es_client, settings, batch=7)
+
+    assert pipeline.status.last_ack_id == ids[-1]
+    assert store.state is not None
+    assert store.state["start_from"] == ids[-1]  # the position moved past the event
+    skips = metrics.registry.get_sample_value(
+        "elastic_connector_skips_total", {"code": "internal_error"}
+    )
+    assert skips == 1
+    raised = [r for r in caplog.records if r.exc_info is not None]
+    assert [r.getMessage() for r in raised] == [
+        f"planning event {ids[10]} raised (a bug): skipping it"
+    ]
+    survivors = [event for event in events if event is not poisoned]
+    assert_index_matches(documents_of(es_client, index), expected_documents(survivors, settings))
