@@ -22,6 +22,7 @@ from elastic_connector.shell.bulk import (
     BulkWriter,
     ItemOutcome,
     WriteAction,
+    WriterHealth,
     collapse,
     encode_action,
     item_outcome,
@@ -340,6 +341,31 @@ def test_whole_request_failures_are_retried_until_they_pass(
     assert len(sleep.delays) == 3
     assert len(bulk_requests(faulty_proxy)) == 4
     assert source(proxied_client, index, "a") == {"n": 1}
+
+
+def test_health_reports_a_write_being_retried_and_clears_when_it_passes(
+    proxied_client: Elasticsearch, faulty_proxy: FaultyProxy, index: str
+) -> None:
+    faulty_proxy.inject(
+        Reply(503, es_error_body(503, "unavailable_shards_exception", "primary shard inactive")),
+        times=2,
+        path="/_bulk",
+    )
+    seen: list[WriterHealth] = []
+    bulk: BulkWriter | None = None
+
+    def sleep(_delay: float) -> None:
+        assert bulk is not None
+        seen.append(bulk.health())
+
+    bulk = writer(proxied_client, sleep)
+    assert bulk.health() == WriterHealth(failing_for=None, last_error=None)
+    bulk.write([up(index, "a", n=1)])
+
+    assert len(seen) == 2
+    assert all(h.failing_for is not None and h.failing_for >= 0 for h in seen)
+    assert all("503" in (h.last_error or "") for h in seen)
+    assert bulk.health() == WriterHealth(failing_for=None, last_error=None)
 
 
 def test_timeouts_are_retried(

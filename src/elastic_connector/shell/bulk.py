@@ -55,6 +55,7 @@ __all__ = [
     "ItemOutcome",
     "Rejection",
     "WriteAction",
+    "WriterHealth",
     "collapse",
     "encode_action",
     "item_outcome",
@@ -106,6 +107,14 @@ class BulkResult(msgspec.Struct, frozen=True, kw_only=True):
     """Requests sent again after a transient failure (whole request or some items)."""
     superseded: int = 0
     """Actions dropped because a later action on the same document replaced them."""
+
+
+class WriterHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """``failing_for``: seconds the write in progress has been retried (None while writes
+    succeed); ``last_error``: why the last attempt failed."""
+
+    failing_for: float | None
+    last_error: str | None
 
 
 class BulkStopped(Exception):
@@ -345,6 +354,15 @@ class BulkWriter:
         self._clock = clock
         self._attempt = 0
         self._failing_since: float | None = None
+        self._last_error: str | None = None
+
+    def health(self) -> WriterHealth:
+        """How long the current write has been failing and why (read from another thread)."""
+        since, error = self._failing_since, self._last_error
+        return WriterHealth(
+            failing_for=None if since is None else max(0.0, self._clock() - since),
+            last_error=error,
+        )
 
     @classmethod
     def from_settings(
@@ -487,6 +505,7 @@ class BulkWriter:
 
     def _wait(self, reason: str, tally: _Tally, unacknowledged: int) -> None:
         now = self._clock()
+        self._last_error = reason
         if self._failing_since is None:
             self._failing_since = now
         delay = backoff_delay(
@@ -512,6 +531,7 @@ class BulkWriter:
             log.info("bulk writes succeed again after %.0fs", self._clock() - self._failing_since)
         self._attempt = 0
         self._failing_since = None
+        self._last_error = None
 
     def _fatal_message(self, action: WriteAction, result: _Item) -> str:
         error = result.error

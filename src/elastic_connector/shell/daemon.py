@@ -63,6 +63,8 @@ DRAIN_SECONDS: Final = 6.0
 _PING_RESERVE: Final = 1.5
 """Kept for the final ping, which saves the position: worth more than the last few writes."""
 _WATCH_INTERVAL: Final = 1.0
+UNHEALTHY_AFTER: Final = 300.0
+"""Seconds of failing writes after which ``/healthz`` answers 503 (retries go on)."""
 
 
 def utc_now() -> datetime:
@@ -137,6 +139,7 @@ class Daemon:
         self._workers: list[tuple[str, Worker]] = []
         self._reader: StreamReader | None = None
         self._pipeline: Pipeline | None = None
+        self._writer: BulkWriter | None = None
         self._inbox: queue.Queue[StreamMessage] = queue.Queue(
             maxsize=max(100, 2 * config.elasticsearch.bulk_max_actions)
         )
@@ -232,7 +235,7 @@ class Daemon:
             clock=self._clock,
             stop=self._writer_stop,
         )
-        self._reader, self._pipeline = reader, pipeline
+        self._reader, self._pipeline, self._writer = reader, pipeline, writer
         pipeline.start()
         reader.start()
         if config.connector.mode is not Mode.STIX:
@@ -351,14 +354,24 @@ class Daemon:
         }
         writer = self._pipeline.status
         now = time.time()
+        # Refusals an operator must fix (401/403...) are the pipeline's; outages still being
+        # retried (refused connections, 429, 5xx) are the bulk writer's.
+        retrying = self._writer.health() if self._writer is not None else None
+        failing: list[float] = []
+        if writer.failing_since is not None:
+            failing.append(now - writer.failing_since)
+        if retrying is not None and retrying.failing_for is not None:
+            failing.append(retrying.failing_for)
+        last_error = writer.last_error or (retrying.last_error if retrying else None)
         details["elasticsearch"] = {
             "last_ack_id": writer.last_ack_id,
             "last_ack_age_seconds": None
             if writer.last_ack_time is None
             else round(now - writer.last_ack_time, 1),
-            "last_error": self._masked(writer.last_error),
+            "failing_for_seconds": round(max(failing), 1) if failing else None,
+            "last_error": self._masked(last_error),
         }
-        if writer.failing_since is not None and now - writer.failing_since > 300:
+        if failing and max(failing) > UNHEALTHY_AFTER:
             healthy = False
         if stream.consecutive_failures >= 5:
             healthy = False
