@@ -17,6 +17,7 @@ ALLOWED_ROOTS = {
     "bisect",
     "collections",
     "datetime",
+    "decimal",
     "difflib",
     "enum",
     "functools",
