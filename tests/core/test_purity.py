@@ -20,6 +20,7 @@ ALLOWED_ROOTS = {
     "decimal",
     "difflib",
     "enum",
+    "hashlib",
     "functools",
     "ipaddress",
     "itertools",
