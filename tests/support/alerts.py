@@ -19,115 +19,11 @@ from datetime import datetime, timedelta
 
 from elasticsearch import Elasticsearch, helpers
 
+from elastic_connector.demo.kibana_alerts import ALERTS_MAPPINGS, SIGNALS_MAPPINGS
 from elastic_connector.demo.opencti_standin import OpenCTIStandin, make_indicator
 from tests.core.alert_strategies import AlertSpec, build_alert_specs, render_7x, render_8x
 
 _RENAME = uuid.UUID("6f1c2a3e-0b7d-4e59-a8c1-2d3e4f5a6b7c")
-
-_KEYWORD: dict[str, object] = {"type": "keyword"}
-_DATE: dict[str, object] = {"type": "date"}
-
-_ENRICHMENTS: dict[str, object] = {
-    "type": "nested",
-    "properties": {
-        "feed": {"properties": {"name": _KEYWORD}},
-        "indicator": {"type": "object", "dynamic": False},
-        "matched": {
-            "properties": {
-                "atomic": _KEYWORD,
-                "field": _KEYWORD,
-                "id": _KEYWORD,
-                "index": _KEYWORD,
-                "occurred": _DATE,
-                "type": _KEYWORD,
-            }
-        },
-    },
-}
-_SOURCE_EVENT: dict[str, object] = {
-    "source": {"properties": {"ip": {"type": "ip"}, "port": {"type": "long"}}},
-    "destination": {"properties": {"ip": {"type": "ip"}}},
-    "host": {"properties": {"name": _KEYWORD}},
-    "agent": {"properties": {"type": _KEYWORD}},
-}
-
-ALERTS_MAPPINGS: dict[str, object] = {
-    "dynamic": False,
-    "properties": {
-        "@timestamp": _DATE,
-        "event": {"properties": {"kind": _KEYWORD, "category": _KEYWORD}},
-        "kibana": {
-            "properties": {
-                "space_ids": _KEYWORD,
-                "version": _KEYWORD,
-                "alert": {
-                    "properties": {
-                        "uuid": _KEYWORD,
-                        "original_time": _DATE,
-                        "status": _KEYWORD,
-                        "workflow_status": _KEYWORD,
-                        "depth": {"type": "long"},
-                        "url": {"type": "keyword", "index": False},
-                        "ancestors": {
-                            "properties": {
-                                "id": _KEYWORD,
-                                "index": _KEYWORD,
-                                "type": _KEYWORD,
-                                "depth": {"type": "long"},
-                            }
-                        },
-                        "rule": {
-                            "properties": {
-                                "name": _KEYWORD,
-                                "uuid": _KEYWORD,
-                                "type": _KEYWORD,
-                                "category": _KEYWORD,
-                                "rule_type_id": _KEYWORD,
-                            }
-                        },
-                    }
-                },
-            }
-        },
-        # Kibana keeps the 7.x names as aliases so that old queries still work.
-        "signal": {
-            "properties": {
-                "rule": {
-                    "properties": {"type": {"type": "alias", "path": "kibana.alert.rule.type"}}
-                }
-            }
-        },
-        "threat": {"properties": {"enrichments": _ENRICHMENTS}},
-        **_SOURCE_EVENT,
-    },
-}
-"""The 8.x/9.x security alerts index mapping (the part that matters here)."""
-
-SIGNALS_MAPPINGS: dict[str, object] = {
-    "dynamic": False,
-    "properties": {
-        "@timestamp": _DATE,
-        "event": {"properties": {"kind": _KEYWORD}},
-        "signal": {
-            "properties": {
-                "original_time": _DATE,
-                "status": _KEYWORD,
-                "depth": {"type": "long"},
-                "rule": {
-                    "properties": {
-                        "id": _KEYWORD,
-                        "rule_id": _KEYWORD,
-                        "name": _KEYWORD,
-                        "type": _KEYWORD,
-                    }
-                },
-            }
-        },
-        "threat": {"properties": {"enrichments": _ENRICHMENTS}},
-        **_SOURCE_EVENT,
-    },
-}
-"""A 7.x ``.siem-signals-<space>-*`` mapping."""
 
 
 class AlertIndices:

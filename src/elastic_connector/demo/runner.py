@@ -28,6 +28,7 @@ from typing import Final, TextIO
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import DEFAULT_ECS_INDEX
+from elastic_connector.demo.kibana_alerts import ALERTS_MAPPINGS
 from elastic_connector.demo.noida import NoidaServer
 from elastic_connector.demo.opencti_data import Json
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
@@ -36,6 +37,7 @@ from elastic_connector.demo.sample import sample_objects
 CONNECTOR_ID: Final = "d3b07384-d113-4ec6-a5c0-1f6e0f0f0de0"
 TOKEN: Final = "demo-admin-token"  # noqa: S105  (the local stand-in's token, not a secret)
 ALERTS_INDEX: Final = ".alerts-security.alerts-default"
+ALERTS_BACKING_INDEX: Final = ".internal.alerts-security.alerts-default-000001"
 _WAIT: Final = 90.0
 _VALUE_FIELDS: Final = frozenset({"ip", "url", "file", "email", "registry", "x509", "as"})
 
@@ -161,6 +163,13 @@ def run_demo(*, bundle: Path | None, keep_running: bool, out: TextIO) -> int:
         for obj in objects:
             opencti.publish("create", obj)
         es = Elasticsearch(noida.url)
+        # What Kibana creates when Elastic Security is first opened.
+        es.indices.create(
+            index=ALERTS_BACKING_INDEX,
+            mappings=ALERTS_MAPPINGS,
+            settings={"index": {"hidden": True}},
+            aliases={ALERTS_INDEX: {"is_write_index": True, "is_hidden": True}},
+        )
         with log_path.open("w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "elastic_connector", "run"],
