@@ -1,4 +1,4 @@
-"""Example tests: one per validation rule of the settings loader (core.config)."""
+"""Example tests: one per validation rule of the settings loader (core.config_loading)."""
 
 from __future__ import annotations
 
@@ -15,25 +15,24 @@ from elastic_connector.core.config import (
     OFFLINE_CONNECTOR_ID,
     OFFLINE_OPENCTI_TOKEN,
     OFFLINE_OPENCTI_URL,
-    OPTIONS,
-    PYCTI_ENV_VARS,
-    SOURCE_JSON,
     Config,
-    ConfigError,
-    Layer,
     LogFormat,
     Mode,
     Secret,
+)
+from elastic_connector.core.config_export import config_to_env, config_to_mapping
+from elastic_connector.core.config_loading import (
+    SOURCE_JSON,
+    ConfigError,
+    Layer,
     build_config,
-    config_to_env,
-    config_to_mapping,
     env_layer,
     file_layer,
     json_layer,
     misspelled_env_vars,
-    pycti_config,
-    pycti_environment,
 )
+from elastic_connector.core.config_options import OPTIONS
+from elastic_connector.core.config_pycti import PYCTI_ENV_VARS, pycti_config, pycti_environment
 from elastic_connector.core.tlp import Tlp
 
 CONNECTOR_ID = "7b1f1a44-28a7-4bb2-9f0d-3f1c1b4a5a10"

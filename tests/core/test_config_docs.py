@@ -14,14 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elastic_connector.core.config import (
-    OPTIONS,
-    Option,
-    build_config,
-    file_layer,
-    option_table_markdown,
-    reference_yaml,
-)
+from elastic_connector.core.config_docs import option_table_markdown, reference_yaml
+from elastic_connector.core.config_loading import build_config, file_layer
+from elastic_connector.core.config_options import OPTIONS, Option
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "docs" / "config-table.md"

@@ -14,24 +14,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
-from elastic_connector.core.config import (
-    OPTIONS,
+from elastic_connector.core.config import Config, LogFormat, Mode, Secret
+from elastic_connector.core.config_export import config_to_env, config_to_mapping
+from elastic_connector.core.config_loading import (
     SOURCE_ENV,
     SOURCE_JSON,
-    Config,
     ConfigError,
     Layer,
-    LogFormat,
-    Mode,
-    Option,
-    Secret,
     build_config,
-    config_to_env,
-    config_to_mapping,
     env_layer,
     file_layer,
     json_layer,
 )
+from elastic_connector.core.config_options import OPTIONS, Option
 from elastic_connector.core.tlp import Tlp
 
 # --- valid values, per option --------------------------------------------------------------

@@ -17,14 +17,9 @@ from typing import cast
 
 from hypothesis import given
 
-from elastic_connector.core.config import (
-    NO_RECOVER,
-    PYCTI_ENV_VARS,
-    Config,
-    misspelled_env_vars,
-    pycti_config,
-    pycti_environment,
-)
+from elastic_connector.core.config import NO_RECOVER, Config
+from elastic_connector.core.config_loading import misspelled_env_vars
+from elastic_connector.core.config_pycti import PYCTI_ENV_VARS, pycti_config, pycti_environment
 from tests.core.test_config_properties import valid_configs
 
 # Not in our pycti stubs (the connector never calls it): typed here for the test only.

@@ -236,7 +236,7 @@ def test_undecodable_frames_are_skipped_with_the_reason(event: str, data: bytes)
 
 
 def test_settings_from_config_use_the_mode_index_and_policy() -> None:
-    from elastic_connector.core.config import Layer, build_config
+    from elastic_connector.core.config_loading import Layer, build_config
 
     config = build_config(
         [

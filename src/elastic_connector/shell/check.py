@@ -15,7 +15,8 @@ from typing import Final, TextIO
 import urllib3
 from elastic_transport import ApiError, TransportError
 
-from elastic_connector.core.config import Config, Mode, misspelled_env_vars
+from elastic_connector.core.config import Config, Mode
+from elastic_connector.core.config_loading import misspelled_env_vars
 from elastic_connector.core.stream_position import stream_headers, stream_url
 from elastic_connector.shell.elastic import build_client, cluster_version, describe_error
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from elastic_connector.core.backoff import backoff_delay
-from elastic_connector.core.config import Config, pycti_config, pycti_environment
+from elastic_connector.core.config import Config
+from elastic_connector.core.config_pycti import pycti_config, pycti_environment
 from elastic_connector.core.markings import tlp_of_marking
 from elastic_connector.core.stix import MarkingDefinition
 from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp

@@ -1,8 +1,8 @@
-"""Read the settings sources and hand them to ``core.config``.
+"""Read the settings sources and hand them to ``core.config_loading``.
 
 Sources, lowest precedence first: the YAML file (``-c/--config``, default ``./config.yml``), the
 environment, and ``CONNECTOR_JSON_CONFIG`` (a JSON object shaped like the YAML file). This
-module only does the reading; merging and validation are pure (``core.config.build_config``).
+module only does the reading; merging and validation are pure (``build_config``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Final
 import yaml
 from returns.result import Failure, Result, Success
 
-from elastic_connector.core.config import (
+from elastic_connector.core.config import Config
+from elastic_connector.core.config_loading import (
     JSON_CONFIG_ENV,
-    Config,
     ConfigError,
     Layer,
     build_config,
@@ -37,7 +37,7 @@ def load_config(
 
     ``config_path`` None means ``./config.yml`` if it exists. A file or JSON document that
     cannot be read is reported alone (other errors would be guesses without it); otherwise every
-    invalid setting is reported at once. ``offline``: see ``core.config.build_config``.
+    invalid setting is reported at once. ``offline``: see ``core.config_loading.build_config``.
     """
     file_result = read_config_file(config_path)
     json_result = json_layer(environ.get(JSON_CONFIG_ENV, ""))

@@ -1,0 +1,97 @@
+"""Documentation generated from the option registry: the README's configuration table
+(``docs/config-table.md``) and ``config.reference.yml``.
+
+The docs tests compare both files with these functions, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Final
+
+import msgspec
+
+from elastic_connector.core.config_export import env_text, plain_value
+from elastic_connector.core.config_options import OPTIONS, Option
+
+
+def _default_text(option: Option) -> str:
+    if option.required:
+        return "required"
+    if option.default is None:
+        return "unset"
+    return env_text(plain_value(option.default, reveal_secrets=True))
+
+
+def option_table_markdown() -> str:
+    """The README's configuration table (Markdown), one row per option."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [
+        "| YAML path | Environment variable | Type | Default | Secret | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for option in OPTIONS:
+        default = _default_text(option)
+        lines.append(
+            f"| `{option.yaml_path}` | `{option.env_var}` | {cell(option.type_name)} | "
+            f"{cell(default if default in ('required', 'unset') else f'`{default}`')} | "
+            f"{'yes' if option.secret else ''} | {cell(option.description)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+_REFERENCE_HEADER: Final = """\
+# elastic-connector: every configuration option, with its default and environment variable.
+#
+# Generated from the option registry (src/elastic_connector/core/config_options.py): do not edit by
+# hand; regenerate with `UPDATE_CONFIG_DOCS=1 pytest tests/core/test_config_docs.py`.
+#
+# Precedence (later wins): built-in defaults < this file (`-c/--config`, default ./config.yml)
+# < environment variables < CONNECTOR_JSON_CONFIG (a JSON object shaped like this file).
+# An empty value means "not set here". Unknown keys are errors. Every option below is
+# commented out and shows its default: uncomment the ones you change. `map` and `sightings`
+# work without the options marked "required".
+"""
+
+
+def reference_yaml() -> str:
+    """``config.reference.yml``: every option, commented out, with its default and variable."""
+    lines = [_REFERENCE_HEADER.rstrip("\n")]
+    opened: list[str] = []
+    for option in OPTIONS:
+        *sections, leaf = option.yaml_path.split(".")
+        if sections != opened:
+            common = 0
+            while common < min(len(sections), len(opened)) and sections[common] == opened[common]:
+                common += 1
+            if common == 0:
+                lines.append("")
+            for depth in range(common, len(sections)):
+                lines.append("  " * depth + f"{sections[depth]}:")
+            opened = sections
+        indent = "  " * len(sections)
+        if sections == opened and lines[-1].lstrip().startswith("# "):
+            lines.append("")
+        lines.extend(
+            textwrap.wrap(
+                option.description,
+                width=100,
+                initial_indent=f"{indent}# ",
+                subsequent_indent=f"{indent}# ",
+            )
+        )
+        facts = [f"env {option.env_var}", option.type_name]
+        if option.required:
+            facts.append("required")
+        if option.secret:
+            facts.append("secret")
+        lines.append(f"{indent}# ({'; '.join(facts)})")
+        if option.default is None:
+            lines.append(f"{indent}# {leaf}:")
+        else:
+            default = msgspec.json.encode(plain_value(option.default, reveal_secrets=True)).decode()
+            lines.append(f"{indent}# {leaf}: {default}")
+    return "\n".join(lines) + "\n"
