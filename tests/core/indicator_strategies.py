@@ -3,7 +3,7 @@
 * ``indicators()``: Indicator values as msgspec could decode them, with hostile metadata
   (huge or negative numbers, naive and offset datetimes, year 1 and 9999, odd text).
 * ``contexts()``: mapping contexts.
-* ``mapped_patterns()``: patterns over the object paths the mapper knows (``indicators.RULES``),
+* ``mapped_patterns()``: patterns over the object paths the mapper knows (``path_rules.RULES``),
   any operator, with values that are sometimes valid for the target field and sometimes not.
 * ``any_patterns()``: mapped patterns and the parser's realistic indicator patterns.
 """
@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from elastic_connector.core.indicators import RULES, MappingContext
+from elastic_connector.core.indicators import MappingContext
+from elastic_connector.core.path_rules import RULES
 from elastic_connector.core.pattern_ast import (
     AnyIndex,
     Comparison,

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from returns.result import Failure, Success
 
-from elastic_connector.core import ecs, indicators
+from elastic_connector.core import ecs, path_rules, value_forms
 from elastic_connector.core.indicators import MappingContext, Unmappable, indicator_document
 from elastic_connector.core.pattern import parse
 from elastic_connector.core.pattern_ast import (
@@ -695,7 +695,7 @@ def test_every_table_row_has_an_example() -> None:
 
 def test_every_known_path_is_in_the_table() -> None:
     rows = {row for row, _ in table_rows()}
-    assert {f"{kind}:{path}" for kind, path in indicators.RULES} <= rows
+    assert {f"{kind}:{path}" for kind, path in path_rules.RULES} <= rows
 
 
 def test_every_field_the_table_names_is_mapped() -> None:
@@ -909,7 +909,7 @@ def test_a_handmade_tree_maps_like_its_text() -> None:
     ],
 )
 def test_url_parts(url: str, expected: list[tuple[str, str]]) -> None:
-    assert indicators.url_parts(url) == expected
+    assert value_forms.url_parts(url) == expected
 
 
 @pytest.mark.parametrize(
@@ -926,7 +926,7 @@ def test_url_parts(url: str, expected: list[tuple[str, str]]) -> None:
     ],
 )
 def test_registry_hives_are_abbreviated(key: str, expected: tuple[str | None, str]) -> None:
-    assert indicators.registry_parts(key) == expected
+    assert value_forms.registry_parts(key) == expected
 
 
 @pytest.mark.parametrize(
@@ -943,7 +943,7 @@ def test_registry_hives_are_abbreviated(key: str, expected: tuple[str | None, st
     ],
 )
 def test_distinguished_names(text: str, expected: list[tuple[str, str]] | None) -> None:
-    assert indicators.distinguished_name(text) == expected
+    assert value_forms.distinguished_name(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -960,7 +960,7 @@ def test_distinguished_names(text: str, expected: list[tuple[str, str]] | None) 
     ],
 )
 def test_mac_addresses_take_the_ecs_form(text: str, expected: str | None) -> None:
-    assert indicators.normal_mac(text) == expected
+    assert value_forms.normal_mac(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -977,7 +977,7 @@ def test_mac_addresses_take_the_ecs_form(text: str, expected: str | None) -> Non
     ],
 )
 def test_hash_key_spellings(name: str, expected: str | None) -> None:
-    assert indicators.hash_algorithm(name) == expected
+    assert value_forms.hash_algorithm(name) == expected
 
 
 # --- indicator properties (one test per row of the second table) ------------------------------

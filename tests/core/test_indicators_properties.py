@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from returns.result import Failure
 from stix2patterns.v21.pattern import Pattern as ReferencePattern
 
-from elastic_connector.core import ecs, indicators
+from elastic_connector.core import ecs, path_rules, value_forms
 from elastic_connector.core.indicators import MappingContext, Unmappable, indicator_document
 from elastic_connector.core.pattern import comparisons, render
 from elastic_connector.core.pattern_ast import (
@@ -86,7 +86,7 @@ def _exact(comparison: Comparison) -> bool:
 
 
 def _known(comparison: Comparison) -> bool:
-    rule = indicators._rule_for(comparison.path)  # the path table is what is under test here
+    rule = path_rules.rule_for(comparison.path)  # the path table is what is under test here
     return rule is not None
 
 
@@ -159,13 +159,13 @@ def _normal(object_type: str, path: list[str], value: str | int) -> str | int:
             return value.partition("/")[0]
         return network.with_prefixlen
     if object_type == "mac-addr":
-        normal = indicators.normal_mac(value)
+        normal = value_forms.normal_mac(value)
         assert normal is not None
         return normal
     if object_type == "x509-certificate" and path == ["serial_number"]:
         return value.replace(":", "").upper()
     if object_type == "windows-registry-key" and path == ["key"]:
-        hive, key = indicators.registry_parts(value)
+        hive, key = value_forms.registry_parts(value)
         return f"{hive}\\{key}" if hive else value
     return value
 
@@ -188,7 +188,7 @@ def test_every_equality_the_reference_validator_sees_is_in_the_document(
             key = ".".join(str(s) for s in steps)
             if "hashes" in steps:
                 key = ".".join([*map(str, steps[:-1]), "*"])
-            if (object_type, key) not in indicators.RULES or raw == "''":
+            if (object_type, key) not in path_rules.RULES or raw == "''":
                 continue
             assert _normal(object_type, list(map(str, steps)), _unquote(raw)) in held, (
                 object_type,

@@ -1,0 +1,108 @@
+"""The values one pattern gives, per document field, as the pattern walk collects them."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+
+
+class FoundValues:
+    """Values collected from one pattern, deduplicated, in pattern order, per document field.
+
+    Fields are named by their dotted document path (``threat.indicator.file.name``); values are
+    kept by type (``strs``, ``ints``, ``dates``) so each part of the document reads its own.
+    """
+
+    __slots__ = (
+        "dates",
+        "first_text",
+        "inexact",
+        "ints",
+        "invalid",
+        "scope",
+        "stix_types",
+        "strs",
+        "types",
+        "unsupported",
+    )
+
+    def __init__(self) -> None:
+        self.strs: dict[str, dict[str, None]] = {}
+        self.ints: dict[str, dict[int, None]] = {}
+        self.dates: dict[str, dict[datetime, None]] = {}
+        self.types: dict[str, None] = {}
+        self.stix_types: dict[str, None] = {}
+        self.first_text: str | None = None
+        # Why parts of the pattern gave nothing (for the Unmappable reason).
+        self.inexact: dict[str, None] = {}
+        self.unsupported: dict[str, None] = {}
+        self.invalid: list[str] = []
+        # Values of the comparisons directly under one AND, for values that combine
+        # (a file name and its directory make a path).
+        self.scope: dict[str, list[str]] | None = None
+
+    def text(self, field: str, value: str) -> None:
+        """Add a keyword value to ``field``."""
+        self.strs.setdefault(field, {})[value] = None
+
+    def number(self, field: str, value: int) -> None:
+        """Add an integer value to ``field``."""
+        self.ints.setdefault(field, {})[value] = None
+
+    def moment(self, field: str, value: datetime) -> None:
+        """Add a date value to ``field``."""
+        self.dates.setdefault(field, {})[value] = None
+
+    def remember(self, key: str, value: str) -> None:
+        """Note ``value`` under ``key`` for the AND it appears in (when walking one)."""
+        if self.scope is not None:
+            self.scope.setdefault(key, []).append(value)
+
+    def found(self, ecs_type: str | None, stix_type: str, shown: str) -> None:
+        """Record that a value of this type was found; ``shown`` may name the indicator."""
+        if ecs_type is not None:
+            self.types.setdefault(ecs_type, None)
+        self.stix_types.setdefault(stix_type, None)
+        if self.first_text is None:
+            self.first_text = shown
+
+    def s(self, field: str) -> tuple[str, ...]:
+        """The keyword values of ``field``."""
+        values = self.strs.get(field)
+        return tuple(values) if values else ()
+
+    def i(self, field: str) -> tuple[int, ...]:
+        """The integer values of ``field``."""
+        values = self.ints.get(field)
+        return tuple(values) if values else ()
+
+    def d(self, field: str) -> tuple[datetime, ...]:
+        """The date values of ``field``."""
+        values = self.dates.get(field)
+        return tuple(values) if values else ()
+
+    @property
+    def empty(self) -> bool:
+        """No exact value was found."""
+        return not self.stix_types
+
+
+@functools.lru_cache(maxsize=1024)
+def _prefixes(field: str) -> tuple[str, ...]:
+    """Every dotted prefix of a field name: ``a.b.c`` gives (``a.b``, ``a``)."""
+    prefixes: list[str] = []
+    head = field.rpartition(".")[0]
+    while head:
+        prefixes.append(head)
+        head = head.rpartition(".")[0]
+    return tuple(prefixes)
+
+
+def field_groups(found: FoundValues) -> set[str]:
+    """Every dotted prefix of the fields holding a value (``threat``, ``threat.indicator``,
+    ``threat.indicator.file``...): document parts are built only where they have content."""
+    groups: set[str] = set()
+    for table in (found.strs, found.ints, found.dates):
+        for field in table:
+            groups.update(_prefixes(field))
+    return groups
