@@ -89,6 +89,8 @@ class FailBulkItems:
     reason: str = "rejected execution of coordinating operation (injected by FaultyProxy)"
     ids: frozenset[str] | None = None
     ops: frozenset[str] | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """More fields of the item's ``error`` (``durability`` of a circuit breaker, ``index``)."""
 
 
 @dataclass(frozen=True)
@@ -439,7 +441,11 @@ class _Handler(BaseHTTPRequestHandler):
                             "_index": item.index,
                             "_id": item.doc_id,
                             "status": fault.status,
-                            "error": {"type": fault.error_type, "reason": fault.reason},
+                            "error": {
+                                "type": fault.error_type,
+                                "reason": fault.reason,
+                                **fault.extra,
+                            },
                         }
                     }
                 )
