@@ -74,6 +74,18 @@ TIMESTAMP_FIELD: Final = "@timestamp"
 SWEEP_REQUEST_TIMEOUT: Final = 600.0
 """delete/update-by-query run synchronously; a large index needs more than a search."""
 
+
+def _by_query_client(client: Elasticsearch, request_timeout: float) -> Elasticsearch:
+    """``client`` for one long by-query request: a long timeout and no transport retries.
+
+    A by-query request that times out on the client keeps running on the server as a task;
+    a retry would start a second one over the same documents. The next sweep is the retry.
+    (``wait_for_completion=false`` + the tasks API would avoid the long request, but reading
+    a task back needs the ``monitor`` cluster privilege, which the connector does not ask for.)
+    """
+    return client.options(request_timeout=request_timeout, max_retries=0, retry_on_timeout=False)
+
+
 # Least privileges, as checked by ``check_privileges`` and documented in
 # docs/elasticsearch-privileges.md. ``write`` covers ``index`` + ``delete``.
 WRITE_INDEX_PRIVILEGES: Final = ("index", "delete", "read", "view_index_metadata")
@@ -618,19 +630,23 @@ def delete_expired(
     now: datetime,
     *,
     valid_until_field: str = VALID_UNTIL_FIELD,
+    request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> int:
     """Delete indicators whose ``valid_until`` is before ``now``; returns how many.
 
     Documents without ``valid_until`` never expire. Version conflicts (a document rewritten by
-    the stream meanwhile) are skipped, not fatal: the stream's own write wins.
+    the stream meanwhile) are skipped, not fatal: the stream's own write wins. No
+    ``refresh=true``: it would make Elasticsearch run ``indices:admin/refresh`` as the
+    connector, which only ``maintenance``/``manage`` grant (the reduced role has neither), and
+    nothing reads the index right after a sweep; the periodic refresh makes the deletes visible.
+    Sent once (see ``_by_query_client``).
     """
     response = _as_dict(
-        client.options(request_timeout=SWEEP_REQUEST_TIMEOUT)
+        _by_query_client(client, request_timeout)
         .delete_by_query(
             index=index,
             query={"range": {valid_until_field: {"lt": _iso(now)}}},
             conflicts="proceed",
-            refresh=True,
         )
         .body
     )
@@ -648,6 +664,7 @@ def touch_indicators(
     older_than: timedelta = timedelta(days=1),
     valid_until_field: str = VALID_UNTIL_FIELD,
     timestamp_field: str = TIMESTAMP_FIELD,
+    request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> TouchResult:
     """Set ``@timestamp`` to ``now`` on live indicators whose ``@timestamp`` is older than
     ``older_than``, so rules and pages that only look at the last 30 days keep seeing them.
@@ -655,7 +672,8 @@ def touch_indicators(
     Live: no ``valid_until``, or ``valid_until`` not yet passed. Needs inline Painless scripts;
     when the cluster refuses them (``script.allowed_types: none``, or a compatible server without
     scripting) nothing is changed and ``supported=False`` says why; indicators then keep the
-    ``@timestamp`` of their last update (document the rule's indicator query instead).
+    ``@timestamp`` of their last update (document the rule's indicator query instead). No
+    ``refresh=true`` and sent once, for the reasons given at ``delete_expired``.
     """
     query = {
         "bool": {
@@ -670,10 +688,8 @@ def touch_indicators(
     }
     try:
         response = _as_dict(
-            client.options(request_timeout=SWEEP_REQUEST_TIMEOUT)
-            .update_by_query(
-                index=index, query=query, script=script, conflicts="proceed", refresh=True
-            )
+            _by_query_client(client, request_timeout)
+            .update_by_query(index=index, query=query, script=script, conflicts="proceed")
             .body
         )
     except ApiError as exc:
