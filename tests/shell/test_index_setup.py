@@ -500,7 +500,8 @@ def test_missing_privileges_become_sentences(
                 "create_index": False,
                 "manage": False,
             },
-            ".alerts-security.alerts-*": {"read": False, "view_index_metadata": True},
+            ".alerts-security.alerts-*": {"read": True},
+            ".internal.alerts-security.alerts-*": {"read": False},
         },
         "application": {},
     }
@@ -510,19 +511,34 @@ def test_missing_privileges_become_sentences(
 
     assert check.verified
     assert not check.ok
+    # One sentence per row of the documented table that is not fully granted.
     assert check.missing == (
         "missing cluster privilege manage_index_templates (needed to install the index template "
+        "during setup (_index_template))",
+        "missing index privilege create_index on ti, ti-* (needed to create the first index "
         "during setup)",
-        "missing index privileges create_index, manage on ti (needed to create the first index "
-        "during setup; add the write alias and update mappings during setup)",
-        "missing index privileges create_index, manage on ti-* (needed to create the first "
-        "index during setup; add the write alias and update mappings during setup)",
-        "missing index privilege read on .alerts-security.alerts-* (needed to read detection "
-        "alerts for sightings)",
+        "missing index privilege manage on ti, ti-* (needed to add the write alias and update "
+        "mappings during setup (_alias, _mapping))",
+        "missing index privilege read on .internal.alerts-security.alerts-* (needed to search "
+        "the alerts through that point in time, which names the backing indices (_search))",
     )
     sent = json.loads(faulty_proxy.requests[-1].body)
     assert sent["cluster"] == ["manage_index_templates"]
-    assert sent["index"][0]["names"] == ["ti", "ti-*"]
+    assert sent["index"] == [
+        {
+            "names": ["ti", "ti-*"],
+            "privileges": [
+                "index",
+                "delete",
+                "read",
+                "view_index_metadata",
+                "create_index",
+                "manage",
+            ],
+        },
+        {"names": [".alerts-security.alerts-*"], "privileges": ["read"]},
+        {"names": [".internal.alerts-security.alerts-*"], "privileges": ["read"]},
+    ]
 
 
 @pytest.mark.real_cluster
