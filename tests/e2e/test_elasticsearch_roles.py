@@ -44,7 +44,7 @@ from tests.e2e.harness import ConnectorHarness, doc_id, wait_for
 from tests.e2e.test_daemon_ecs import indicator_match_alert, sighting_counts
 from tests.support.alerts import AlertIndices
 from tests.support.es_roles import Role, roles_in_markdown
-from tests.support.faulty_proxy import FaultyProxy
+from tests.support.faulty_proxy import FaultyProxy, Reply, es_error_body
 from tests.test_privileges_docs import DOC, documented_actions
 
 DOCUMENTED_INDEX: Final = "logs-ti_opencti_connector.indicator"
@@ -223,12 +223,24 @@ def checked_cluster(es_client: Elasticsearch) -> Iterator[AlertIndices]:
         )
 
 
-def _check(standin: OpenCTIStandin, proxy: FaultyProxy, alerts: str, *, setup: bool) -> str:
+def _check(
+    standin: OpenCTIStandin,
+    elasticsearch: FaultyProxy | ElasticsearchSettings,
+    alerts: str,
+    *,
+    setup: bool,
+) -> str:
+    """``check``'s report (in-process) through a proxy, or with the given settings."""
+    settings = (
+        ElasticsearchSettings(hosts=(elasticsearch.url,))
+        if isinstance(elasticsearch, FaultyProxy)
+        else elasticsearch
+    )
     config = Config(
         opencti=OpenCTISettings(url=standin.url, token=Secret(standin.token)),
         connector=ConnectorSettings(id=str(uuid.uuid4())),
-        elasticsearch=ElasticsearchSettings(
-            hosts=(proxy.url,), index=_CHECKED_INDEX, reduced_privileges=not setup
+        elasticsearch=msgspec.structs.replace(
+            settings, index=_CHECKED_INDEX, reduced_privileges=not setup
         ),
         sightings=SightingsSettings(alerts_index=alerts),
     )
@@ -294,3 +306,46 @@ def test_check_reads_alerts_as_the_poller_does(
         ("POST", "/_search"),
         ("DELETE", "/_pit"),
     ]
+
+
+def test_check_without_points_in_time_reads_alerts_as_the_poller_then_does(
+    standin: OpenCTIStandin,
+    checked_cluster: AlertIndices,
+    role_proxy: Callable[[Role], FaultyProxy],
+) -> None:
+    proxy = role_proxy(documented_role(REDUCED, _CHECKED_INDEX))
+    refused = es_error_body(400, "illegal_argument_exception", "point in time not supported")
+    proxy.inject(Reply(400, refused), path="/_pit", method="POST")
+    lines = check_lines(_check(standin, proxy, checked_cluster.pattern, setup=False))
+    (alerts_line,) = [line for line in lines if " alerts:" in line]
+    assert alerts_line.startswith(f"WARN alerts: {checked_cluster.pattern} is readable, but "), (
+        lines
+    )
+
+
+@pytest.mark.real_cluster
+@pytest.mark.parametrize("role_name", [WITH_SETUP, REDUCED])
+def test_check_passes_with_an_api_key_of_a_documented_role_on_a_real_cluster(
+    role_name: str,
+    es_client: Elasticsearch,
+    es_settings: ElasticsearchSettings,
+    standin: OpenCTIStandin,
+    checked_cluster: AlertIndices,
+) -> None:
+    role = documented_role(role_name, _CHECKED_INDEX)
+    key = es_client.security.create_api_key(
+        name=f"ectest-{role_name}",
+        role_descriptors={role_name: role.descriptor()},
+        expiration="1h",
+    ).body
+    try:
+        settings = msgspec.structs.replace(
+            es_settings, username=None, password=None, api_key=Secret(key["encoded"])
+        )
+        report = _check(standin, settings, checked_cluster.pattern, setup=role_name == WITH_SETUP)
+    finally:
+        es_client.security.invalidate_api_key(ids=[key["id"]])
+    lines = check_lines(report)
+    assert not [line for line in lines if line.startswith("FAIL")], lines
+    assert "OK   privileges: the connector's user has every privilege it needs" in lines
+    assert f"OK   alerts: {checked_cluster.pattern} is readable through a point in time" in lines

@@ -267,6 +267,9 @@ def _check_alerts(
                 f"{alerts_index} matches no index yet (Kibana creates it with the first alert "
                 "of a detection rule); check again once rules have run",
             )
+        elif isinstance(error, ApiError) and error.meta.status == 400:
+            # A server without points in time: the poller reads with plain search_after.
+            _check_plain_search(client, alerts_index, hosts, report, describe_error(error, hosts))
         else:
             report.fail(
                 "alerts",
@@ -290,6 +293,21 @@ def _check_alerts(
         with contextlib.suppress(ApiError, TransportError):
             client.close_point_in_time(id=pit_id)
     report.ok("alerts", f"{alerts_index} is readable through a point in time")
+
+
+def _check_plain_search(
+    client: Elasticsearch, alerts_index: str, hosts: tuple[str, ...], report: Report, why: str
+) -> None:
+    try:
+        client.search(index=alerts_index, size=0, allow_no_indices=True, ignore_unavailable=True)
+    except (ApiError, TransportError) as error:
+        report.fail("alerts", f"cannot read {alerts_index}: {describe_error(error, hosts)}")
+        return
+    report.warn(
+        "alerts",
+        f"{alerts_index} is readable, but without a point in time ({why}): alerts are read "
+        "with plain search_after",
+    )
 
 
 def _pit_search_refused(
