@@ -20,6 +20,7 @@ from elastic_connector.shell.bulk import (
     MAX_BOUNDED_ITEM_ATTEMPTS,
     BulkStopped,
     BulkWriter,
+    ItemError,
     ItemOutcome,
     WriteAction,
     WriterHealth,
@@ -193,13 +194,51 @@ def test_batches_cover_everything_in_order_within_limits(
             assert len(batch) == max_actions or total + following > max_bytes
 
 
-@given(st.sampled_from(["index", "create", "delete", "update"]), st.integers(0, 999))
-def test_item_outcome_rules(op: str, status: int) -> None:
-    outcome = item_outcome(op, status)
+_item_errors = st.one_of(
+    st.none(),
+    st.builds(
+        ItemError,
+        type=st.sampled_from(
+            [
+                "mapper_parsing_exception",
+                "index_not_found_exception",
+                "index_closed_exception",
+                "illegal_argument_exception",
+                "circuit_breaking_exception",
+                "es_rejected_execution_exception",
+            ]
+        ),
+        reason=st.sampled_from(["boom", "no write index is defined for alias [ti]. The write..."]),
+        durability=st.sampled_from([None, "TRANSIENT", "PERMANENT"]),
+    ),
+)
+
+
+@given(st.sampled_from(["index", "create", "delete", "update"]), st.integers(0, 999), _item_errors)
+def test_item_outcome_rules(op: str, status: int, error: ItemError | None) -> None:
+    outcome = item_outcome(op, status, error)
+    target = error is not None and (
+        error.type == "index_closed_exception"
+        or (
+            error.type == "illegal_argument_exception"
+            and "no write index is defined for alias" in (error.reason or "")
+        )
+    )
     if 200 <= status <= 299:
         assert outcome is ItemOutcome.DONE
     elif status == 404:
-        assert outcome is (ItemOutcome.ABSENT if op == "delete" else ItemOutcome.FATAL)
+        # Only a delete answered "not found" *without* an error is already gone.
+        gone = op == "delete" and error is None
+        assert outcome is (ItemOutcome.ABSENT if gone else ItemOutcome.FATAL)
+    elif target:
+        assert outcome is ItemOutcome.FATAL
+    elif (
+        status == 429
+        and error is not None
+        and error.type == "circuit_breaking_exception"
+        and error.durability == "PERMANENT"
+    ):
+        assert outcome is ItemOutcome.SPLIT
     elif status in (429, 502, 503, 504):
         assert outcome is ItemOutcome.RETRY
     elif 500 <= status <= 599:
@@ -549,6 +588,112 @@ def test_item_level_403_raises_too(
     )
     with pytest.raises(PermanentElasticsearchError, match="missing privilege"):
         writer(proxied_client).write([up(index, "a", n=1)])
+
+
+# --- problems of the target: stall and report, never drop ---------------------------------------
+
+
+def test_a_delete_into_a_missing_index_is_not_already_gone(
+    es_client: Elasticsearch, es_prefix: str
+) -> None:
+    # The cluster answers 404 with an index_not_found_exception (the alias was removed): the
+    # document may still exist behind a restored alias, so the delete is not done.
+    missing = f"{es_prefix}.removed"
+    with pytest.raises(PermanentElasticsearchError, match="does not exist") as info:
+        writer(es_client).write([rm(missing, "a")])
+    assert info.value.status == 404
+    assert missing in info.value.message
+
+
+def test_an_alias_without_a_write_index_stalls_the_write(
+    es_client: Elasticsearch, es_prefix: str
+) -> None:
+    alias = f"{es_prefix}.nowrite"
+    for number in (1, 2):
+        es_client.indices.create(index=f"{alias}-00000{number}", aliases={alias: {}})
+    with pytest.raises(PermanentElasticsearchError, match="has no write index") as info:
+        writer(es_client).write([up(alias, "a", n=1)])
+    assert alias in info.value.message
+
+
+def test_a_closed_index_stalls_the_write(
+    proxied_client: Elasticsearch, faulty_proxy: FaultyProxy, index: str
+) -> None:
+    # noida-db writes into a closed index; Elasticsearch answers each item 400
+    # index_closed_exception (IndexClosedException), which is about the index, not the document.
+    closed = FailBulkItems(
+        status=400,
+        error_type="index_closed_exception",
+        reason="closed",
+        extra={"index": f"{index}-000001"},
+    )
+    faulty_proxy.inject(closed, path="/_bulk")
+    with pytest.raises(PermanentElasticsearchError, match="is closed") as info:
+        writer(proxied_client).write([up(index, "a", n=1), up(index, "b", n=2)])
+    assert f"{index}-000001" in info.value.message
+
+
+def _breaker_body(durability: str) -> dict[str, object]:
+    body = es_error_body(
+        429,
+        "circuit_breaking_exception",
+        "[parent] Data too large, data for [<http_request>] would be [1031798784/984mb], "
+        "which is larger than the limit of [1020054732/972.7mb]",
+    )
+    error = body["error"]
+    assert isinstance(error, dict)
+    error.update(bytes_wanted=1031798784, bytes_limit=1020054732, durability=durability)
+    return body
+
+
+def test_a_permanent_circuit_breaker_splits_the_request(
+    proxied_client: Elasticsearch, faulty_proxy: FaultyProxy, index: str
+) -> None:
+    faulty_proxy.inject(Reply(429, _breaker_body("PERMANENT")), times=1, path="/_bulk")
+    sleep = FakeSleep()
+    result = writer(proxied_client, sleep).write([up(index, f"d{i}", n=i) for i in range(4)])
+    assert result.written == 4
+    assert bulk_requests(faulty_proxy) == [["d0", "d1", "d2", "d3"], ["d0", "d1"], ["d2", "d3"]]
+    assert sleep.delays == []
+
+
+def test_a_document_that_alone_trips_a_permanent_breaker_is_rejected_not_retried(
+    proxied_client: Elasticsearch, faulty_proxy: FaultyProxy, index: str
+) -> None:
+    # times=5, not forever: a writer that retried it unchanged would end up writing it.
+    faulty_proxy.inject(Reply(429, _breaker_body("PERMANENT")), times=5, path="/_bulk")
+    result = writer(proxied_client).write([up(index, "huge", n=1)])
+    ((rejection),) = result.rejected
+    assert (rejection.id, rejection.status) == ("huge", 429)
+    assert "circuit_breaking_exception" in rejection.reason
+    assert len(bulk_requests(faulty_proxy)) == 1
+
+
+def test_item_level_permanent_breaker_sends_the_item_alone_then_rejects_it(
+    proxied_client: Elasticsearch, faulty_proxy: FaultyProxy, index: str
+) -> None:
+    breaker = FailBulkItems(
+        status=429,
+        error_type="circuit_breaking_exception",
+        reason="[parent] Data too large",
+        ids=frozenset({"big"}),
+        extra={"durability": "PERMANENT"},
+    )
+    faulty_proxy.inject(breaker, times=5, path="/_bulk")
+    result = writer(proxied_client).write([up(index, i, n=1) for i in ("a", "big", "c")])
+    assert result.written == 2
+    assert [(r.id, r.status) for r in result.rejected] == [("big", 429)]
+    assert bulk_requests(faulty_proxy) == [["a", "big", "c"], ["big"]]
+
+
+def test_a_transient_circuit_breaker_is_waited_out(
+    proxied_client: Elasticsearch, faulty_proxy: FaultyProxy, index: str
+) -> None:
+    faulty_proxy.inject(Reply(429, _breaker_body("TRANSIENT")), times=2, path="/_bulk")
+    sleep = FakeSleep()
+    result = writer(proxied_client, sleep).write([up(index, "a", n=1), up(index, "b", n=1)])
+    assert (result.written, result.retries, len(sleep.delays)) == (2, 2, 2)
+    assert bulk_requests(faulty_proxy) == [["a", "b"]] * 3
 
 
 def test_writer_from_settings_uses_the_configured_limits(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ from elastic_connector.shell.index_setup import (
     touch_indicators,
 )
 from tests.support.elasticsearch import real_cluster_url
-from tests.support.faulty_proxy import FaultyProxy, Reply, es_error_body
+from tests.support.faulty_proxy import FaultyProxy, Reply, Stall, es_error_body
 
 
 def indicator_mappings(ip_type: str = "ip") -> dict[str, object]:
@@ -499,7 +500,8 @@ def test_missing_privileges_become_sentences(
                 "create_index": False,
                 "manage": False,
             },
-            ".alerts-security.alerts-*": {"read": False, "view_index_metadata": True},
+            ".alerts-security.alerts-*": {"read": True},
+            ".internal.alerts-security.alerts-*": {"read": False},
         },
         "application": {},
     }
@@ -509,19 +511,34 @@ def test_missing_privileges_become_sentences(
 
     assert check.verified
     assert not check.ok
+    # One sentence per row of the documented table that is not fully granted.
     assert check.missing == (
         "missing cluster privilege manage_index_templates (needed to install the index template "
+        "during setup (_index_template))",
+        "missing index privilege create_index on ti, ti-* (needed to create the first index "
         "during setup)",
-        "missing index privileges create_index, manage on ti (needed to create the first index "
-        "during setup; add the write alias and update mappings during setup)",
-        "missing index privileges create_index, manage on ti-* (needed to create the first "
-        "index during setup; add the write alias and update mappings during setup)",
-        "missing index privilege read on .alerts-security.alerts-* (needed to read detection "
-        "alerts for sightings)",
+        "missing index privilege manage on ti, ti-* (needed to add the write alias and update "
+        "mappings during setup (_alias, _mapping))",
+        "missing index privilege read on .internal.alerts-security.alerts-* (needed to search "
+        "the alerts through that point in time, which names the backing indices (_search))",
     )
     sent = json.loads(faulty_proxy.requests[-1].body)
     assert sent["cluster"] == ["manage_index_templates"]
-    assert sent["index"][0]["names"] == ["ti", "ti-*"]
+    assert sent["index"] == [
+        {
+            "names": ["ti", "ti-*"],
+            "privileges": [
+                "index",
+                "delete",
+                "read",
+                "view_index_metadata",
+                "create_index",
+                "manage",
+            ],
+        },
+        {"names": [".alerts-security.alerts-*"], "privileges": ["read"]},
+        {"names": [".internal.alerts-security.alerts-*"], "privileges": ["read"]},
+    ]
 
 
 @pytest.mark.real_cluster
@@ -561,6 +578,7 @@ def swept_index(es_client: Elasticsearch, es_prefix: str) -> str:
 
 
 def _ids(client: Elasticsearch, index: str) -> set[str]:
+    client.indices.refresh(index=index)  # the sweep no longer asks for a refresh itself
     hits = client.search(index=index, query={"match_all": {}}, size=100).body["hits"]["hits"]
     return {hit["_id"] for hit in hits}
 
@@ -584,6 +602,7 @@ def test_touch_moves_timestamp_of_old_live_indicators_only(
     result = touch_indicators(es_client, swept_index, NOW)
     assert result.supported
     assert result.updated == 2
+    es_client.indices.refresh(index=swept_index)
     docs = {
         hit["_id"]: hit["_source"]
         for hit in es_client.search(index=swept_index, size=100).body["hits"]["hits"]
@@ -594,6 +613,41 @@ def test_touch_moves_timestamp_of_old_live_indicators_only(
     assert stamps["expired"] == NOW - timedelta(days=40)
     assert stamps["fresh"] == NOW - timedelta(hours=1)
     assert touch_indicators(es_client, swept_index, NOW).updated == 0
+
+
+def test_sweep_requests_ask_for_no_refresh(
+    proxied_settings: ElasticsearchSettings, faulty_proxy: FaultyProxy, swept_index: str
+) -> None:
+    # refresh=true runs indices:admin/refresh as the connector: only maintenance/manage grant
+    # it, so the reduced role would get 403 on every sweep.
+    client = build_client(proxied_settings, CloudSettings())
+    delete_expired(client, swept_index, NOW)
+    touch_indicators(client, swept_index, NOW)
+    by_query = [r.path for r in faulty_proxy.requests if "_by_query" in r.path]
+    assert len(by_query) == 2
+    assert not [path for path in by_query if "refresh" in path], by_query
+
+
+@pytest.mark.parametrize("sweep", ["delete", "touch"])
+def test_a_sweep_request_that_times_out_is_not_sent_again(
+    proxied_settings: ElasticsearchSettings,
+    faulty_proxy: FaultyProxy,
+    swept_index: str,
+    sweep: str,
+) -> None:
+    # The server keeps running a by-query request the client gave up on; a retry would start a
+    # second one over the same documents. (The client's default is to retry on timeout.)
+    client = build_client(proxied_settings, CloudSettings())
+    faulty_proxy.inject(Stall(30.0), times=None, path="_by_query")
+
+    def run() -> object:
+        if sweep == "delete":
+            return delete_expired(client, swept_index, NOW, request_timeout=0.3)
+        return touch_indicators(client, swept_index, NOW, request_timeout=0.3)
+
+    with pytest.raises(ConnectionTimeout):
+        run()
+    assert len([r for r in faulty_proxy.requests if "_by_query" in r.path]) == 1
 
 
 def test_touch_degrades_when_scripts_are_refused(

@@ -12,6 +12,10 @@ produces under load or misconfiguration, then let everything else through unchan
   those items with a per-item error (e.g. 429 ``es_rejected_execution_exception``), which is
   what a cluster under pressure does: the other items really are written.
 
+With ``role=`` (a ``tests.support.es_roles.Role``), requests no fault catches go through a
+``RoleGate`` that answers 403 wherever Elasticsearch would for that role (``proxy.gate``
+records each decision).
+
 Faults are queued with ``inject(fault, times=N, path=..., method=...)``; each matching request
 consumes one; ``times=None`` keeps the fault until ``clear()``. Every request is recorded in
 ``requests`` (method, path, body, the fault applied). Optional ``server_ssl`` serves TLS (and
@@ -38,6 +42,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
+
+from tests.support.es_roles import Role, RoleGate
 
 _HOP_BY_HOP = frozenset(
     {
@@ -89,6 +95,8 @@ class FailBulkItems:
     reason: str = "rejected execution of coordinating operation (injected by FaultyProxy)"
     ids: frozenset[str] | None = None
     ops: frozenset[str] | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """More fields of the item's ``error`` (``durability`` of a circuit breaker, ``index``)."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,12 @@ class FaultyProxy:
     """An HTTP(S) proxy on 127.0.0.1 forwarding to ``upstream`` except where faults are queued."""
 
     def __init__(
-        self, upstream: str, *, server_ssl: ssl.SSLContext | None = None, port: int = 0
+        self,
+        upstream: str,
+        *,
+        server_ssl: ssl.SSLContext | None = None,
+        port: int = 0,
+        role: Role | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or parts.hostname is None:
@@ -173,6 +186,7 @@ class FaultyProxy:
         self._rules: list[_Rule] = []
         self._stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
+        self.gate = RoleGate(role) if role is not None else None
         self._server = _Server(("127.0.0.1", port), _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -365,6 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif isinstance(fault, Delay):
             proxy._stopping.wait(fault.seconds)
             self._forward(body)
+        elif proxy.gate is not None:
+            self._through_gate(proxy.gate, body)
         else:
             self._forward(body)
 
@@ -385,12 +401,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _upstream_request(
-        self, body: bytes, path: str | None = None
+        self, body: bytes, path: str | None = None, method: str | None = None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         connection = self.server.proxy._upstream()
         try:
-            connection.request(self.command, path or self.path, body=body or None, headers=headers)
+            connection.request(
+                method or self.command, path or self.path, body=body or None, headers=headers
+            )
             response = connection.getresponse()
             payload = response.read()
             return response.status, response.getheaders(), payload
@@ -400,6 +418,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _forward(self, body: bytes) -> None:
         try:
             status, headers, payload = self._upstream_request(body)
+        except OSError:
+            self._send(502, list(_ES_HEADERS.items()), b'{"error":"upstream unreachable"}')
+            return
+        self._send(status, headers, payload)
+
+    def _through_gate(self, gate: RoleGate, body: bytes) -> None:
+        def upstream(
+            method: str, path: str, payload: bytes
+        ) -> tuple[int, list[tuple[str, str]], bytes]:
+            return self._upstream_request(payload, path, method)
+
+        try:
+            status, headers, payload = gate.handle(self.command, self.path, body, upstream)
         except OSError:
             self._send(502, list(_ES_HEADERS.items()), b'{"error":"upstream unreachable"}')
             return
@@ -439,7 +470,11 @@ class _Handler(BaseHTTPRequestHandler):
                             "_index": item.index,
                             "_id": item.doc_id,
                             "status": fault.status,
-                            "error": {"type": fault.error_type, "reason": fault.reason},
+                            "error": {
+                                "type": fault.error_type,
+                                "reason": fault.reason,
+                                **fault.extra,
+                            },
                         }
                     }
                 )

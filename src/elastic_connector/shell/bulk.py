@@ -11,11 +11,17 @@ What happens to a sequence of actions:
 3. **Batch** by ``bulk_max_actions`` and ``bulk_max_bytes``; batches go one at a time.
 4. **Per item**: success, or a delete of a missing document (success), or a rejection
    (400 mapping/parsing error: reported with id and reason, counted, never retried), or retry
-   (429, 502/503/504: only those items are sent again), or a permanent error (401/403, missing
-   index) raised as ``PermanentElasticsearchError`` for the daemon to decide.
+   (429, 502/503/504: only those items are sent again), or a problem of the *target*, raised as
+   ``PermanentElasticsearchError`` for the daemon to stall on and report (401/403, missing
+   index or alias, closed index, alias without a write index): the document is fine, so it is
+   never dropped. A delete answered 404 *with* an error (``index_not_found_exception``) is such
+   a target problem, not "already gone".
 5. **Whole request**: connection errors, timeouts, 429 and 5xx are retried with capped
    exponential backoff and jitter for as long as they last (the caller stops reading the stream
-   meanwhile); ``stop`` interrupts the wait with ``BulkStopped``. A 413 splits the batch.
+   meanwhile); ``stop`` interrupts the wait with ``BulkStopped``. A 413 splits the batch, and
+   so does a ``PERMANENT`` circuit-breaker 429 (Elasticsearch says the same request would trip
+   the breaker again): halves are sent until a single document still trips it, which is then
+   rejected with its id and reason instead of being retried unchanged forever.
 
 A ``BulkWriter`` is used by one thread at a time.
 """
@@ -52,6 +58,7 @@ __all__ = [
     "BulkResult",
     "BulkStopped",
     "BulkWriter",
+    "ItemError",
     "ItemOutcome",
     "Rejection",
     "WriteAction",
@@ -59,7 +66,9 @@ __all__ = [
     "collapse",
     "encode_action",
     "item_outcome",
+    "permanent_breaker",
     "plan_batches",
+    "target_problem",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +80,7 @@ MAX_BOUNDED_ITEM_ATTEMPTS: Final = 10
 not an outage: after this many attempts the item is rejected so it cannot block the stream."""
 
 _TRANSIENT_ITEM_STATUSES: Final = frozenset({429, 502, 503, 504})
+_NO_WRITE_INDEX: Final = "no write index is defined for alias"
 _MAX_REASON_CHARS: Final = 500
 _FILTER_PATH: Final = ",".join(
     [
@@ -78,6 +88,8 @@ _FILTER_PATH: Final = ",".join(
         "items.*.status",
         "items.*.error.type",
         "items.*.error.reason",
+        "items.*.error.durability",
+        "items.*.error.index",
         "items.*.error.caused_by.type",
         "items.*.error.caused_by.reason",
     ]
@@ -136,8 +148,12 @@ class ItemOutcome(enum.Enum):
     """A delete of a document that does not exist: the goal is reached."""
     RETRY = "retry"
     RETRY_BOUNDED = "retry_bounded"
+    SPLIT = "split"
+    """A ``PERMANENT`` circuit breaker: the same request would trip it again; send less."""
     REJECT = "reject"
     FATAL = "fatal"
+    """A problem of the target (credentials, privileges, missing or closed index, alias without
+    a write index): stall and report; the document itself is fine."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,14 +219,19 @@ def plan_batches(sizes: Sequence[int], max_actions: int, max_bytes: int) -> list
     return batches
 
 
-def item_outcome(op: str, status: int) -> ItemOutcome:
-    """How to treat a ``_bulk`` item answered with ``status`` for operation ``op``."""
+def item_outcome(op: str, status: int, error: ItemError | str | None = None) -> ItemOutcome:
+    """How to treat a ``_bulk`` item answered with ``status`` (and ``error``) for ``op``."""
     if 200 <= status <= 299:
         return ItemOutcome.DONE
     if status == 404:
-        # Deleting what is not there reaches the goal; writing to a missing index (the alias
-        # was removed; require_alias stops auto-creation) needs setup, not retries.
-        return ItemOutcome.ABSENT if op == "delete" else ItemOutcome.FATAL
+        # Deleting what is not there reaches the goal (Elasticsearch answers such a delete
+        # with ``result: not_found`` and no error). A 404 *with* an error is the target's: the
+        # index or alias is gone (removed by hand; require_alias stops auto-creation).
+        return ItemOutcome.ABSENT if op == "delete" and error is None else ItemOutcome.FATAL
+    if target_problem(error):
+        return ItemOutcome.FATAL
+    if status == 429 and permanent_breaker(error):
+        return ItemOutcome.SPLIT
     if status in _TRANSIENT_ITEM_STATUSES:
         return ItemOutcome.RETRY
     if 500 <= status <= 599:
@@ -218,6 +239,29 @@ def item_outcome(op: str, status: int) -> ItemOutcome:
     if status in (401, 403):
         return ItemOutcome.FATAL
     return ItemOutcome.REJECT
+
+
+def target_problem(error: ItemError | str | None) -> bool:
+    """Whether ``error`` is about where the document goes, not about the document: a closed
+    index, or an alias without a write index (both 400s that look like a bad document)."""
+    if not isinstance(error, ItemError):
+        return False
+    if error.type == "index_closed_exception":
+        return True
+    return error.type == "illegal_argument_exception" and _NO_WRITE_INDEX in (error.reason or "")
+
+
+def permanent_breaker(error: object) -> bool:
+    """Whether ``error`` (an item error, or a whole error body's ``error``) is a circuit breaker
+    that trips again on the same request (``durability: PERMANENT``)."""
+    if isinstance(error, ItemError):
+        return error.type == "circuit_breaking_exception" and error.durability == "PERMANENT"
+    if isinstance(error, dict):
+        return (
+            error.get("type") == "circuit_breaking_exception"
+            and error.get("durability") == "PERMANENT"
+        )
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,15 +273,20 @@ class _Cause(msgspec.Struct):
     reason: str | None = None
 
 
-class _ItemError(msgspec.Struct):
+class ItemError(msgspec.Struct):
+    """The ``error`` of a ``_bulk`` item (the fields the writer asks for)."""
+
     type: str = ""
     reason: str | None = None
+    durability: str | None = None
+    """``TRANSIENT`` or ``PERMANENT`` on a ``circuit_breaking_exception``."""
+    index: str | None = None
     caused_by: _Cause | None = None
 
 
 class _Item(msgspec.Struct):
     status: int
-    error: _ItemError | str | None = None
+    error: ItemError | str | None = None
 
 
 class _Response(msgspec.Struct):
@@ -245,7 +294,7 @@ class _Response(msgspec.Struct):
     items: list[dict[str, _Item]] = msgspec.field(default_factory=list)
 
 
-def _reason(error: _ItemError | str | None) -> str:
+def _reason(error: ItemError | str | None) -> str:
     if error is None:
         return "no reason given"
     if isinstance(error, str):
@@ -309,10 +358,36 @@ class _Stopped(Exception):
         self.unacknowledged = unacknowledged
 
 
-class _TooLarge(Exception):
-    def __init__(self, pending: list[_Pending]) -> None:
+class _Split(Exception):
+    """Send ``pending`` again in halves; a single document left is rejected with ``status``
+    and ``reason`` (what is wrong with it alone)."""
+
+    def __init__(
+        self, pending: list[_Pending], status: int, reason: Callable[[int], str], *, alone: bool
+    ) -> None:
         super().__init__(len(pending))
         self.pending = pending
+        self.status = status
+        self.reason = reason
+        self.alone = alone
+        """The refused request held that one document only: splitting cannot help."""
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"document of {size} bytes is larger than the cluster accepts in one request "
+        "(http.max_content_length)"
+    )
+
+
+def _breaker_reason(detail: str) -> Callable[[int], str]:
+    def reason(size: int) -> str:
+        return (
+            f"document of {size} bytes alone trips Elasticsearch's circuit breaker, which says "
+            f"retrying cannot help (durability PERMANENT): {detail}"
+        )
+
+    return reason
 
 
 class BulkWriter:
@@ -408,15 +483,12 @@ class BulkWriter:
             batch = queue.popleft()
             try:
                 self._write_batch(batch, tally)
-            except _TooLarge as too_large:
-                rest = too_large.pending  # what is not yet acknowledged
-                if len(rest) == 1:
-                    tally.reject(
-                        rest[0].action,
-                        413,
-                        f"document of {len(rest[0].lines)} bytes is larger than the cluster "
-                        "accepts in one request (http.max_content_length)",
-                    )
+            except _Split as split:
+                rest = split.pending  # what is not yet acknowledged
+                if split.alone:
+                    tally.reject(rest[0].action, split.status, split.reason(len(rest[0].lines)))
+                elif len(rest) == 1:
+                    queue.appendleft(rest)
                 else:
                     half = len(rest) // 2
                     queue.extendleft([rest[half:], rest[:half]])
@@ -432,7 +504,19 @@ class BulkWriter:
                 response = self._send(b"".join(p.lines for p in pending))
             except ApiError as exc:
                 if exc.meta.status == 413:
-                    raise _TooLarge(pending) from exc
+                    raise _Split(pending, 413, _too_large, alone=len(pending) == 1) from exc
+                error = exc.body.get("error") if isinstance(exc.body, dict) else None
+                if exc.meta.status == 429 and isinstance(error, dict) and permanent_breaker(error):
+                    detail = _reason(f"{error.get('type')}: {error.get('reason')}")
+                    log.warning(
+                        "Elasticsearch's circuit breaker refuses a bulk request of %d documents "
+                        "for good (%s): sending it in halves",
+                        len(pending),
+                        detail,
+                    )
+                    raise _Split(
+                        pending, 429, _breaker_reason(detail), alone=len(pending) == 1
+                    ) from exc
                 self._fail_or_wait(exc, tally, len(pending))
                 continue
             except Exception as exc:
@@ -444,11 +528,16 @@ class BulkWriter:
                     f"{len(response.items)} results; refusing to guess which were applied"
                 )
             retry: list[_Pending] = []
+            smaller: list[_Pending] = []
+            breaker_detail = ""
             first_reason = ""
             for item, answer in zip(pending, response.items, strict=True):
                 op, result = next(iter(answer.items()))
-                outcome = item_outcome(op, result.status)
-                if outcome is ItemOutcome.DONE or outcome is ItemOutcome.ABSENT:
+                outcome = item_outcome(op, result.status, result.error)
+                if outcome is ItemOutcome.SPLIT:
+                    smaller.append(item)
+                    breaker_detail = breaker_detail or _reason(result.error)
+                elif outcome is ItemOutcome.DONE or outcome is ItemOutcome.ABSENT:
                     tally.acknowledge(item.action)
                 elif outcome is ItemOutcome.REJECT:
                     tally.reject(item.action, result.status, _reason(result.error))
@@ -467,6 +556,12 @@ class BulkWriter:
                         continue
                     retry.append(item)
                     first_reason = first_reason or f"HTTP {result.status} {_reason(result.error)}"
+            if smaller:
+                # Retrying the same items together would trip the breaker again: send them
+                # (and the transient ones, which lose nothing by it) in smaller requests.
+                order = {id(item): n for n, item in enumerate(pending)}
+                rest = sorted(smaller + retry, key=lambda item: order[id(item)])
+                raise _Split(rest, 429, _breaker_reason(breaker_detail), alone=len(pending) == 1)
             if not retry:
                 self._recovered()
                 return
@@ -536,8 +631,11 @@ class BulkWriter:
     def _fatal_message(self, action: WriteAction, result: _Item) -> str:
         error = result.error
         body: dict[str, object]
-        if isinstance(error, _ItemError):
-            body = {"error": {"type": error.type, "reason": error.reason or ""}}
+        if isinstance(error, ItemError):
+            fields = {"type": error.type, "reason": error.reason or ""}
+            if error.index:
+                fields["index"] = error.index
+            body = {"error": fields}
         else:
             body = {"error": error or ""}
         if result.status == 404 and not isinstance(action, Delete):

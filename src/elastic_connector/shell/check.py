@@ -8,15 +8,18 @@ when anything failed. Secret values never appear in the output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import Final, TextIO
 
 import urllib3
 from elastic_transport import ApiError, TransportError
+from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Config, Mode
 from elastic_connector.core.config_loading import misspelled_env_vars
+from elastic_connector.core.es_privileges import alert_backing_patterns
 from elastic_connector.core.stream_position import stream_headers, stream_url
 from elastic_connector.shell.elastic import build_client, cluster_version, describe_error
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind
@@ -177,14 +180,18 @@ def _check_elasticsearch(config: Config, report: Report) -> None:
     try:
         version = cluster_version(client)
     except (ApiError, TransportError, ValueError) as error:
-        detail = (
-            describe_error(error, hosts)
-            if isinstance(error, ApiError | TransportError)
-            else str(error)
-        )
-        report.fail("elasticsearch", f"cannot use {where}: {detail}")
-        return
-    report.ok("elasticsearch", f"reached {where} (version {version})")
+        if _monitor_refused(error):
+            report.warn("elasticsearch", _version_unknown(where))
+        else:
+            detail = (
+                describe_error(error, hosts)
+                if isinstance(error, ApiError | TransportError)
+                else str(error)
+            )
+            report.fail("elasticsearch", f"cannot use {where}: {detail}")
+            return
+    else:
+        report.ok("elasticsearch", f"reached {where} (version {version})")
     if not settings.ssl_verify:
         report.warn("elasticsearch", "TLS certificate verification is off")
     alerts_index = config.sightings.alerts_index if config.connector.mode is Mode.ECS else None
@@ -218,10 +225,101 @@ def _check_elasticsearch(config: Config, report: Report) -> None:
     else:
         report.ok("index", f"{config.index} exists ({kind.value})")
     if alerts_index is not None:
-        try:
-            client.search(
-                index=alerts_index, size=0, allow_no_indices=True, ignore_unavailable=True
+        _check_alerts(client, alerts_index, hosts, report)
+
+
+# --- Elasticsearch: what a least-privilege key may not do, and reading alerts as the poller does
+
+
+def _monitor_refused(error: BaseException) -> bool:
+    """``GET /`` refused for lack of the ``monitor`` cluster privilege (an authenticated key)."""
+    if not isinstance(error, ApiError) or error.meta.status != 403:
+        return False
+    body = error.body.get("error") if isinstance(error.body, dict) else None
+    return isinstance(body, dict) and body.get("type") == "security_exception"
+
+
+def _version_unknown(where: str) -> str:
+    # The 403 itself proves the credentials work; Elasticsearch names its version only in the
+    # body of GET / (no response header carries it), so the version stays unknown.
+    return (
+        f"reached {where}, credentials accepted; version unknown: GET / needs the monitor "
+        "cluster privilege, which the connector does not need (it supports Elasticsearch 8.x "
+        "and 9.x)"
+    )
+
+
+_CHECK_PIT_KEEP_ALIVE: Final = "1m"
+
+
+def _check_alerts(
+    client: Elasticsearch, alerts_index: str, hosts: tuple[str, ...], report: Report
+) -> None:
+    """Do what the alert poller does: open a point in time on ``alerts_index``, search through
+    it, close it. A point in time keeps the concrete (backing) index names, so the search is
+    authorized on those: a role with ``read`` on the alias only opens it and is then refused."""
+    try:
+        opened = client.open_point_in_time(index=alerts_index, keep_alive=_CHECK_PIT_KEEP_ALIVE)
+    except (ApiError, TransportError) as error:
+        if isinstance(error, ApiError) and error.meta.status == 404:
+            report.warn(
+                "alerts",
+                f"{alerts_index} matches no index yet (Kibana creates it with the first alert "
+                "of a detection rule); check again once rules have run",
             )
-            report.ok("alerts", f"{alerts_index} is readable")
-        except (ApiError, TransportError) as error:
-            report.fail("alerts", f"cannot read {alerts_index}: {describe_error(error, hosts)}")
+        elif isinstance(error, ApiError) and error.meta.status == 400:
+            # A server without points in time: the poller reads with plain search_after.
+            _check_plain_search(client, alerts_index, hosts, report, describe_error(error, hosts))
+        else:
+            report.fail(
+                "alerts",
+                f"cannot open a point in time on {alerts_index}: {describe_error(error, hosts)}",
+            )
+        return
+    pit_id = opened.body.get("id") if isinstance(opened.body, dict) else None
+    if not isinstance(pit_id, str) or not pit_id:
+        report.fail("alerts", f"opening a point in time on {alerts_index} returned no id")
+        return
+    try:
+        client.search(
+            pit={"id": pit_id, "keep_alive": _CHECK_PIT_KEEP_ALIVE},
+            size=0,
+            track_total_hits=False,
+        )
+    except (ApiError, TransportError) as error:
+        report.fail("alerts", _pit_search_refused(alerts_index, error, hosts))
+        return
+    finally:
+        with contextlib.suppress(ApiError, TransportError):
+            client.close_point_in_time(id=pit_id)
+    report.ok("alerts", f"{alerts_index} is readable through a point in time")
+
+
+def _check_plain_search(
+    client: Elasticsearch, alerts_index: str, hosts: tuple[str, ...], report: Report, why: str
+) -> None:
+    try:
+        client.search(index=alerts_index, size=0, allow_no_indices=True, ignore_unavailable=True)
+    except (ApiError, TransportError) as error:
+        report.fail("alerts", f"cannot read {alerts_index}: {describe_error(error, hosts)}")
+        return
+    report.warn(
+        "alerts",
+        f"{alerts_index} is readable, but without a point in time ({why}): alerts are read "
+        "with plain search_after",
+    )
+
+
+def _pit_search_refused(
+    alerts_index: str, error: ApiError | TransportError, hosts: tuple[str, ...]
+) -> str:
+    detail = describe_error(error, hosts)
+    if not (isinstance(error, ApiError) and error.meta.status == 403):
+        return f"cannot search {alerts_index} through a point in time: {detail}"
+    backing = ", ".join(alert_backing_patterns(alerts_index)) or "the indices behind it"
+    return (
+        f"a point in time on {alerts_index} opens, but searching through it is refused: "
+        f"missing index privilege read on {backing} (a point in time names the backing "
+        f"indices, so read on the alias alone is not enough; see "
+        f"docs/elasticsearch-privileges.md). Elasticsearch: {detail}"
+    )

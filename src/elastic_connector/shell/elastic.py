@@ -272,6 +272,18 @@ def describe_response(status: int, body: object, where: str) -> str:
             f"index {index} does not exist on {where} (HTTP 404); run `elastic-connector setup`"
             " or check output.elasticsearch.index"
         )
+    if err_type == "index_closed_exception":
+        index = _error_field(body, "index") or _bracketed(reason) or "?"
+        return (
+            f"index {index} is closed on {where} (HTTP {status}); open it (POST /{index}/_open)"
+            " or point the alias's write index at an open index"
+        )
+    if "no write index is defined for alias" in reason:
+        alias = _bracketed(reason) or "?"
+        return (
+            f"alias {alias} on {where} has no write index (HTTP {status}); mark one of its "
+            "indices with is_write_index: true (`elastic-connector setup` checks it)"
+        )
     if status in (400, 406) and (
         err_type == "media_type_header_exception"
         or "compatible-with" in reason

@@ -35,17 +35,14 @@ import msgspec
 from elastic_transport import ApiError
 from elasticsearch import Elasticsearch
 
+from elastic_connector.core.es_privileges import Target, required, target_names
 from elastic_connector.shell.elastic import PermanentElasticsearchError, describe_error
 
 __all__ = [
-    "ALERT_PRIVILEGES",
     "FIRST_INDEX_SUFFIX",
     "MANAGED_BY",
-    "SETUP_CLUSTER_PRIVILEGES",
-    "SETUP_INDEX_PRIVILEGES",
     "TEMPLATE_PRIORITY",
     "VALID_UNTIL_FIELD",
-    "WRITE_INDEX_PRIVILEGES",
     "PrivilegeCheck",
     "SetupError",
     "SetupReport",
@@ -74,22 +71,17 @@ TIMESTAMP_FIELD: Final = "@timestamp"
 SWEEP_REQUEST_TIMEOUT: Final = 600.0
 """delete/update-by-query run synchronously; a large index needs more than a search."""
 
-# Least privileges, as checked by ``check_privileges`` and documented in
-# docs/elasticsearch-privileges.md. ``write`` covers ``index`` + ``delete``.
-WRITE_INDEX_PRIVILEGES: Final = ("index", "delete", "read", "view_index_metadata")
-SETUP_INDEX_PRIVILEGES: Final = ("create_index", "manage")
-SETUP_CLUSTER_PRIVILEGES: Final = ("manage_index_templates",)
-ALERT_PRIVILEGES: Final = ("read", "view_index_metadata")
 
-_PURPOSE: Final = {
-    "index": "write indicators",
-    "delete": "delete revoked and expired indicators",
-    "read": "run the expiry sweep (delete/update by query)",
-    "view_index_metadata": "check the index and its alias",
-    "create_index": "create the first index during setup",
-    "manage": "add the write alias and update mappings during setup",
-    "manage_index_templates": "install the index template during setup",
-}
+def _by_query_client(client: Elasticsearch, request_timeout: float) -> Elasticsearch:
+    """``client`` for one long by-query request: a long timeout and no transport retries.
+
+    A by-query request that times out on the client keeps running on the server as a task;
+    a retry would start a second one over the same documents. The next sweep is the retry.
+    (``wait_for_completion=false`` + the tasks API would avoid the long request, but reading
+    a task back needs the ``monitor`` cluster privilege, which the connector does not ask for.)
+    """
+    return client.options(request_timeout=request_timeout, max_retries=0, retry_on_timeout=False)
+
 
 # Characters Elasticsearch forbids in index names (plus the wildcard and the comma, which
 # would make the name a pattern or a list).
@@ -536,23 +528,6 @@ def _log_report(report: SetupReport) -> None:
 # Privileges
 
 
-def _required(
-    index: str, alerts_index: str | None, need_setup: bool
-) -> tuple[list[str], list[tuple[list[str], list[str], str | None]]]:
-    """(cluster privileges, [(index names, privileges, fixed purpose or None)])."""
-    cluster = list(SETUP_CLUSTER_PRIVILEGES) if need_setup else []
-    index_privileges = list(WRITE_INDEX_PRIVILEGES)
-    if need_setup:
-        index_privileges += list(SETUP_INDEX_PRIVILEGES)
-    groups: list[tuple[list[str], list[str], str | None]] = [
-        ([index, f"{index}-*"], index_privileges, None)
-    ]
-    if alerts_index:
-        names = [n.strip() for n in alerts_index.split(",") if n.strip()]
-        groups.append((names, list(ALERT_PRIVILEGES), "read detection alerts for sightings"))
-    return cluster, groups
-
-
 def _security_unavailable(exc: ApiError) -> bool:
     reason = _error_reason(exc).lower()
     if exc.meta.status in (400, 404, 405) and "no handler" in reason:
@@ -565,17 +540,25 @@ def check_privileges(
 ) -> PrivilegeCheck:
     """Which privileges the connector's credentials lack, as plain sentences.
 
+    Asks for exactly the rows of ``core.es_privileges`` (also the table of
+    docs/elasticsearch-privileges.md) and says one sentence per row that is not fully granted.
     ``alerts_index`` is the alert pattern the sightings loop reads (None: no sightings).
     ``need_setup`` adds what ``ensure_setup`` needs. A cluster without the security API (security
     disabled, or an Elasticsearch-compatible server) gives ``verified=False`` and a note: that is
     not an error. Authentication failures propagate (give them to ``describe_error``).
     """
-    cluster, groups = _required(index, alerts_index, need_setup)
+    rows = required(setup=need_setup, sightings=alerts_index is not None)
+    cluster = [r.privilege for r in rows if r.target is Target.CLUSTER]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for row in rows:
+        names = target_names(row.target, index, alerts_index)
+        if names and row.privilege not in groups.setdefault(names, []):
+            groups[names].append(row.privilege)
     try:
         response = _as_dict(
             client.security.has_privileges(
                 cluster=cluster,
-                index=[{"names": names, "privileges": privs} for names, privs, _ in groups],
+                index=[{"names": list(names), "privileges": p} for names, p in groups.items()],
             ).body
         )
     except ApiError as exc:
@@ -586,24 +569,24 @@ def check_privileges(
                 "(security disabled, or an Elasticsearch-compatible server)",
             )
         raise
-    missing: list[str] = []
     granted_cluster = _as_dict(response.get("cluster"))
-    missing.extend(
-        f"missing cluster privilege {p} (needed to {_PURPOSE.get(p, 'run the connector')})"
-        for p in cluster
-        if granted_cluster.get(p) is not True
-    )
     granted_index = _as_dict(response.get("index"))
-    for names, privileges, fixed_purpose in groups:
-        for name in names:
-            granted = _as_dict(granted_index.get(name))
-            lacking = [p for p in privileges if granted.get(p) is not True]
-            if not lacking:
-                continue
-            purpose = fixed_purpose or "; ".join(_PURPOSE.get(p, p) for p in lacking)
+    missing: list[str] = []
+    for row in rows:
+        if row.target is Target.CLUSTER:
+            if granted_cluster.get(row.privilege) is not True:
+                missing.append(
+                    f"missing cluster privilege {row.privilege} (needed to {row.purpose})"
+                )
+            continue
+        names = target_names(row.target, index, alerts_index)
+        lacking = [
+            n for n in names if _as_dict(granted_index.get(n)).get(row.privilege) is not True
+        ]
+        if lacking:
             missing.append(
-                f"missing index privilege{'s' if len(lacking) > 1 else ''} "
-                f"{', '.join(lacking)} on {name} (needed to {purpose})"
+                f"missing index privilege {row.privilege} on {', '.join(lacking)} "
+                f"(needed to {row.purpose})"
             )
     return PrivilegeCheck(verified=True, missing=tuple(missing))
 
@@ -618,19 +601,23 @@ def delete_expired(
     now: datetime,
     *,
     valid_until_field: str = VALID_UNTIL_FIELD,
+    request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> int:
     """Delete indicators whose ``valid_until`` is before ``now``; returns how many.
 
     Documents without ``valid_until`` never expire. Version conflicts (a document rewritten by
-    the stream meanwhile) are skipped, not fatal: the stream's own write wins.
+    the stream meanwhile) are skipped, not fatal: the stream's own write wins. No
+    ``refresh=true``: it would make Elasticsearch run ``indices:admin/refresh`` as the
+    connector, which only ``maintenance``/``manage`` grant (the reduced role has neither), and
+    nothing reads the index right after a sweep; the periodic refresh makes the deletes visible.
+    Sent once (see ``_by_query_client``).
     """
     response = _as_dict(
-        client.options(request_timeout=SWEEP_REQUEST_TIMEOUT)
+        _by_query_client(client, request_timeout)
         .delete_by_query(
             index=index,
             query={"range": {valid_until_field: {"lt": _iso(now)}}},
             conflicts="proceed",
-            refresh=True,
         )
         .body
     )
@@ -648,6 +635,7 @@ def touch_indicators(
     older_than: timedelta = timedelta(days=1),
     valid_until_field: str = VALID_UNTIL_FIELD,
     timestamp_field: str = TIMESTAMP_FIELD,
+    request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> TouchResult:
     """Set ``@timestamp`` to ``now`` on live indicators whose ``@timestamp`` is older than
     ``older_than``, so rules and pages that only look at the last 30 days keep seeing them.
@@ -655,7 +643,8 @@ def touch_indicators(
     Live: no ``valid_until``, or ``valid_until`` not yet passed. Needs inline Painless scripts;
     when the cluster refuses them (``script.allowed_types: none``, or a compatible server without
     scripting) nothing is changed and ``supported=False`` says why; indicators then keep the
-    ``@timestamp`` of their last update (document the rule's indicator query instead).
+    ``@timestamp`` of their last update (document the rule's indicator query instead). No
+    ``refresh=true`` and sent once, for the reasons given at ``delete_expired``.
     """
     query = {
         "bool": {
@@ -670,10 +659,8 @@ def touch_indicators(
     }
     try:
         response = _as_dict(
-            client.options(request_timeout=SWEEP_REQUEST_TIMEOUT)
-            .update_by_query(
-                index=index, query=query, script=script, conflicts="proceed", refresh=True
-            )
+            _by_query_client(client, request_timeout)
+            .update_by_query(index=index, query=query, script=script, conflicts="proceed")
             .body
         )
     except ApiError as exc:

@@ -5,6 +5,10 @@
 * Freshness: Kibana's prebuilt indicator-match rules only look at indicators whose
   ``@timestamp`` is within the last 30 days; live indicators get a fresh ``@timestamp`` once a
   day so a long-lived indicator keeps matching.
+
+Both are by-query requests sent without ``refresh`` (which needs the ``maintenance``
+privilege) and without client retries (a retried by-query runs twice on the server); see
+``index_setup.delete_expired``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from elastic_transport import ApiError, TransportError
+from elastic_transport import ApiError, ConnectionTimeout, TransportError
 from elasticsearch import Elasticsearch
 
 from elastic_connector.shell.elastic import describe_error
@@ -64,6 +68,15 @@ class Sweeper:
             if self._touch_supported:
                 touched = touch_indicators(self._client, self._index, now)
                 self._touch_supported = touched.supported
+        except ConnectionTimeout as error:
+            # Not sent again: the request keeps running on the server as a task, and a second
+            # one would work over the same documents. The next sweep picks up what is left.
+            _log.warning(
+                "expiry sweep: no answer in time; it may still be running in Elasticsearch "
+                "(not sent again; next sweep in %.0f s): %s",
+                self._interval,
+                describe_error(error),
+            )
         except (ApiError, TransportError) as error:
             _log.warning(
                 "expiry sweep failed (next try in %.0f s): %s",
