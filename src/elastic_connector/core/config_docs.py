@@ -23,6 +23,12 @@ def _default_text(option: Option) -> str:
     return env_text(plain_value(option.default, reveal_secrets=True))
 
 
+def _earlier_names(option: Option) -> list[str]:
+    """The earlier connector's names of ``option`` (``config_aliases``), YAML paths first."""
+    names = [alias.yaml_path for alias in option.aliases if alias.yaml_path]
+    return names + [alias.env_var for alias in option.aliases if alias.env_var]
+
+
 def option_table_markdown() -> str:
     """The README's configuration table (Markdown), one row per option."""
 
@@ -35,10 +41,18 @@ def option_table_markdown() -> str:
     ]
     for option in OPTIONS:
         default = _default_text(option)
+        description = option.description
+        earlier = _earlier_names(option)
+        if earlier:
+            description += (
+                " Also read under the earlier connector's name "
+                + " / ".join(f"`{name}`" for name in earlier)
+                + "."
+            )
         lines.append(
             f"| `{option.yaml_path}` | `{option.env_var}` | {cell(option.type_name)} | "
             f"{cell(default if default in ('required', 'unset') else f'`{default}`')} | "
-            f"{'yes' if option.secret else ''} | {cell(option.description)} |"
+            f"{'yes' if option.secret else ''} | {cell(description)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -88,6 +102,9 @@ def reference_yaml() -> str:
             facts.append("required")
         if option.secret:
             facts.append("secret")
+        earlier = _earlier_names(option)
+        if earlier:
+            facts.append(f"earlier name {', '.join(earlier)}")
         lines.append(f"{indent}# ({'; '.join(facts)})")
         if option.default is None:
             lines.append(f"{indent}# {leaf}:")
