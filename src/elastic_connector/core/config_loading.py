@@ -493,6 +493,7 @@ def _pick(
     """The value of ``option`` in the layer that sets it (under one name or several), or None
     after recording why it is invalid."""
     parse = PARSERS[option.yaml_path]
+    given = sorted(given, key=lambda item: item.alias is not None)  # ours first
     parsed: list[tuple[object, _Given]] = []
     for item in given:
         result = parse(item.raw)

@@ -525,10 +525,14 @@ def parse_seconds(raw: object) -> Result[object, str]:
     return _parse_float(raw)
 
 
+_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def _epoch_milliseconds(moment: datetime.datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)  # a date without offset is read as UTC
-    return int(moment.timestamp() * 1000)
+    # Exact integer arithmetic: timestamp() * 1000 is a float and loses the last millisecond.
+    return (moment - _EPOCH) // datetime.timedelta(milliseconds=1)
 
 
 def parse_start_timestamp(raw: object) -> Result[object, str]:
