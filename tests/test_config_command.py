@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -90,7 +90,7 @@ SECRETS = ("ChangeMe-token-1234", "key-secret", "changeme-pw", "changeme-cloud")
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting from the test machine; a working directory without ./config.yml."""
     names = {option.env_var for option in OPTIONS} | {JSON_CONFIG_ENV}
     names |= {alias.env_var for alias in ALIASES if alias.env_var}
@@ -98,7 +98,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     for name in names:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    yield
 
 
 def nested(entries: Mapping[str, object]) -> dict[str, object]:
@@ -152,7 +151,7 @@ def source_for(kind: str, path: str, variable: str) -> str:
 
 
 def test_the_table_and_the_variants_cover_every_key_of_the_earlier_table() -> None:
-    table_keys = [key for key in EARLIER_KEYS[:20]]  # its README table, in order
+    table_keys = EARLIER_KEYS[:20]  # its README table, in order
     used = set(TABLE) | {key for variant in AUTHENTICATIONS.values() for key in variant}
     assert used == {(path, variable) for path, variable in table_keys if path and variable}
 
