@@ -49,8 +49,8 @@ def test_check_against_closed_ports_prints_one_line_per_platform_and_no_tracebac
     assert result.stdout.splitlines() == [
         "OK   config: mode ecs, index logs-ti_opencti_connector.indicator, max TLP "
         "TLP:AMBER+STRICT",
-        f"FAIL opencti: cannot reach OpenCTI at {opencti}: connection refused (is the platform "
-        "running, on that port?); check opencti.url (OPENCTI_URL)",
+        f"FAIL opencti: cannot reach OpenCTI at {opencti}: connection refused; is the platform "
+        "running there? check opencti.url (OPENCTI_URL)",
         f"FAIL elasticsearch: cannot use {elasticsearch}: cannot connect to Elasticsearch at "
         f"{es_endpoint}: connection refused (is it running and listening on that address?); "
         "check output.elasticsearch.hosts (ELASTICSEARCH_HOSTS)",

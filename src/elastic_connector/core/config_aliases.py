@@ -96,6 +96,7 @@ ALIASES: Final[tuple[Alias, ...]] = (
     Alias(
         option="sightings.poll_interval",
         yaml_path="elastic.signals.query_interval",
+        meaning="The default is 60 s (the earlier one, 5m).",
     ),
     Alias(
         option="sightings.initial_lookback",
@@ -103,7 +104,11 @@ ALIASES: Final[tuple[Alias, ...]] = (
         meaning="Alerts are read from a saved cursor, so none is missed between polls or while "
         "the connector is down: the look-back only applies to the first start.",
     ),
-    Alias(option="sightings.tlp", yaml_path="elastic.sightings_tlp"),
+    Alias(
+        option="sightings.tlp",
+        yaml_path="elastic.sightings_tlp",
+        meaning="The default is TLP:AMBER (the earlier connector set no marking).",
+    ),
 )
 
 RETIRED: Final[tuple[Retired, ...]] = (
@@ -199,3 +204,16 @@ EARLIER_KEYS: Final[tuple[tuple[str | None, str | None], ...]] = (
     ("elastic.sightings_tlp", None),
 )
 """Every key the earlier connector documented, in the order of its docs."""
+
+SAME_NAME_CHANGES: Final[dict[str, str]] = {
+    "connector.id": "Must be a UUID (OpenCTI requires one): replace a `ChangeMe` placeholder.",
+    "connector.log_level": "`warn` is read as `warning`.",
+    "connector.live_stream_start_timestamp": "Epoch milliseconds or an ISO 8601 date, as before.",
+    "output.elasticsearch.hosts": "`host:port` without a scheme is read as `http://host:port` "
+    "(port 9200 when none), as before, with a warning: write `https://` to use TLS.",
+    "output.elasticsearch.api_key": "`id:api_key`, or the base64 encoded form Kibana shows.",
+    "output.elasticsearch.index": "**Changes meaning.** Default `logs-ti_opencti_connector."
+    "indicator` (a write alias, under `logs-ti_*`, which Kibana's Intelligence page and prebuilt "
+    "rules read), not `opencti-{now/d}` behind the ILM alias `opencti`. A name, not date math.",
+}
+"""Keys with the same name here whose accepted values or meaning differ (migration guide)."""

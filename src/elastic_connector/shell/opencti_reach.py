@@ -24,7 +24,7 @@ _TLS_OPTIONS: Final = "opencti.ca_certs (OPENCTI_CA_CERTS) or opencti.ssl_verify
 
 # Phrases of the operating system's socket errors (as urllib3 words them) -> plain words.
 _CONNECTION_REASONS: Final = (
-    ("connection refused", "connection refused (is the platform running, on that port?)"),
+    ("connection refused", "connection refused"),
     ("name or service not known", "the host name does not resolve"),
     ("nodename nor servname", "the host name does not resolve"),
     ("temporary failure in name resolution", "the host name does not resolve (DNS failure)"),
@@ -98,7 +98,10 @@ def opencti_problem(config: Config, timeout: float = 15.0) -> str | None:
             f"TLS with OpenCTI at {url} failed ({connection_reason(error)}); check {_TLS_OPTIONS}"
         )
     except urllib3.exceptions.NewConnectionError as error:  # before TimeoutError: a subclass
-        return f"cannot reach OpenCTI at {url}: {connection_reason(error)}; check {_URL_OPTION}"
+        return (
+            f"cannot reach OpenCTI at {url}: {connection_reason(error)}; is the platform "
+            f"running there? check {_URL_OPTION}"
+        )
     except urllib3.exceptions.TimeoutError:
         return (
             f"OpenCTI at {url} did not answer within {timeout:.0f} s; check {_URL_OPTION} and "

@@ -80,7 +80,10 @@ def _shown(value: object) -> str:
 def status_lines(answer: HealthAnswer) -> list[str]:
     """The verdict line, then one line per detail the connector gave."""
     if answer.status is None:
-        return [f"FAIL no connector answers on {answer.url}: {answer.error}"]
+        return [
+            f"FAIL no connector answers on {answer.url}: {answer.error} (is it running, with "
+            "this connector.metrics_port?)"
+        ]
     if answer.status == 200:
         verdict = f"OK   healthy ({answer.url})"
     elif answer.status == 503:
