@@ -60,3 +60,16 @@ def test_log_level_debug_shows_everything(e2e_harness: Harnesses) -> None:
         expected_lines(connector)
     )
     assert any(" DEBUG " in line for line in lines)
+
+
+def test_setup_prints_its_own_lines_only(e2e_harness: Harnesses) -> None:
+    connector = e2e_harness()
+    process = connector.run("setup")
+
+    assert process.returncode == 0, process.tail()
+    index = connector.index
+    assert process.lines() == [
+        f"index {index}: changed",
+        f"  template {index}@elastic-connector (updated)",
+        f"  created {index}-000001 with write alias {index}",
+    ]
