@@ -22,5 +22,10 @@ WORKDIR /app
 USER 10001:10001
 # Configuration: mount a file at /app/config.yml (read when present; `-c PATH` for another path),
 # and/or set environment variables, and/or CONNECTOR_JSON_CONFIG (see the README table).
+# Health: with connector.metrics_port set, `status` asks /healthz (0 healthy, 1 unhealthy or no
+# answer; no curl needed); without a port there is nothing to ask and it exits 0. The start period
+# covers index setup and registration; a first sync that replays for hours stays healthy.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+  CMD ["elastic-connector", "status", "--healthcheck", "--timeout", "5"]
 ENTRYPOINT ["elastic-connector"]
 CMD ["run"]

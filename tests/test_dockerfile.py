@@ -1,12 +1,15 @@
 """The container image definition, checked without a Docker engine (none on CI machines).
 
 A lint of the rules we rely on (non-root user, pinned base, exec-form entry point, no secrets
-or network fetches baked in), and a build of the wheel the image installs, from exactly the
-files the Dockerfile copies.
+or network fetches baked in, a health check that needs no curl), a run of the health check's
+exact command against a real health endpoint, and a build of the wheel the image installs, from
+exactly the files the Dockerfile copies.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +18,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from elastic_connector.shell.metrics import Metrics, MetricsServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -120,3 +125,95 @@ def test_the_wheel_the_image_installs_builds_from_the_copied_files(tmp_path: Pat
     assert "elastic_connector/py.typed" in names
     assert "elastic_connector/cli.py" in names
     assert any(name.endswith("entry_points.txt") for name in names)
+
+
+# --- health check ----------------------------------------------------------------------------
+
+
+def _healthcheck() -> tuple[dict[str, str], list[str]]:
+    """The final stage's HEALTHCHECK: its options (``interval`` -> ``30s``) and exec-form CMD."""
+    checks = [args for keyword, args in _final_stage() if keyword == "HEALTHCHECK"]
+    assert len(checks) == 1, "the runtime stage needs exactly one HEALTHCHECK"
+    options_text, cmd, command = checks[0].partition("CMD ")
+    assert cmd, "HEALTHCHECK NONE would disable it"
+    options = dict(option.removeprefix("--").split("=", 1) for option in options_text.split())
+    return options, json.loads(command)
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)(ms|s|m|h)", duration)
+    assert match is not None, f"not a Docker duration: {duration}"
+    number, unit = match.groups()
+    return float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+def test_the_healthcheck_asks_the_status_command_in_exec_form() -> None:
+    options, command = _healthcheck()
+    assert command[:2] == ["elastic-connector", "status"]  # exec form: no shell, no curl
+    assert "--healthcheck" in command  # no metrics port: nothing to ask, not unhealthy
+    assert not {"curl", "wget", "sh", "/bin/sh"} & set(command)
+    assert {"interval", "timeout", "start-period", "retries"} <= set(options)
+    # The probe gives up before Docker kills it, so a hung endpoint reads as "unhealthy".
+    probe_timeout = float(command[command.index("--timeout") + 1])
+    assert probe_timeout < _seconds(options["timeout"])
+    assert _seconds(options["start-period"]) >= 60
+    assert int(options["retries"]) >= 2
+
+
+def _run_healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The HEALTHCHECK's command as the image runs it (``elastic-connector`` = this package)."""
+    _, command = _healthcheck()
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")
+    environment = {name: os.environ[name] for name in keep if name in os.environ}
+    environment.update({"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "elastic_connector", *command[1:]],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_healthcheck_command_follows_the_connectors_health(tmp_path: Path) -> None:
+    healthy = {"now": True}
+
+    def probe() -> tuple[bool, dict[str, object]]:
+        return healthy["now"], {"stream": {"connected": healthy["now"]}}
+
+    server = MetricsServer("127.0.0.1", 0, Metrics(), probe)
+    server.start()
+    # The default metrics host (0.0.0.0, every address) is asked on the loopback address.
+    env = {"CONNECTOR_METRICS_PORT": str(server.port)}
+    url = f"http://127.0.0.1:{server.port}/healthz"
+    try:
+        result = _run_healthcheck(env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.splitlines() == [
+            f"OK   healthy ({url})",
+            "     stream.connected: true",
+        ]
+
+        healthy["now"] = False
+        result = _run_healthcheck(env)
+        assert result.returncode == 1
+        assert result.stdout.splitlines()[0] == f"FAIL unhealthy ({url} answered 503)"
+    finally:
+        server.stop()
+
+    result = _run_healthcheck(env)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"FAIL no connector answers on {url}: connection refused")
+    assert result.stderr == ""
+
+
+def test_the_healthcheck_passes_without_a_metrics_port_and_never_exits_2() -> None:
+    result = _run_healthcheck({})
+    assert result.returncode == 0
+    assert "connector.metrics_port (CONNECTOR_METRICS_PORT) is not set" in result.stdout
+
+    # Docker reserves exit code 2: an invalid configuration is "unhealthy" (1), said on stderr.
+    result = _run_healthcheck({"CONNECTOR_METRICS_PORT": "nine"})
+    assert result.returncode == 1
+    assert "env CONNECTOR_METRICS_PORT: 'nine' is not an integer" in result.stderr

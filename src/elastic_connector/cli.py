@@ -5,9 +5,13 @@
     elastic-connector setup [-c CONFIG]      create/update the index template and index only
     elastic-connector map [-c CONFIG] [FILE|-]        bundle/stream events -> _bulk NDJSON (offline)
     elastic-connector sightings [-c CONFIG] [FILE|-]  NDJSON alerts -> sightings (offline)
+    elastic-connector config [-c CONFIG] [--env]      the effective configuration and its sources
+    elastic-connector status [-c CONFIG]     ask a running connector's /healthz
     elastic-connector demo                   everything locally, with embedded sample data
 
 Exit codes: 0 success, 1 runtime failure (a platform unreachable...), 2 bad usage, config or input.
+The one-shot commands print their own lines only; --verbose (or log level debug) adds the log
+records of the libraries they use.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import BinaryIO
 from returns.result import Failure
 
 from elastic_connector.core.config import Config
+from elastic_connector.core.config_loading import ConfigNote, Effective
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -40,6 +45,16 @@ def _config_option(parser: argparse.ArgumentParser, *, default: object) -> None:
     )
 
 
+def _verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the log records of the libraries used (tracebacks only at log level "
+        "debug)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="elastic-connector",
@@ -54,24 +69,31 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate config, reach OpenCTI and Elasticsearch")
     _config_option(check, default=argparse.SUPPRESS)
+    _verbose_option(check)
 
     setup = sub.add_parser("setup", help="create or update the index template and index")
     _config_option(setup, default=argparse.SUPPRESS)
+    _verbose_option(setup)
 
     mapper = sub.add_parser(
         "map",
         help="map a STIX bundle or NDJSON stream events to _bulk NDJSON (no network)",
         description="Reads a STIX 2.1 bundle (each object as a create event) or NDJSON stream "
         'events ({"id","event","data"} per line) and writes Elasticsearch _bulk NDJSON to '
-        'stdout. Skips go to stderr as {"skip": reason, "id": id}.',
+        'stdout. Skips go to stderr as {"skip": reason, "id": id}. Each document\'s '
+        "@timestamp is the time of mapping, so the output differs from run to run: give --now "
+        "for output that is the same every time (tests, diffs).",
     )
     _config_option(mapper, default=argparse.SUPPRESS)
+    _verbose_option(mapper)
     mapper.add_argument("file", nargs="?", default="-", help="input file, or - for stdin")
     mapper.add_argument(
         "--now",
         type=datetime.fromisoformat,
         default=None,
-        help="ISO time used as 'now' (expiry decisions, @timestamp); default: the current time",
+        metavar="ISO_TIME",
+        help="the time used as 'now' (expiry decisions and every document's @timestamp), e.g. "
+        "2025-01-01T00:00:00Z, for reproducible output; default: the current time",
     )
 
     sightings = sub.add_parser(
@@ -82,7 +104,43 @@ def _parser() -> argparse.ArgumentParser:
         '{"skip": reason, "line": N}.',
     )
     _config_option(sightings, default=argparse.SUPPRESS)
+    _verbose_option(sightings)
     sightings.add_argument("file", nargs="?", default="-", help="input file, or - for stdin")
+
+    config = sub.add_parser(
+        "config",
+        help="print the effective configuration, each value with its source",
+        description="Prints the configuration the other commands would use, as YAML, each value "
+        "followed by its source (default, file, env NAME, json, or an earlier name it was "
+        "given under: 'alias of ...'); secrets as ***. Invalid settings: exit 2 with the same "
+        "lines as run.",
+    )
+    _config_option(config, default=argparse.SUPPRESS)
+    _verbose_option(config)
+    config.add_argument(
+        "--env",
+        action="store_true",
+        help="print environment variables (NAME=value, the docker --env-file form) instead",
+    )
+
+    status = sub.add_parser(
+        "status",
+        help="ask a running connector's /healthz (connector.metrics_port); exit 0 healthy",
+        description="Reads /healthz of the connector running with this configuration (on "
+        "connector.metrics_port) and prints whether it is healthy, with its details; says so "
+        "when nothing answers there. Exit 0 healthy, 1 otherwise.",
+    )
+    _config_option(status, default=argparse.SUPPRESS)
+    _verbose_option(status)
+    status.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="for container health checks: without a metrics port there is nothing to ask "
+        "(exit 0), and an invalid configuration is exit 1, not 2",
+    )
+    status.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)"
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -93,13 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path | None, *, offline: bool) -> Config | None:
+def _load(path: Path | None, *, offline: bool) -> Effective | None:
     """The effective config, or None after printing every problem to stderr."""
     import os
 
-    from elastic_connector.shell.settings import load_config
+    from elastic_connector.shell.settings import load_effective
 
-    result = load_config(path, os.environ, offline=offline)
+    result = load_effective(path, os.environ, offline=offline)
     if isinstance(result, Failure):
         errors = result.failure()
         print(
@@ -109,6 +167,18 @@ def _load(path: Path | None, *, offline: bool) -> Config | None:
             print(f"  - {error}", file=sys.stderr)
         return None
     return result.unwrap()
+
+
+def _print_notes(notes: Sequence[ConfigNote]) -> None:
+    """What loading the configuration had to say (earlier names, ignored keys), on stderr."""
+    for note in notes:
+        print(
+            f"elastic-connector: {'warning' if note.warning else 'note'}: {note}", file=sys.stderr
+        )
+
+
+def _verbose(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "verbose", False))
 
 
 def _open_input(name: str, stack: ExitStack) -> BinaryIO | None:
@@ -124,52 +194,105 @@ def _open_input(name: str, stack: ExitStack) -> BinaryIO | None:
 def _cmd_map(args: argparse.Namespace) -> int:
     from elastic_connector.core.events import PlanSettings
     from elastic_connector.map_command import run_map
+    from elastic_connector.shell.logs import command_output
 
-    config = _load(args.config, offline=True)
-    if config is None:
+    effective = _load(args.config, offline=True)
+    if effective is None:
         return EXIT_USAGE
+    _print_notes(effective.notes)
     now: datetime = args.now or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     with ExitStack() as stack:
+        stack.enter_context(command_output(effective.config, verbose=_verbose(args)))
         source = _open_input(args.file, stack)
         if source is None:
             return EXIT_USAGE
-        return run_map(source, sys.stdout.buffer, sys.stderr, PlanSettings.from_config(config), now)
+        settings = PlanSettings.from_config(effective.config)
+        return run_map(source, sys.stdout.buffer, sys.stderr, settings, now)
 
 
 def _cmd_sightings(args: argparse.Namespace) -> int:
+    from elastic_connector.shell.logs import command_output
     from elastic_connector.sightings_command import run_sightings
 
-    config = _load(args.config, offline=True)
-    if config is None:
+    effective = _load(args.config, offline=True)
+    if effective is None:
         return EXIT_USAGE
+    _print_notes(effective.notes)
     with ExitStack() as stack:
+        stack.enter_context(command_output(effective.config, verbose=_verbose(args)))
         source = _open_input(args.file, stack)
         if source is None:
             return EXIT_USAGE
-        return run_sightings(source, sys.stdout, sys.stderr, config)
+        return run_sightings(source, sys.stdout, sys.stderr, effective.config)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from elastic_connector.shell import logs
     from elastic_connector.shell.daemon import run
 
-    config = _load(args.config, offline=False)
-    if config is None:
+    effective = _load(args.config, offline=False)
+    if effective is None:
         return EXIT_USAGE
-    return run(config)
+    logs.configure(effective.config)
+    log = logging.getLogger("elastic_connector.config")
+    for note in effective.notes:
+        log.log(logging.WARNING if note.warning else logging.INFO, "%s", note)
+    return run(effective.config)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from elastic_connector.shell.check import run_check
+    from elastic_connector.shell.logs import command_output
 
-    config = _load(args.config, offline=False)
-    if config is None:
+    effective = _load(args.config, offline=False)
+    if effective is None:
         return EXIT_USAGE
-    return run_check(config, sys.stdout)
+    with command_output(effective.config, verbose=_verbose(args)):
+        return run_check(effective.config, sys.stdout, notes=effective.notes)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from elastic_connector.core.config_export import effective_env, effective_yaml
+
+    effective = _load(args.config, offline=False)
+    if effective is None:
+        return EXIT_USAGE
+    _print_notes(effective.notes)
+    render = effective_env if args.env else effective_yaml
+    sys.stdout.write(render(effective.config, effective.origins))
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from elastic_connector.shell.logs import command_output
+    from elastic_connector.shell.status import run_status
+
+    effective = _load(args.config, offline=True)
+    if effective is None:
+        # Docker reads exit 2 as "reserved": a health check answers 0 or 1 only.
+        return EXIT_FAILURE if args.healthcheck else EXIT_USAGE
+    with command_output(effective.config, verbose=_verbose(args)):
+        return run_status(
+            effective.config, sys.stdout, healthcheck=args.healthcheck, timeout=args.timeout
+        )
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
+    from elastic_connector.shell.logs import command_output
+
+    effective = _load(args.config, offline=True)
+    if effective is None:
+        return EXIT_USAGE
+    _print_notes(effective.notes)
+    with command_output(effective.config, verbose=_verbose(args)):
+        return _setup(effective.config)
+
+
+def _setup(config: Config) -> int:
     from elastic_transport import ApiError, TransportError
 
     from elastic_connector.shell.daemon import index_mappings
@@ -180,9 +303,6 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     )
     from elastic_connector.shell.index_setup import ensure_setup
 
-    config = _load(args.config, offline=True)
-    if config is None:
-        return EXIT_USAGE
     client = build_client(config.elasticsearch, config.cloud)
     try:
         report = ensure_setup(
@@ -222,6 +342,8 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "setup": _cmd_setup,
     "map": _cmd_map,
     "sightings": _cmd_sightings,
+    "config": _cmd_config,
+    "status": _cmd_status,
     "demo": _cmd_demo,
 }
 

@@ -14,13 +14,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elastic_connector.core.config_docs import option_table_markdown, reference_yaml
+from elastic_connector.core.config_aliases import EARLIER_KEYS
+from elastic_connector.core.config_docs import (
+    migration_table_markdown,
+    option_table_markdown,
+    reference_yaml,
+)
 from elastic_connector.core.config_loading import build_config, file_layer
 from elastic_connector.core.config_options import OPTIONS, Option
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "docs" / "config-table.md"
 REFERENCE = ROOT / "config.reference.yml"
+MIGRATION = ROOT / "docs" / "migration.md"
+_MIGRATION_BLOCK = re.compile(
+    r"(<!-- BEGIN generated migration table -->\n)(.*?)(<!-- END generated migration table -->)",
+    re.S,
+)
 
 
 def _check_generated(path: Path, generated: str) -> None:
@@ -38,6 +48,30 @@ def test_readme_table_is_generated_from_the_registry() -> None:
 
 def test_reference_file_is_generated_from_the_registry() -> None:
     _check_generated(REFERENCE, reference_yaml())
+
+
+def test_migration_guide_table_is_generated_from_the_registry() -> None:
+    text = MIGRATION.read_text(encoding="utf-8")
+    assert _MIGRATION_BLOCK.search(text), "docs/migration.md lost its generated-table markers"
+    generated = _MIGRATION_BLOCK.sub(
+        lambda m: m.group(1) + migration_table_markdown() + m.group(3), text
+    )
+    _check_generated(MIGRATION, generated)
+
+
+def test_migration_table_has_every_earlier_key_and_knows_each() -> None:
+    rows = migration_table_markdown().splitlines()[2:]
+    assert len(rows) == len(EARLIER_KEYS)
+    for row, (path, variable) in zip(rows, EARLIER_KEYS, strict=True):
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        assert cells[0] == (f"`{path}`" if path else "")
+        assert cells[1] == (f"`{variable}`" if variable else "")
+        assert cells[2], row
+        assert cells[2] != "**unknown**", row
+
+
+def test_readme_links_the_migration_guide() -> None:
+    assert "(docs/migration.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_option_is_in_the_table_once() -> None:

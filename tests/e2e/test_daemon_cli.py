@@ -90,11 +90,12 @@ def test_every_config_problem_is_reported_with_its_source_and_no_secret(
 def test_a_url_that_is_not_one_exits_2(e2e_harness: Harnesses) -> None:
     connector = e2e_harness()
     with_secret_token(connector)
-    process = connector.run("run", timeout=20, ELASTICSEARCH_HOSTS="localhost:9200")
+    # (`localhost:9200` without a scheme is a URL: the earlier connector's form, read as http.)
+    process = connector.run("run", timeout=20, ELASTICSEARCH_HOSTS="ftp://localhost:9200")
 
     assert process.returncode == 2
     assert "env ELASTICSEARCH_HOSTS" in process.output()
-    assert "localhost:9200" in process.output()
+    assert "ftp://localhost:9200" in process.output()
     assert_no_secret(process, OPENCTI_SECRET)
 
 

@@ -269,7 +269,13 @@ def test_opencti_down_at_start_is_waited_out(e2e_harness: Harnesses) -> None:
     connector = e2e_harness()
     connector.standin.stop()
     daemon = connector.spawn("run")
-    daemon.wait_for_line(r"ERROR .*cannot register with OpenCTI at .* \(retrying in ")
+    # One line: the URL, the error and the option to fix; not pycti's own traceback.
+    daemon.wait_for_line(
+        r"ERROR .*cannot register with OpenCTI \(retrying in .*\): cannot reach OpenCTI at "
+        r"http://127\.0\.0\.1:\d+: connection refused; .* check opencti\.url \(OPENCTI_URL\)"
+    )
+    assert "Traceback" not in daemon.output()
+    assert " api: " not in daemon.output()  # pycti's client logs nothing of its own
     assert daemon.running
 
     connector.standin.start()  # same port

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, TypeAlias
+from typing import Final
 
 import msgspec
 from returns.result import Failure, Result, Success
@@ -22,13 +22,18 @@ from elastic_connector.core.config import (
     Config,
     Secret,
 )
-from elastic_connector.core.config_options import OPTIONS, PARSERS, Option, put_at_path
-from elastic_connector.core.config_values import kind_of, show
+from elastic_connector.core.config_aliases import ALIASES, RETIRED, Alias, Retired
+from elastic_connector.core.config_options import OPTIONS, PARSERS, Option
+from elastic_connector.core.config_values import bare_host_url, kind_of, show
 
 # ---------------------------------------------------------------------------------------------
 # Errors and sources
 
 SOURCE_DEFAULTS: Final = "defaults"
+SOURCE_DERIVED: Final = "derived"
+"""The origin of a value another setting decides (hosts, with cloud.id)."""
+SOURCE_OFFLINE: Final = "offline"
+"""The origin of the placeholders of the offline commands."""
 SOURCE_ENV: Final = "env"
 JSON_CONFIG_ENV: Final = "CONNECTOR_JSON_CONFIG"
 SOURCE_JSON: Final = JSON_CONFIG_ENV
@@ -68,29 +73,58 @@ class Layer(msgspec.Struct, frozen=True):
 # The registry, indexed for the loader
 
 _BY_PATH: Final[Mapping[str, Option]] = {option.yaml_path: option for option in OPTIONS}
-
-# The YAML shape: section keys -> nested dicts, option names -> the Option.
-_Tree: TypeAlias = dict[str, "_Tree | Option"]
-
-
-def _build_tree() -> _Tree:
-    tree: _Tree = {}
-    for option in OPTIONS:
-        node = tree
-        *sections, leaf = option.yaml_path.split(".")
-        for key in sections:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise TypeError(f"{option.yaml_path}: a section has the name of an option")
-            node = child
-        node[leaf] = option
-    return tree
+_BY_ENV: Final[Mapping[str, Option]] = {option.env_var: option for option in OPTIONS}
+_ALIAS_BY_PATH: Final[Mapping[str, Alias]] = {a.yaml_path: a for a in ALIASES if a.yaml_path}
+_ALIAS_BY_ENV: Final[Mapping[str, Alias]] = {a.env_var: a for a in ALIASES if a.env_var}
+_RETIRED_BY_PATH: Final[Mapping[str, Retired]] = {
+    path: retired for retired in RETIRED for path in retired.yaml_paths
+}
+_RETIRED_BY_ENV: Final[Mapping[str, Retired]] = {
+    name: retired for retired in RETIRED for name in retired.env_vars
+}
+_ENV_NAMES: Final = frozenset({*_BY_ENV, *_ALIAS_BY_ENV, *_RETIRED_BY_ENV})
 
 
-_TREE: Final = _build_tree()
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[:n]) for n in range(1, len(parts))]
+
+
+def _children(paths: Iterable[str]) -> dict[str, set[str]]:
+    """Section ("" for the top) -> the names directly under it."""
+    children: dict[str, set[str]] = {}
+    for path in paths:
+        *sections, _ = path.split(".")
+        for depth, name in enumerate(path.split(".")):
+            children.setdefault(".".join(sections[:depth]), set()).add(name)
+    return children
+
+
+def _check_names() -> None:
+    leaves = [*_BY_PATH, *_ALIAS_BY_PATH, *_RETIRED_BY_PATH]
+    if len(set(leaves)) != len(leaves):
+        raise TypeError("a YAML path is declared twice (option, alias or retired key)")
+    names = [*_BY_ENV, *_ALIAS_BY_ENV, *_RETIRED_BY_ENV]
+    if len(set(names)) != len(names):
+        raise TypeError("an environment variable is declared twice")
+    if set(leaves) & {prefix for path in leaves for prefix in _prefixes(path)}:
+        raise TypeError("a section has the name of an option")
+
+
+_check_names()
+_ACCEPTED_SECTIONS: Final = frozenset(
+    prefix for path in (*_BY_PATH, *_ALIAS_BY_PATH, *_RETIRED_BY_PATH) for prefix in _prefixes(path)
+)
+_OUR_CHILDREN: Final = _children(_BY_PATH)
+_ALL_CHILDREN: Final = _children((*_BY_PATH, *_ALIAS_BY_PATH, *_RETIRED_BY_PATH))
 _KNOWN_PATHS: Final[tuple[str, ...]] = tuple(
     sorted({".".join(o.yaml_path.split(".")[:n]) for o in OPTIONS for n in range(1, 4)} - {""})
 )
+
+
+def _names_under(section: str) -> set[str]:
+    """What may follow ``section`` (ours; the earlier names only where we have none)."""
+    return _OUR_CHILDREN.get(section) or _ALL_CHILDREN.get(section, set())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,15 +132,13 @@ _KNOWN_PATHS: Final[tuple[str, ...]] = tuple(
 
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
-    """The settings found in ``environ`` (one variable per option; other variables are ignored).
+    """The settings found in ``environ``: one variable per option, plus the earlier connector's
+    names (``config_aliases``); other variables are ignored.
 
-    Values stay strings; ``build_config`` converts them. An empty value means "not set".
+    Values stay strings, by variable name; ``build_config`` converts them. An empty value means
+    "not set".
     """
-    values: dict[str, object] = {}
-    for option in OPTIONS:
-        if option.env_var in environ:
-            put_at_path(values, option.yaml_path, environ[option.env_var])
-    return Layer(SOURCE_ENV, values)
+    return Layer(SOURCE_ENV, {name: environ[name] for name in sorted(_ENV_NAMES & set(environ))})
 
 
 def json_layer(text: str) -> Result[Layer, tuple[ConfigError, ...]]:
@@ -154,6 +186,60 @@ def file_layer(path: str, document: object) -> Result[Layer, tuple[ConfigError, 
 
 
 # ---------------------------------------------------------------------------------------------
+# Where each value came from, and what the loader has to say about the names used
+
+
+class Origin(msgspec.Struct, frozen=True):
+    """Where an option's effective value came from: the layer, and the name it was given under
+    (a YAML path, or a variable for ``env``); ``alias_of`` is our name when that is an earlier
+    one."""
+
+    source: str
+    key: str = ""
+    alias_of: str = ""
+
+    def __str__(self) -> str:
+        if self.source == SOURCE_DEFAULTS:
+            return "default"
+        if self.source == SOURCE_DERIVED:
+            return f"from {self.key}"
+        if self.source == SOURCE_OFFLINE:
+            return "offline placeholder"
+        if self.source == SOURCE_ENV:
+            where = f"env {self.key}"
+        elif self.source == SOURCE_JSON:
+            where = f"json {self.key}" if self.alias_of else "json"
+        else:
+            where = f"{self.source} {self.key}" if self.alias_of else self.source
+        return f"{where}, alias of {self.alias_of}" if self.alias_of else where
+
+
+_DEFAULT_ORIGIN: Final = Origin(SOURCE_DEFAULTS)
+
+
+class ConfigNote(msgspec.Struct, frozen=True):
+    """Something the operator should know about settings that load: an earlier name used
+    (informational) or a key that is ignored (``warning``). Reads like a ``ConfigError``."""
+
+    source: str
+    path: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.path}: {self.message}" if self.path else self.message
+
+
+class Effective(msgspec.Struct, frozen=True):
+    """A valid configuration, where each value came from (by YAML path; every option has one),
+    and the notes on the names used."""
+
+    config: Config
+    origins: Mapping[str, Origin]
+    notes: tuple[ConfigNote, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
 # Building the Config
 
 
@@ -166,10 +252,6 @@ def _is_unset(raw: object) -> bool:
     if isinstance(raw, (list, tuple)):
         return len(raw) == 0
     return False
-
-
-def _where(option: Option, source: str) -> str:
-    return option.env_var if source == SOURCE_ENV else option.yaml_path
 
 
 def _unknown_key(prefix: str, key: object, siblings: Iterable[str]) -> tuple[str, str]:
@@ -190,39 +272,137 @@ def _unknown_key(prefix: str, key: object, siblings: Iterable[str]) -> tuple[str
     return prefix + key, f"unknown option; expected one of: {', '.join(names)}"
 
 
-def _collect(layer: Layer, errors: list[ConfigError]) -> dict[str, object]:
-    """The option values a layer sets, by YAML path; unknown keys and misplaced values -> errors."""
-    found: dict[str, object] = {}
+class _Given(msgspec.Struct, frozen=True):
+    """One value a layer gives an option, under the name ``key`` (``alias``: an earlier one)."""
 
-    def walk(node: Mapping[object, object], tree: _Tree, prefix: str) -> None:
+    source: str
+    key: str
+    raw: object
+    alias: Alias | None = None
+
+    def origin(self) -> Origin:
+        if self.alias is None:
+            return Origin(self.source, self.key)
+        option = _BY_PATH[self.alias.option]
+        ours = option.env_var if self.source == SOURCE_ENV else option.yaml_path
+        return Origin(self.source, self.key, ours)
+
+
+class _Collected(msgspec.Struct):
+    given: dict[str, list[_Given]]
+    """Our YAML path -> the values given to it, under any of its names."""
+    retired: dict[int, list[tuple[str, object]]]
+    """Index in RETIRED -> the (name, value) pairs given."""
+
+
+def _collect(layer: Layer, errors: list[ConfigError]) -> _Collected:
+    """What a layer sets, by our YAML path; unknown keys and misplaced values -> errors."""
+    found = _Collected({}, {})
+    source = layer.source
+
+    def give(path: str, key: str, raw: object, alias: Alias | None) -> None:
+        found.given.setdefault(path, []).append(_Given(source, key, raw, alias))
+
+    def retire(entry: Retired, key: str, raw: object) -> None:
+        found.retired.setdefault(RETIRED.index(entry), []).append((key, raw))
+
+    def walk(node: Mapping[object, object], prefix: str) -> None:
+        section = prefix.rstrip(".")
         for key, value in node.items():
-            if not isinstance(key, str) or key not in tree:
-                path, message = _unknown_key(prefix, key, tree)
-                errors.append(ConfigError(layer.source, path, message))
-                continue
-            sub = tree[key]
-            if isinstance(sub, Option):
-                found[sub.yaml_path] = value
-            elif value is None:
-                continue  # an empty section, e.g. only comments under `kibana:`
-            elif isinstance(value, Mapping):
-                walk(value, sub, f"{prefix}{key}.")
-            else:
-                errors.append(
-                    ConfigError(
-                        layer.source,
-                        prefix + key,
-                        f"must be a mapping ({', '.join(sorted(sub))}), got {kind_of(value)}",
+            path = f"{prefix}{key}" if isinstance(key, str) else ""
+            if path in _BY_PATH:
+                give(path, path, value, None)
+            elif path in _ALIAS_BY_PATH:
+                alias = _ALIAS_BY_PATH[path]
+                give(alias.option, path, value, alias)
+            elif path in _RETIRED_BY_PATH:
+                retire(_RETIRED_BY_PATH[path], path, value)
+            elif path in _ACCEPTED_SECTIONS:
+                if value is None:
+                    continue  # an empty section, e.g. only comments under `kibana:`
+                if isinstance(value, Mapping):
+                    walk(value, f"{path}.")
+                else:
+                    names = ", ".join(sorted(_names_under(path)))
+                    errors.append(
+                        ConfigError(
+                            source, path, f"must be a mapping ({names}), got {kind_of(value)}"
+                        )
                     )
-                )
+            else:
+                unknown, message = _unknown_key(prefix, key, _names_under(section))
+                errors.append(ConfigError(source, unknown, message))
+
+    def read_environment(values: Mapping[object, object]) -> None:
+        for name, raw in values.items():
+            if not isinstance(name, str):
+                continue
+            if name in _BY_ENV:
+                give(_BY_ENV[name].yaml_path, name, raw, None)
+            elif name in _ALIAS_BY_ENV:
+                alias = _ALIAS_BY_ENV[name]
+                give(alias.option, name, raw, alias)
+            elif name in _RETIRED_BY_ENV:
+                retire(_RETIRED_BY_ENV[name], name, raw)
 
     # Typed as a mapping, but layers are built from arbitrary YAML/JSON: check, never trust.
     values: object = layer.values
-    if isinstance(values, Mapping):
-        walk(values, _TREE, "")
+    if not isinstance(values, Mapping):
+        errors.append(ConfigError(source, "", f"must be a mapping, got {kind_of(values)}"))
+    elif source == SOURCE_ENV:
+        read_environment(values)
     else:
-        errors.append(ConfigError(layer.source, "", f"must be a mapping, got {kind_of(values)}"))
+        walk(values, "")
     return found
+
+
+def _notes_on_names(
+    source: str, collected: _Collected, errors: list[ConfigError]
+) -> list[ConfigNote]:
+    """One line per earlier name used, one per retired group used; retired keys' checks."""
+    notes: list[ConfigNote] = []
+    for givens in collected.given.values():
+        for given in givens:
+            if given.alias is None or _is_unset(given.raw):
+                continue
+            option = _BY_PATH[given.alias.option]
+            ours, also = (option.env_var, option.yaml_path)
+            if source != SOURCE_ENV:
+                ours, also = also, ours
+            notes.append(
+                ConfigNote(source, given.key, f"is the earlier name of {ours} ({also}): read as it")
+            )
+    for index, pairs in sorted(collected.retired.items()):
+        entry = RETIRED[index]
+        used = [(key, raw) for key, raw in pairs if not _is_unset(raw)]
+        if not used:
+            continue
+        if entry.check is not None:
+            for key, raw in used:
+                checked = entry.check(raw)
+                if isinstance(checked, Failure):
+                    errors.append(ConfigError(source, key, checked.failure()))
+        notes.append(
+            ConfigNote(
+                source,
+                ", ".join(key for key, _ in used),
+                f"{'is' if len(used) == 1 else 'are'} not used by this connector (ignored): "
+                f"{entry.replacement}",
+                warning=entry.warning,
+            )
+        )
+    return notes
+
+
+def _bare_hosts(raw: object) -> list[tuple[str, str]]:
+    """(as written, as read) for each Elasticsearch host given without a scheme."""
+    items = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list | tuple) else []
+    pairs = []
+    for item in items:
+        url = bare_host_url(item.strip()) if isinstance(item, str) else None
+        if url is not None:
+            pairs.append((item.strip(), url))
+    return pairs
 
 
 def build_config(
@@ -236,27 +416,54 @@ def build_config(
     ``offline`` (for the commands that never reach OpenCTI) lets opencti.url, opencti.token and
     connector.id be missing: they then hold the inert ``OFFLINE_*`` placeholders.
     """
+    return build_effective(layers, offline=offline).map(lambda effective: effective.config)
+
+
+def build_effective(
+    layers: Sequence[Layer], *, offline: bool = False
+) -> Result[Effective, tuple[ConfigError, ...]]:
+    """``build_config``, plus where each value came from and the notes on the names used.
+
+    An option may be given under its earlier name (``config_aliases``): it is then read exactly
+    as under ours. Given under both names in one layer, the values must agree.
+    """
     errors: list[ConfigError] = []
-    chosen: dict[str, tuple[str, object]] = {}
+    notes: list[ConfigNote] = []
+    chosen: dict[str, list[_Given]] = {}
     for layer in layers:
-        for path, raw in _collect(layer, errors).items():
-            if not _is_unset(raw):
-                chosen[path] = (layer.source, raw)
+        collected = _collect(layer, errors)
+        notes.extend(_notes_on_names(layer.source, collected, errors))
+        for path, givens in collected.given.items():
+            given = [item for item in givens if not _is_unset(item.raw)]
+            if given:
+                chosen[path] = given
 
     values: dict[str, object] = {}
+    origins: dict[str, Origin] = {}
     for option in OPTIONS:
         path = option.yaml_path
         if path in chosen:
-            source, raw = chosen[path]
-            parsed = PARSERS[path](raw)
-            if isinstance(parsed, Success):
-                values[path] = parsed.unwrap()
-            else:
-                errors.append(ConfigError(source, _where(option, source), parsed.failure()))
+            picked = _pick(option, chosen[path], errors)
+            if picked is not None:
+                values[path], winner = picked
+                origins[path] = winner.origin()
+                if path == _HOSTS:
+                    notes.extend(
+                        ConfigNote(
+                            winner.source,
+                            winner.key,
+                            f"{show(written)} has no scheme: read as {url} (plain HTTP, as the "
+                            "earlier connector did); write https://... to use TLS",
+                            warning=True,
+                        )
+                        for written, url in _bare_hosts(winner.raw)
+                    )
         elif not option.required:
             values[path] = option.default
+            origins[path] = _DEFAULT_ORIGIN
         elif offline and path in _OFFLINE_PLACEHOLDERS:
             values[path] = _OFFLINE_PLACEHOLDERS[path]
+            origins[path] = Origin(SOURCE_OFFLINE)
         else:
             errors.append(
                 ConfigError(
@@ -265,13 +472,51 @@ def build_config(
                     f"is required: set it in the config file, {option.env_var} or {SOURCE_JSON}",
                 )
             )
-    errors.extend(_conflicts({path: source for path, (source, _) in chosen.items()}))
+    errors.extend(_conflicts({path: given[0] for path, given in chosen.items()}))
     if errors:
         return Failure(tuple(errors))
     if "cloud.id" in chosen:
         # With a Cloud id the hosts come from it: no default localhost to connect to by mistake.
-        values["output.elasticsearch.hosts"] = ()
-    return _assemble(values)
+        values[_HOSTS] = ()
+        origins[_HOSTS] = Origin(SOURCE_DERIVED, "cloud.id")
+    return _assemble(values).map(
+        lambda config: Effective(config, origins, tuple(dict.fromkeys(notes)))
+    )
+
+
+_HOSTS: Final = "output.elasticsearch.hosts"
+
+
+def _pick(
+    option: Option, given: list[_Given], errors: list[ConfigError]
+) -> tuple[object, _Given] | None:
+    """The value of ``option`` in the layer that sets it (under one name or several), or None
+    after recording why it is invalid."""
+    parse = PARSERS[option.yaml_path]
+    given = sorted(given, key=lambda item: item.alias is not None)  # ours first
+    parsed: list[tuple[object, _Given]] = []
+    for item in given:
+        result = parse(item.raw)
+        if isinstance(result, Success):
+            parsed.append((result.unwrap(), item))
+        else:
+            errors.append(ConfigError(item.source, item.key, result.failure()))
+    if len(parsed) < len(given):
+        return None
+    first_value = parsed[0][0]
+    for value, item in parsed[1:]:
+        if value != first_value:
+            names = " and ".join(dict.fromkeys(other.key for other in given))
+            errors.append(
+                ConfigError(
+                    item.source,
+                    item.key,
+                    f"is set more than once ({names}) with different values: keep one",
+                )
+            )
+            return None
+    ours = [pair for pair in parsed if pair[1].alias is None]
+    return ours[0] if ours else parsed[0]
 
 
 _OFFLINE_PLACEHOLDERS: Final[Mapping[str, object]] = {
@@ -281,12 +526,12 @@ _OFFLINE_PLACEHOLDERS: Final[Mapping[str, object]] = {
 }
 
 
-def _conflicts(given: Mapping[str, str]) -> list[ConfigError]:
-    """Settings valid alone but not together (``given``: path -> source, for each one set)."""
+def _conflicts(given: Mapping[str, _Given]) -> list[ConfigError]:
+    """Settings valid alone but not together (``given``: path -> how it was set, for each one)."""
     errors: list[ConfigError] = []
 
     def error(path: str, message: str) -> None:
-        errors.append(ConfigError(given[path], _where(_BY_PATH[path], given[path]), message))
+        errors.append(ConfigError(given[path].source, given[path].key, message))
 
     def needs(path: str, partner: str) -> None:
         if path in given and partner not in given:
@@ -337,7 +582,6 @@ _PYCTI_ONLY_ENV: Final = frozenset(
         "CONNECTOR_AUTO_CREATE_SERVICE_ACCOUNT",
         "CONNECTOR_AUTO_CREATE_SERVICE_ACCOUNT_CONFIDENCE_LEVEL",
         "CONNECTOR_AUTO_UPDATE",
-        "CONNECTOR_CONFIDENCE_LEVEL",
         "CONNECTOR_DURATION_PERIOD",
         "CONNECTOR_ENRICHMENT_RESOLUTION",
         "CONNECTOR_EXPOSE_METRICS",
@@ -360,7 +604,6 @@ _PYCTI_ONLY_ENV: Final = frozenset(
         "CONNECTOR_SEND_TO_S3_BUCKET",
         "CONNECTOR_SEND_TO_S3_FOLDER",
         "CONNECTOR_SEND_TO_S3_RETENTION",
-        "CONNECTOR_TYPE",
         "CONNECTOR_UPDATE_EXISTING_DATA",
         "CONNECTOR_VALIDATE_BEFORE_IMPORT",
         "CONNECTOR_XTM_ONE_INTENT",
@@ -378,9 +621,10 @@ def misspelled_env_vars(environ: Mapping[str, str]) -> tuple[ConfigError, ...]:
     """Variables that look like a misspelt setting (``CONNECTOR_MAX_TPL``), for warnings.
 
     Not errors: the environment is shared with other software. Only names with one of our
-    prefixes, close to one of our variables and not read by pycti, are reported.
+    prefixes, close to one of our variables (or the earlier connector's) and not read by pycti,
+    are reported.
     """
-    ours = {option.env_var for option in OPTIONS}
+    ours = set(_ENV_NAMES)
     prefixes = tuple(sorted({f"{option.section.upper()}_" for option in OPTIONS}))
     hints = []
     for name in sorted(environ):

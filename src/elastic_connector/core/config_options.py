@@ -3,7 +3,8 @@ and description.
 
 ``OPTIONS`` is derived from the ``Config`` Struct fields plus one description per field
 (``_SPECS``): the loader, ``config.reference.yml`` and the README table all come from it, so they
-cannot drift apart. Each option has exactly one YAML path and one environment variable.
+cannot drift apart. Each option has exactly one YAML path and one environment variable, plus
+the earlier names it is still read under (``config_aliases``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import msgspec
 from returns.result import Result
 
 from elastic_connector.core.config import DEFAULT_ECS_INDEX, DEFAULT_STIX_INDEX, Config
+from elastic_connector.core.config_aliases import ALIASES, Alias
 from elastic_connector.core.config_values import (
     IDENTITY_TYPES,
     Parse,
@@ -33,6 +35,8 @@ from elastic_connector.core.config_values import (
     not_a_pycti_boolean,
     not_negative,
     parse_recover_date,
+    parse_seconds,
+    parse_start_timestamp,
     token,
     url,
     username,
@@ -49,7 +53,8 @@ class _Spec(msgspec.Struct, frozen=True):
     """Replaces the parser derived from the field's type."""
 
 
-_SECONDS: Final = "number (seconds)"
+_SECONDS: Final = "seconds, or a duration (30s, 5m, 1h)"
+"""Options of this type read seconds as a number or as a duration (``parse_seconds``)."""
 
 _SPECS: Final[Mapping[str, _Spec]] = {
     # opencti
@@ -72,7 +77,7 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         "ecs: indicators as ECS documents and alerts back as sightings; ecs_no_signals: "
         "indicators only; stix: every streamed STIX object indexed as is."
     ),
-    "connector.log_level": _Spec("Log level.", "debug / info / warning / error", log_level),
+    "connector.log_level": _Spec("Log level.", "debug / info / warning (warn) / error", log_level),
     "connector.log_format": _Spec("Log line format: text, or json (one object per line)."),
     "connector.live_stream_id": _Spec(
         "OpenCTI stream to follow: the id of a live stream (Data sharing > Live streams; "
@@ -94,9 +99,10 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         parse=parse_recover_date,
     ),
     "connector.live_stream_start_timestamp": _Spec(
-        "First start only: stream position to start from (epoch milliseconds); unset = the "
-        "beginning.",
-        refine=not_negative,
+        "First start only: stream position to start from; unset = the beginning.",
+        "epoch milliseconds or ISO 8601 date",
+        not_negative,
+        parse_start_timestamp,
     ),
     "connector.max_tlp": _Spec(
         "Most restrictive TLP marking an indicator may carry to be exported to Elastic."
@@ -196,7 +202,8 @@ _SPECS: Final[Mapping[str, _Spec]] = {
     ),
     "sightings.tlp": _Spec("TLP marking of the sightings created in OpenCTI."),
     "sightings.confidence": _Spec(
-        "Confidence (0-100) of created sightings; unset = the OpenCTI user's default.",
+        "Confidence (0-100) of created sightings; unset = the OpenCTI user's default. Since "
+        "OpenCTI 6 the connector user's own confidence level caps it.",
         refine=between(0, 100),
     ),
     # kibana
@@ -224,6 +231,8 @@ class Option(msgspec.Struct, frozen=True, kw_only=True):
     """The typed default; None when required or unset by default."""
     secret: bool
     description: str
+    aliases: tuple[Alias, ...] = ()
+    """Earlier names it is also read under (``config_aliases``)."""
 
 
 def _build_registry() -> tuple[tuple[Option, ...], Mapping[str, Parse]]:
@@ -238,6 +247,8 @@ def _build_registry() -> tuple[tuple[Option, ...], Mapping[str, Parse]]:
             path = f"{prefix}.{field.name}"
             spec = _SPECS[path]  # a field without a description fails here, at import
             parse, type_name, secret = base_parser(field.type)
+            if spec.parse is None and spec.type_name == _SECONDS:
+                parse = parse_seconds
             parsers[path] = _refined(spec.parse or parse, spec.refine)
             required = field.default is msgspec.NODEFAULT
             options.append(
@@ -251,11 +262,15 @@ def _build_registry() -> tuple[tuple[Option, ...], Mapping[str, Parse]]:
                     default=None if required else field.default,
                     secret=secret,
                     description=spec.description,
+                    aliases=tuple(alias for alias in ALIASES if alias.option == path),
                 )
             )
     stale = set(_SPECS) - set(parsers)
     if stale:
         raise TypeError(f"config descriptions without a field: {sorted(stale)}")
+    orphans = [alias.option for alias in ALIASES if alias.option not in parsers]
+    if orphans:
+        raise TypeError(f"config aliases of no option: {orphans}")
     return tuple(options), parsers
 
 

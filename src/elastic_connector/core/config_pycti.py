@@ -17,6 +17,7 @@ PYCTI_ENV_VARS: Final[tuple[str, ...]] = (
     "OPENCTI_TOKEN",
     "OPENCTI_SSL_VERIFY",
     "CONNECTOR_ID",
+    "CONNECTOR_TYPE",
     "CONNECTOR_NAME",
     "CONNECTOR_SCOPE",
     "CONNECTOR_LOG_LEVEL",
@@ -28,7 +29,9 @@ PYCTI_ENV_VARS: Final[tuple[str, ...]] = (
     "CONNECTOR_LIVE_STREAM_START_TIMESTAMP",
 )
 """Our settings whose environment variables pycti also reads on its own (env wins over its
-config dict): ``pycti_environment`` gives the values they must hold."""
+config dict): ``pycti_environment`` gives the values they must hold. ``CONNECTOR_TYPE`` (the
+earlier connector's, accepted when ``STREAM`` in any case) is always given to pycti as
+``STREAM``, the spelling the platform registers."""
 
 
 def _pycti_ssl_verify(settings: OpenCTISettings) -> bool | str:

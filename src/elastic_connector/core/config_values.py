@@ -290,10 +290,30 @@ def url(value: object) -> Result[object, str]:
     return Failure(f"must be a URL, got {kind_of(value)}")
 
 
+_BARE_HOST: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s/:@\[\]?#]+)(?::([0-9]{1,5}))?")
+DEFAULT_ELASTICSEARCH_PORT: Final = 9200
+
+
+def bare_host_url(text: str) -> str | None:
+    """``host[:port]`` written without a scheme, as the URL it stands for; None for anything else.
+
+    The earlier connector (elasticsearch-py 7, as Beats do) read ``localhost:9200`` as
+    ``http://localhost:9200`` and a missing port as 9200: the same value reaches the same server.
+    """
+    match = _BARE_HOST.fullmatch(text)
+    if match is None:
+        return None
+    return f"http://{match[1]}:{match[2] or DEFAULT_ELASTICSEARCH_PORT}"
+
+
 def elasticsearch_hosts(value: object) -> Result[object, str]:
-    """Elasticsearch URLs, each as ``url`` and with a port when http; every bad one is named."""
+    """Elasticsearch URLs, each as ``url`` and with a port when http; every bad one is named.
+
+    ``host[:port]`` without a scheme is read as the earlier connector read it (``bare_host_url``).
+    """
     if not isinstance(value, tuple):
         return Failure(f"must be a list of URLs, got {kind_of(value)}")
+    value = tuple(bare_host_url(str(host)) or host for host in value)
     problems = []
     for position, host in enumerate(value, start=1):
         problem = _url_problem(str(host), http_needs_port=True)
@@ -342,7 +362,7 @@ def log_level(value: object) -> Result[object, str]:
     """debug, info, warning or error, in any case; normalised to lower case (warn -> warning)."""
     level = _LOG_LEVELS.get(str(value).lower())
     if level is None:
-        return Failure(f"{show(value)} is not one of debug, info, warning, error")
+        return Failure(f"{show(value)} is not one of debug, info, warning (or warn), error")
     return Success(level)
 
 
@@ -474,3 +494,63 @@ def parse_recover_date(raw: object) -> Result[object, str]:
             # Kept as written: pycti reads this variable itself and sends it to the platform.
             return Success(text)
     return Failure(f"{show(raw)} is not an ISO 8601 date (e.g. 2024-01-31T00:00:00Z) or false")
+
+
+# ---------------------------------------------------------------------------------------------
+# Durations and instants, in the forms the earlier connector's users write them.
+
+_DURATION_UNITS: Final = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+_DURATION_TEXT: Final = re.compile(r"(?:[0-9]{1,9}(?:\.[0-9]{1,9})?(?:ms|s|m|h|d|w))+")
+_DURATION_PART: Final = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|s|m|h|d|w)")
+
+
+def parse_seconds(raw: object) -> Result[object, str]:
+    """Seconds as a number (``90``, ``"1.5"``), or a duration like ``30s``, ``5m``, ``1h30m``,
+    ``2d`` (the form of the earlier connector's ``query_interval``; ``ms`` and ``w`` too)."""
+    if isinstance(raw, str):
+        text = raw.strip().lower()
+        if _DURATION_TEXT.fullmatch(text):
+            return Success(
+                sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+            )
+        if not _FLOAT_TEXT.fullmatch(text):
+            return Failure(f"{show(raw)} is not a number of seconds or a duration like 30s, 5m, 1h")
+    return _parse_float(raw)
+
+
+_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _epoch_milliseconds(moment: datetime.datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)  # a date without offset is read as UTC
+    # Exact integer arithmetic: timestamp() * 1000 is a float and loses the last millisecond.
+    return (moment - _EPOCH) // datetime.timedelta(milliseconds=1)
+
+
+def parse_start_timestamp(raw: object) -> Result[object, str]:
+    """A stream position: epoch milliseconds (``1655890657402``, as a number or text) or an
+    ISO 8601 date (``2022-05-22T09:17:08.520Z``; without an offset it is UTC), as the earlier
+    connector documented both; stored as epoch milliseconds."""
+    if isinstance(raw, datetime.datetime):  # YAML parses unquoted timestamps itself
+        return Success(_epoch_milliseconds(raw))
+    if isinstance(raw, datetime.date):
+        return Success(_epoch_milliseconds(datetime.datetime.combine(raw, datetime.time())))
+    if isinstance(raw, str) and not _INT_TEXT.fullmatch(raw.strip()):
+        text = raw.strip()
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return Failure(
+                f"{show(raw)} is neither epoch milliseconds (e.g. 1655890657402) nor an ISO 8601 "
+                "date (e.g. 2022-05-22T09:17:08.520Z)"
+            )
+        return Success(_epoch_milliseconds(moment))  # before 1970: not_negative refuses it
+    return _parse_int(raw)

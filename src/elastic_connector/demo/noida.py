@@ -63,7 +63,14 @@ class NoidaServer:
         self.url = ""
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            # Interrupted (or failed) while starting: the launcher may already have daemonised
+            # a server, which outlives it.
+            self.stop()
+            self.remove()
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:

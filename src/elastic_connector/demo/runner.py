@@ -8,21 +8,31 @@
    records in "OpenCTI";
 5. revokes an indicator in "OpenCTI" and shows its document disappear;
 6. stops the connector with SIGTERM, as an orchestrator would.
+
+SIGTERM (``timeout``, ``docker stop``, systemd) and SIGINT (Ctrl-C) at any moment stop everything
+the demo started (the connector, the stand-in, noida-db: with ``noida-db down``, since its
+launcher daemonises the server) and remove its temporary directories. The connector's log is
+kept only when the demo failed, to be read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Final, TextIO
 
 from elasticsearch import Elasticsearch
@@ -146,23 +156,80 @@ def _alert_for(doc_id: str, doc: dict[str, object], now: datetime) -> dict[str, 
     }
 
 
+class DemoStopped(BaseException):
+    """SIGTERM or SIGINT arrived: unwind, stopping what was started (a BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` on the way swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _signals_stop_the_demo() -> Iterator[None]:
+    """While the demo runs, SIGTERM and SIGINT raise ``DemoStopped``; once one has, both are
+    ignored, so that a second Ctrl-C cannot interrupt the clean-up it started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are only delivered to the main thread
+        return
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        for each in _STOP_SIGNALS:
+            signal.signal(each, signal.SIG_IGN)
+        raise DemoStopped(signum)
+
+    previous = {each: signal.signal(each, stop) for each in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
+
+
 def run_demo(*, bundle: Path | None, keep_running: bool, out: TextIO) -> int:
-    """Run the demo; returns the exit code (0 when every step worked)."""
+    """Run the demo; returns the exit code (0 when every step worked, 128 + the signal number
+    when SIGTERM/SIGINT stopped it before the end)."""
 
     def say(text: str = "") -> None:
         out.write(text + "\n")
         out.flush()
 
     objects = _load_bundle(bundle) if bundle else sample_objects()
-    workdir = Path(tempfile.mkdtemp(prefix="elastic-connector-demo-"))
-    log_path = workdir / "connector.log"
-    say("elastic-connector demo: everything runs locally, nothing leaves this machine.")
-    with NoidaServer() as noida, OpenCTIStandin(token=TOKEN) as opencti:
+    with _signals_stop_the_demo():
+        try:
+            return _run(say, objects, keep_running)
+        except DemoStopped as stopped:
+            say("")
+            say(
+                f"{stopped}: the demo stopped everything it started and removed its temporary data."
+            )
+            return 128 + stopped.signum
+
+
+def _run(say: Callable[[str], None], objects: list[Json], keep_running: bool) -> int:
+    with ExitStack() as cleanup:
+        # Callbacks run last-in first-out: the connector stops first, the directories go last.
+        workdir = Path(tempfile.mkdtemp(prefix="elastic-connector-demo-"))
+        keep_log = False
+
+        def remove_workdir() -> None:
+            if not keep_log:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+        cleanup.callback(remove_workdir)
+        log_path = workdir / "connector.log"
+        say("elastic-connector demo: everything runs locally, nothing leaves this machine.")
+        noida = cleanup.enter_context(NoidaServer())
+        opencti = cleanup.enter_context(OpenCTIStandin(token=TOKEN))
         say(f"  Elasticsearch API (noida-db) ... {noida.url}")
         say(f"  OpenCTI stand-in ............... {opencti.url}  ({len(objects)} objects)")
         for obj in objects:
             opencti.publish("create", obj)
         es = Elasticsearch(noida.url)
+        cleanup.callback(es.close)
         # What Kibana creates when Elastic Security is first opened.
         es.indices.create(
             index=ALERTS_BACKING_INDEX,
@@ -178,17 +245,24 @@ def run_demo(*, bundle: Path | None, keep_running: bool, out: TextIO) -> int:
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
             )
+        cleanup.callback(_stop_connector, process)
         say(f"  connector ...................... pid {process.pid}, log {log_path}")
+        code = _walk_through(say, es, opencti, objects, process, log_path, keep_running)
+        if code != 0:
+            keep_log = True
+            say(f"The connector's log is kept for reading: {log_path}")
+        return code
+
+
+def _stop_connector(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an orchestrator would; SIGKILL if it has not exited within 15 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
         try:
-            return _walk_through(say, es, opencti, objects, process, log_path, keep_running)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            es.close()
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _documents(es: Elasticsearch) -> dict[str, dict[str, object]]:
@@ -278,12 +352,12 @@ def _walk_through(
 
     if keep_running:
         say("")
-        say("Still running; press Ctrl-C to stop.")
+        say("Still running; press Ctrl-C (or send SIGTERM) to stop.")
         try:
             while process.poll() is None:
                 time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        except DemoStopped:
+            pass  # what --keep-running waits for: stop as below, then clean up
     process.send_signal(signal.SIGTERM)
     code = process.wait(15)
     say("")

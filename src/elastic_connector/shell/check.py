@@ -3,14 +3,16 @@
 Validates the configuration (the caller already did), then reaches OpenCTI (API, token, user
 rights, the stream) and Elasticsearch (cluster, credentials, privileges, index, alerts index),
 changing nothing on either side. Every line is ``OK``, ``WARN`` or ``FAIL``; the exit code is 1
-when anything failed. Secret values never appear in the output.
+when anything failed. Secret values never appear in the output, and neither do the client
+libraries' log lines or tracebacks (the CLI silences them unless --verbose or log level debug):
+each failure is one line naming the URL, the error and the option to fix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final, TextIO
 
 import urllib3
@@ -18,13 +20,13 @@ from elastic_transport import ApiError, TransportError
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Config, Mode
-from elastic_connector.core.config_loading import misspelled_env_vars
+from elastic_connector.core.config_loading import ConfigNote, misspelled_env_vars
 from elastic_connector.core.es_privileges import alert_backing_patterns
 from elastic_connector.core.stream_position import stream_headers, stream_url
 from elastic_connector.shell.elastic import build_client, cluster_version, describe_error
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind
 from elastic_connector.shell.logs import SecretMask, secret_values
-from elastic_connector.shell.opencti import tls_problem
+from elastic_connector.shell.opencti_reach import opencti_problem
 
 _ME_QUERY: Final = "query Me { me { name capabilities { name } } }"
 
@@ -52,14 +54,22 @@ class Report:
         self.line("FAIL", subject, detail)
 
 
-def run_check(config: Config, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
-    """Print the checks; 0 when nothing failed, 1 otherwise."""
+def run_check(
+    config: Config,
+    out: TextIO,
+    environ: Mapping[str, str] | None = None,
+    notes: Iterable[ConfigNote] = (),
+) -> int:
+    """Print the checks; 0 when nothing failed, 1 otherwise. ``notes``: what loading the
+    configuration had to say (earlier names used, ignored keys)."""
     report = Report(out, SecretMask(secret_values(config)))
     report.ok(
         "config",
         f"mode {config.connector.mode.value}, index {config.index}, "
         f"max TLP {config.connector.max_tlp.label}",
     )
+    for note in notes:
+        report.line("WARN" if note.warning else "OK", "config", str(note))
     for warning in misspelled_env_vars(os.environ if environ is None else environ):
         report.warn("config", str(warning))
     _check_opencti(config, report)
@@ -77,6 +87,12 @@ def _check_opencti(config: Config, report: Report) -> None:
 
     settings = config.opencti
     verify: bool | str = settings.ca_certs if settings.ca_certs else settings.ssl_verify
+    # pycti's own health check logs the client library's exception and answers only False:
+    # ask the same question ourselves, to say what went wrong and what to change.
+    problem = opencti_problem(config)
+    if problem is not None:
+        report.fail("opencti", problem)
+        return
     try:
         api = OpenCTIApiClient(
             settings.url,
@@ -85,21 +101,13 @@ def _check_opencti(config: Config, report: Report) -> None:
             perform_health_check=False,
             requests_timeout=30,
         )
-        healthy = api.health_check()
+        me = api.query(_ME_QUERY)
     except (ValueError, OSError) as error:
-        report.fail("opencti", f"cannot reach {settings.url}: {_first_line(error)}")
-        return
-    if not healthy:
         report.fail(
             "opencti",
-            tls_problem(config)
-            or f"{settings.url} did not answer a health check (URL or token wrong?)",
+            f"OpenCTI at {settings.url} refused the connector user's query: "
+            f"{_first_line(error)}; check opencti.token (OPENCTI_TOKEN)",
         )
-        return
-    try:
-        me = api.query(_ME_QUERY)
-    except ValueError as error:
-        report.fail("opencti", f"the token was refused: {_first_line(error)}")
         return
     data = me.get("data")
     user = data.get("me") if isinstance(data, dict) else None
@@ -188,6 +196,9 @@ def _check_elasticsearch(config: Config, report: Report) -> None:
                 if isinstance(error, ApiError | TransportError)
                 else str(error)
             )
+            if "check " not in detail:
+                option = "cloud.id (CLOUD_ID)" if config.cloud.id else _HOSTS_OPTION
+                detail += f"; check {option}"
             report.fail("elasticsearch", f"cannot use {where}: {detail}")
             return
     else:
@@ -195,6 +206,7 @@ def _check_elasticsearch(config: Config, report: Report) -> None:
     if not settings.ssl_verify:
         report.warn("elasticsearch", "TLS certificate verification is off")
     alerts_index = config.sightings.alerts_index if config.connector.mode is Mode.ECS else None
+    hints: list[tuple[str, str]] | None = None
     try:
         privileges = check_privileges(
             client,
@@ -207,10 +219,17 @@ def _check_elasticsearch(config: Config, report: Report) -> None:
         elif privileges.missing:
             for missing in privileges.missing:
                 report.fail("privileges", missing)
+            hints = _report_earlier_role(client, config, alerts_index, report)
         else:
             report.ok("privileges", "the connector's user has every privilege it needs")
         kind = target_kind(client, config.index)
     except (ApiError, TransportError) as error:
+        if isinstance(error, ApiError) and error.meta.status == 403:
+            if hints is None:
+                hints = _report_earlier_role(client, config, alerts_index, report)
+            if any(subject == "privileges" for subject, _ in hints):
+                report.fail("index", f"{config.index}: access refused (HTTP 403), as said above")
+                return
         report.fail("elasticsearch", describe_error(error, hosts))
         return
     if kind is TargetKind.DATA_STREAM:
@@ -323,3 +342,76 @@ def _pit_search_refused(
         f"indices, so read on the alias alone is not enough; see "
         f"docs/elasticsearch-privileges.md). Elasticsearch: {detail}"
     )
+
+
+_HOSTS_OPTION: Final = "output.elasticsearch.hosts (ELASTICSEARCH_HOSTS)"
+
+# What the earlier connector's README told users to grant its API key: `all` on `opencti*` and
+# `read` on `.siem-signals-*` (the 7.x alerts index). Such a key reaches neither our default
+# index nor Elastic 8's alerts index.
+_EARLIER_INDEX_PATTERN: Final = "opencti*"
+_EARLIER_ALERTS_PATTERN: Final = ".siem-signals-*"
+_WRITE: Final = ("index", "delete", "create_index", "view_index_metadata")
+
+
+def _earlier_role_hints(
+    client: Elasticsearch, config: Config, alerts_index: str | None
+) -> list[tuple[str, str]]:
+    """(subject, sentence) for each way the credentials look like the earlier connector's
+    documented role, and exactly what to change; empty when they do not (or cannot be asked)."""
+    index = config.index
+    asked = [
+        {"names": [index, _EARLIER_INDEX_PATTERN], "privileges": list(_WRITE)},
+    ]
+    if alerts_index is not None:
+        asked.append({"names": [alerts_index, _EARLIER_ALERTS_PATTERN], "privileges": ["read"]})
+    try:
+        answer = client.security.has_privileges(index=asked).body
+    except (ApiError, TransportError):
+        return []
+    granted = answer.get("index") if isinstance(answer, dict) else None
+    if not isinstance(granted, dict):
+        return []
+
+    def has_all(name: str, privileges: Iterable[str]) -> bool:
+        entry = granted.get(name)
+        return isinstance(entry, dict) and all(entry.get(p) is True for p in privileges)
+
+    hints: list[tuple[str, str]] = []
+    if not has_all(index, _WRITE) and has_all(_EARLIER_INDEX_PATTERN, _WRITE):
+        hints.append(
+            (
+                "privileges",
+                f"these credentials may write only to {_EARLIER_INDEX_PATTERN} indices (the "
+                f"role the earlier connector's docs showed), not to {index}: either add "
+                f"{index}* to the index names of their role (docs/elasticsearch-privileges.md), "
+                f"or set output.elasticsearch.index (ELASTICSEARCH_INDEX) to a name under "
+                f"{_EARLIER_INDEX_PATTERN}, e.g. opencti-indicators (Kibana's Intelligence page "
+                "and prebuilt rules only read logs-ti_*: docs/migration.md)",
+            )
+        )
+    if (
+        alerts_index is not None
+        and not has_all(alerts_index, ["read"])
+        and has_all(_EARLIER_ALERTS_PATTERN, ["read"])
+    ):
+        hints.append(
+            (
+                "alerts",
+                f"these credentials may read only {_EARLIER_ALERTS_PATTERN} (the 7.x alerts "
+                f"index the earlier connector's docs granted), not {alerts_index}: grant read on "
+                f"{alerts_index} and .internal.alerts-security.alerts-* "
+                "(docs/elasticsearch-privileges.md), or set sightings.alerts_index "
+                "(SIGHTINGS_ALERTS_INDEX) if your alerts are elsewhere",
+            )
+        )
+    return hints
+
+
+def _report_earlier_role(
+    client: Elasticsearch, config: Config, alerts_index: str | None, report: Report
+) -> list[tuple[str, str]]:
+    hints = _earlier_role_hints(client, config, alerts_index)
+    for subject, sentence in hints:
+        report.fail(subject, sentence)
+    return hints

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
@@ -174,3 +175,38 @@ def configure(config: Config, stream: TextIO | None = None) -> None:
 def fields(**values: object) -> dict[str, object]:
     """``extra=`` for structured fields: ``log.info("...", extra=fields(event_id=x))``."""
     return {"fields": values}
+
+
+@contextlib.contextmanager
+def command_output(config: Config | None, *, verbose: bool) -> Iterator[None]:
+    """Logging for the one-shot commands (check, setup, map, sightings, config, status): their
+    output is their own lines only. With ``verbose``, or log level debug, log records (the
+    libraries' too) go to stderr, secrets masked; library tracebacks only at debug.
+
+    Everything is put back on exit: the commands also run in-process (tests, the demo).
+    """
+    debug = config is not None and config.connector.log_level == "debug"
+    if not (verbose or debug):
+        # pycti's client calls logging.basicConfig() and logs every failed request with its
+        # traceback; only a global switch keeps that (and urllib3's, the transport's) quiet.
+        logging.disable(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter())
+    if not debug:
+        handler.addFilter(LibraryTracebacks())
+    if config is not None:
+        handler.addFilter(SecretMask(secret_values(config)))
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)

@@ -15,6 +15,7 @@ connector state every 40 s, and GraphQL calls — but not for reading the stream
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -22,6 +23,7 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -68,19 +70,21 @@ def connect(
     """
     from pycti import OpenCTIConnectorHelper
 
+    from elastic_connector.shell.opencti_reach import opencti_problem
+
     apply_pycti_environment(config)
     attempt = 0
     while not stop.is_set():
         try:
-            helper = OpenCTIConnectorHelper(pycti_config(config))
+            with _pycti_client_quiet(config):
+                helper = OpenCTIConnectorHelper(pycti_config(config))
         except ValueError as error:
             delay = backoff_delay(attempt, random.random(), base=1.0, cap=max_backoff)
             attempt += 1
             _log.error(
-                "cannot register with OpenCTI at %s (retrying in %.0f s): %s",
-                config.opencti.url,
+                "cannot register with OpenCTI (retrying in %.0f s): %s",
                 delay,
-                tls_problem(config) or _first_line(error),
+                opencti_problem(config) or f"OpenCTI at {config.opencti.url}: {_first_line(error)}",
             )
             stop.wait(delay)
             continue
@@ -88,6 +92,23 @@ def connect(
             sys.excepthook = _log_uncaught
         return helper
     return None
+
+
+@contextlib.contextmanager
+def _pycti_client_quiet(config: Config) -> Iterator[None]:
+    """Below debug, silence pycti's API client while the helper registers: on failure it logs
+    the request library's exception, then raises "not reachable"; ``connect`` says instead, in
+    one line, what failed and which option to fix."""
+    if config.connector.log_level == "debug":
+        yield
+        return
+    client_log = logging.getLogger("api")  # pycti's OpenCTIApiClient logger
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        client_log.setLevel(level)
 
 
 def tls_problem(config: Config, timeout: float = 3.0) -> str | None:

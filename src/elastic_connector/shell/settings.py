@@ -18,8 +18,9 @@ from elastic_connector.core.config import Config
 from elastic_connector.core.config_loading import (
     JSON_CONFIG_ENV,
     ConfigError,
+    Effective,
     Layer,
-    build_config,
+    build_effective,
     env_layer,
     file_layer,
     file_source,
@@ -39,11 +40,18 @@ def load_config(
     cannot be read is reported alone (other errors would be guesses without it); otherwise every
     invalid setting is reported at once. ``offline``: see ``core.config_loading.build_config``.
     """
+    return load_effective(config_path, environ, offline=offline).map(lambda found: found.config)
+
+
+def load_effective(
+    config_path: Path | None, environ: Mapping[str, str], *, offline: bool = False
+) -> Result[Effective, tuple[ConfigError, ...]]:
+    """``load_config``, with where each value came from and the notes on the names used."""
     file_result = read_config_file(config_path)
     json_result = json_layer(environ.get(JSON_CONFIG_ENV, ""))
     if isinstance(file_result, Success) and isinstance(json_result, Success):
         layers = [*file_result.unwrap(), env_layer(environ), json_result.unwrap()]
-        return build_config(layers, offline=offline)
+        return build_effective(layers, offline=offline)
     return Failure((*_problems(file_result), *_problems(json_result)))
 
 
