@@ -506,9 +506,9 @@ def search_body(
     the cursor wins, so alerts created while the connector was down are still read. ``until``
     (exclusive; now - a settle delay, on the page grid) keeps alerts that may not be searchable
     yet out of the page: Kibana stamps ``@timestamp`` before the bulk write becomes visible, and
-    the cursor must never pass an alert that a later poll could still see appear. To use a point in time, add ``pit`` and
-    drop the index from the request; Elasticsearch then appends ``_shard_doc`` to each hit's
-    ``sort``, which ``next_cursor`` ignores.
+    the cursor must never pass an alert that a later poll could still see appear. To use a
+    point in time, add ``pit`` and drop the index from the request; Elasticsearch then appends
+    ``_shard_doc`` to each hit's ``sort``, which ``next_cursor`` ignores.
     """
     bounds: dict[str, object] = {
         "gte": cursor.timestamp_ms if cursor is not None else epoch_millis(since),
