@@ -36,7 +36,6 @@ from elastic_connector.core.sightings import AlertCursor, epoch_millis
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 from elastic_connector.shell.alerts import (
     AFTER_EVERY_UUID,
-    SETTLE,
     STATE_KEY,
     AlertPoller,
     PollPosition,
@@ -209,14 +208,15 @@ def test_every_alert_is_counted_once_across_pages(
     report = loop.poll()
 
     assert report.complete, report
-    assert (report.alerts, report.pages, report.skipped, report.unusable) == (2500, 5, 0, 0)
+    # 240 alerts a minute: a page never spans two minutes, so 11 pages of at most 240.
+    assert (report.alerts, report.pages, report.skipped, report.unusable) == (2500, 11, 0, 0)
     assert counts_by_indicator(standin) == expected_counts(specs)
     assert sum(counts_by_indicator(standin).values()) == 2500
     assert len(standin.sightings) == 6  # the platform merged each indicator's pages
     # Every third alert also matched another feed's indicator: never sent.
     assert {s["fromId"] for s in standin.sighting_inputs} == set(indicators)
     assert loop.metric("alerts_processed_total") == 2500
-    assert loop.metric("sightings_written_total") == report.sightings == 5 * 6
+    assert loop.metric("sightings_written_total") == report.sightings == 11 * 6
     last = specs[-1]
     assert report.cursor == AlertCursor(last.timestamp_ms, last.uuid)
     assert loop.saved().cursor == report.cursor
@@ -260,8 +260,9 @@ def test_only_alerts_older_than_the_settle_delay_are_read(
     es_settings: ElasticsearchSettings,
 ) -> None:
     [indicator] = add_indicators(standin, 1)
-    clock = Clock(START + SETTLE + timedelta(seconds=10))
-    specs = build_alert_specs(40, indicators=(indicator,), start=START, step=timedelta(seconds=1))
+    settle = timedelta(seconds=SightingsSettings().settle_delay)
+    clock = Clock(START + settle + timedelta(seconds=70))
+    specs = build_alert_specs(40, indicators=(indicator,), start=START, step=timedelta(seconds=3))
     alerts.create()
     alerts.index_8x(specs)
     loop = Loop(standin, es_client, config_for(standin, es_settings, alerts.pattern), clock=clock)
@@ -270,7 +271,8 @@ def test_only_alerts_older_than_the_settle_delay_are_read(
     clock.now += timedelta(minutes=5)
     second = loop.poll()
 
-    assert (first.alerts, second.alerts) == (11, 29)  # @timestamp <= now - 2 min, then the rest
+    # Up to now - settle_delay, rounded down to the minute (START + 60 s), then the rest.
+    assert (first.alerts, second.alerts) == (20, 20)
     assert counts_by_indicator(standin) == {indicator: 40}
 
 
@@ -349,7 +351,7 @@ def test_pages_read_in_a_point_in_time_while_new_alerts_arrive(
     assert requests[-1] == "DELETE /_pit"
     assert counts_by_indicator(standin) == expected_counts(old)
 
-    clock.now += timedelta(minutes=5)
+    clock.now += timedelta(minutes=15)
     second = loop.poll()
 
     assert (second.complete, second.alerts) == (True, 20)
@@ -822,7 +824,7 @@ def test_the_poller_thread_polls_until_stopped(
     try:
         wait_until(lambda: counts_by_indicator(standin) == {indicator: 3}, what="3 sightings")
         alerts.index_8x(more_alerts(2, [indicator], NOW, "next"))
-        clock.now += timedelta(minutes=5)
+        clock.now += timedelta(minutes=15)  # past the settle delay
         wait_until(lambda: counts_by_indicator(standin) == {indicator: 5}, what="5 sightings")
         assert poller.is_alive()
     finally:
