@@ -10,7 +10,6 @@ once and every merge widened the dates.
 from __future__ import annotations
 
 import copy
-import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,17 +18,12 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 from elasticsearch import Elasticsearch
-from pycti import OpenCTIApiClient, OpenCTIConnectorHelper
+from pycti import OpenCTIConnectorHelper
 from pycti.connector.opencti_connector_helper import PingAlive
 
 from elastic_connector.core.config import (
     CloudSettings,
-    Config,
-    ConnectorSettings,
     ElasticsearchSettings,
-    KibanaSettings,
-    OpenCTISettings,
-    Secret,
     SightingsSettings,
 )
 from elastic_connector.core.sightings import AlertCursor, epoch_millis
@@ -39,14 +33,13 @@ from elastic_connector.shell.alerts import (
     STATE_KEY,
     AlertPoller,
     PollPosition,
-    PollReport,
     position_from_state,
     position_to_state,
 )
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import build_client
-from elastic_connector.shell.metrics import Metrics
 from tests.core.alert_strategies import AlertSpec, build_alert_specs
+from tests.support.alert_loop import Clock, Loop, config_for
 from tests.support.alerts import (
     AlertIndices,
     add_indicators,
@@ -77,109 +70,6 @@ def standin(clean_opencti_env: None) -> Iterator[OpenCTIStandin]:
 @pytest.fixture
 def alerts(es_client: Elasticsearch, es_prefix: str) -> AlertIndices:
     return AlertIndices(es_client, es_prefix)
-
-
-class MemoryStore:
-    """The state side of pycti's helper, in memory (JSON round trip as pycti does)."""
-
-    def __init__(self, state: dict[str, object] | None = None) -> None:
-        self.state = copy.deepcopy(state)
-        self.pings = 0
-
-    def get_state(self) -> dict[str, object] | None:
-        return msgspec.json.decode(msgspec.json.encode(self.state)) if self.state else None
-
-    def set_state(self, state: dict[str, object] | None) -> None:
-        self.state = copy.deepcopy(state) if isinstance(state, dict) else None
-
-    def force_ping(self) -> None:
-        self.pings += 1
-
-
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def api_for(standin: OpenCTIStandin) -> OpenCTIApiClient:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        return OpenCTIApiClient(standin.url, standin.token, log_level="error", ssl_verify=False)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
-def config_for(
-    standin: OpenCTIStandin,
-    es_settings: ElasticsearchSettings,
-    alerts_index: str,
-    *,
-    page_size: int = 100,
-    initial_lookback: float = LOOKBACK,
-    kibana_url: str | None = None,
-) -> Config:
-    return Config(
-        opencti=OpenCTISettings(url=standin.url, token=Secret(standin.token)),
-        connector=ConnectorSettings(id=str(uuid.uuid4())),
-        elasticsearch=msgspec.structs.replace(es_settings, retry_max_backoff=0.02),
-        sightings=SightingsSettings(
-            alerts_index=alerts_index,
-            page_size=page_size,
-            initial_lookback=initial_lookback,
-            poll_interval=0.05,
-        ),
-        kibana=KibanaSettings(url=kibana_url),
-    )
-
-
-class Loop:
-    """One connector's alert loop: config, client, state, metrics and a poller factory."""
-
-    def __init__(
-        self,
-        standin: OpenCTIStandin,
-        client: Elasticsearch,
-        config: Config,
-        state: ConnectorState | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.standin = standin
-        self.client = client
-        self.config = config
-        self.store = MemoryStore()
-        self.state = state or ConnectorState(self.store)
-        self.clock = clock or Clock()
-        self.metrics = Metrics()
-        self.api = api_for(standin)
-
-    def poller(self, **options: object) -> AlertPoller:
-        return AlertPoller(
-            config=self.config,
-            client=self.client,
-            api=self.api,
-            state=self.state,
-            metrics=self.metrics,
-            clock=self.clock,
-            **options,  # type: ignore[arg-type]  # test-only keyword options
-        )
-
-    def poll(self, **options: object) -> PollReport:
-        return self.poller(**options).poll_once()
-
-    def saved(self) -> PollPosition:
-        snapshot = self.state.snapshot() or {}
-        position = position_from_state(snapshot.get(STATE_KEY))
-        assert isinstance(position, PollPosition), position
-        return position
-
-    def metric(self, name: str, **labels: str) -> float:
-        value = self.metrics.registry.get_sample_value(f"elastic_connector_{name}", labels)
-        return value or 0.0
 
 
 def sighting_writes(standin: OpenCTIStandin) -> int:

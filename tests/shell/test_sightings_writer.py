@@ -607,8 +607,8 @@ def test_a_write_whose_lookup_gets_no_answer_is_not_sent_again(
     """When "was it already written?" cannot be answered the write waits: a blind re-send
     would not widen the dates and OpenCTI would replace the count with the re-sent one."""
     [indicator] = add_indicators(merging_standin, 1)
-    first, second = plan_pages([build_alert_specs(5, indicators=(indicator,), start=START)[:3],
-                                build_alert_specs(5, indicators=(indicator,), start=START)[3:]])  # fmt: skip
+    specs = build_alert_specs(5, indicators=(indicator,), start=START)
+    first, second = plan_pages([specs[:3], specs[3:]])
     writer = writer_for(merging_standin)
     assert isinstance(writer.write(first), Accepted)
     assert isinstance(writer.write(second), Accepted)
@@ -648,8 +648,8 @@ def test_a_marking_the_user_may_not_use_is_an_error_naming_sightings_tlp(
     assert "sightings.tlp" in outcome.reason
     assert "TLP:AMBER" in outcome.reason
     assert merging_standin.sightings == []
-    assert isinstance(writer_for(merging_standin, token="green-only", tlp=Tlp.GREEN).write(plan),
-                      Accepted)  # fmt: skip
+    green = writer_for(merging_standin, token="green-only", tlp=Tlp.GREEN)
+    assert isinstance(green.write(plan), Accepted)
 
 
 def test_kibana_links_dropped_at_creation_are_attached_by_a_second_call(
