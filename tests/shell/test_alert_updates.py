@@ -100,11 +100,13 @@ def test_an_alert_written_minutes_after_its_timestamp(
     late, prompt = build_alert_specs(
         2, indicators=(indicator,), start=START, step=timedelta(seconds=20)
     )
-    options = {} if settle_delay is None else {"settle_delay": settle_delay}
-    clock = Clock(START + timedelta(minutes=3))
-    loop = Loop(
-        standin, es_client, config_for(standin, es_settings, alerts.pattern, **options), clock=clock
+    config = (
+        config_for(standin, es_settings, alerts.pattern)
+        if settle_delay is None
+        else config_for(standin, es_settings, alerts.pattern, settle_delay=settle_delay)
     )
+    clock = Clock(START + timedelta(minutes=3))
+    loop = Loop(standin, es_client, config, clock=clock)
     alerts.index_8x([prompt])  # searchable at once
     loop.poll()
     clock.now = START + timedelta(minutes=4)
