@@ -5,6 +5,7 @@ without it the platform refuses every sighting (``MISSING_REFERENCE_ERROR`` with
 from __future__ import annotations
 
 import io
+
 import pytest
 
 from elastic_connector.core.config import (
