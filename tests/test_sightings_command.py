@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random as random_module
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,6 +26,7 @@ from tests.core.alert_strategies import (
     OUR_INDEX,
     AlertSpec,
     EnrichmentSpec,
+    SuppressionSpec,
     alert_spec_lists,
     expected_pairs,
     render_7x,
@@ -220,3 +223,22 @@ def test_output_matches_the_oracle_and_ignores_line_order(
     shuffled = list(hits)
     random.shuffle(shuffled)
     assert run(ndjson(*shuffled))[1] == lines
+
+
+def test_closed_alerts_and_suppressed_matches_as_the_poller_counts_them() -> None:
+    held = dataclasses.replace(
+        spec(1, ip(A)),
+        suppression=SuppressionSpec(docs_count=4, start=T0, end=T0, last_detected=T0),
+    )
+    closed = dataclasses.replace(spec(2, ip(A)), workflow_status="closed")
+    code, lines, _ = run(ndjson(render_8x(held), render_8x(closed)))
+    assert code == 0
+    assert [(line["count"], line.get("suppressed_of")) for line in lines] == [
+        (1, None),
+        (4, held.uuid),
+    ]
+    with_closed = msgspec.structs.replace(
+        CONFIG, sightings=msgspec.structs.replace(CONFIG.sightings, include_closed=True)
+    )
+    _, lines, _ = run(ndjson(render_8x(held), render_8x(closed)), with_closed)
+    assert [line["count"] for line in lines] == [2, 4]

@@ -4,8 +4,10 @@ Runs the same decoding, ownership rule and aggregation as the alert poller, with
 an analyst can check what a set of alerts would become in OpenCTI. Input: NDJSON, one alert per
 line (a search hit ``{"_index", "_id", "_source"}`` or a bare ``_source``), or a whole saved
 ``_search`` response (``{"hits": {"hits": [...]}}``). Output: one JSON line per sighting, ordered
-by indicator id. Anything not used goes to the error stream as ``{"skip": reason, "line": N}``
-(``"hit": N`` for a saved search response).
+by indicator id, then one per suppressing alert and indicator for its suppressed matches
+(``kibana.alert.suppression.docs_count``); closed alerts count only with
+``sightings.include_closed``. Anything not used goes to the error stream as
+``{"skip": reason, "line": N}`` (``"hit": N`` for a saved search response).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from elastic_connector.core.config import Config
 from elastic_connector.core.sightings import (
     SightingPayload,
     aggregate,
+    counts,
     format_time,
     ownership_for,
+    suppressed_payloads,
 )
 
 EXIT_OK: Final = 0
@@ -65,6 +69,7 @@ def _sighting_line(payload: SightingPayload) -> str:
             "last_seen": format_time(payload.last_seen),
             "alert_ids": payload.alert_ids,
             "rules": payload.rules,
+            **({"suppressed_of": payload.suppressed_of} if payload.suppressed_of else {}),
         }
     ).decode()
 
@@ -96,11 +101,19 @@ def run_sightings(source: BinaryIO, output: TextIO, errors: TextIO, config: Conf
         alerts.append(alert)
         first_position.setdefault(alert.id, position)
 
-    result = aggregate(alerts, ownership_for(config))
+    ours = ownership_for(config)
+    include_closed = config.sightings.include_closed
+    result = aggregate(alerts, ours, include_closed=include_closed)
     # An alert present twice in the input is counted once; report its problems once too.
     for skipped in dict.fromkeys(result.skipped):
         skip(f"alert {skipped.alert_id}: {skipped.reason}", first_position[skipped.alert_id])
     for payload in result.sightings:
-        output.write(_sighting_line(payload) + "\n")
+        if payload.count > 0:
+            output.write(_sighting_line(payload) + "\n")
+    # The poller writes an alert's suppressed matches as one more sighting, once it is final.
+    for alert in {alert.id: alert for alert in alerts}.values():
+        if counts(alert, include_closed):
+            for payload in suppressed_payloads(alert, ours):
+                output.write(_sighting_line(payload) + "\n")
     output.flush()
     return EXIT_OK

@@ -118,6 +118,45 @@ class EnrichmentSpec:
 
 
 @dataclass(frozen=True)
+class SuppressionSpec:
+    """Alert suppression as Kibana writes it on an alert (``kibana.alert.suppression.*``,
+    ``kibana.alert.last_detected``, the rule's ``alert_suppression`` parameters): the alert stands
+    for ``1 + docs_count`` matches and is updated in place while its window is open
+    (``create_persistence_rule_type_wrapper.ts``)."""
+
+    docs_count: int
+    start: datetime
+    end: datetime
+    last_detected: datetime
+    window: tuple[int, str] | None = (1, "h")
+    """The rule's ``duration`` (value, unit ``s``/``m``/``h``); None: per rule execution."""
+    group_by: tuple[str, ...] = ("source.ip",)
+
+    def flat(self, spec: AlertSpec) -> JsonObject:
+        doc: JsonObject = {
+            "kibana.alert.suppression.docs_count": self.docs_count,
+            "kibana.alert.suppression.start": iso(self.start),
+            "kibana.alert.suppression.end": iso(self.end),
+            "kibana.alert.suppression.terms": [
+                {"field": name, "value": ["45.115.45.3"]} for name in self.group_by
+            ],
+            "kibana.alert.instance.id": hashlib.sha256(spec.rule_uuid.encode()).hexdigest(),
+            "kibana.alert.last_detected": iso(self.last_detected),
+        }
+        return doc
+
+    def parameters(self) -> JsonObject:
+        """The rule's ``alert_suppression`` (snake case) in ``kibana.alert.rule.parameters``."""
+        suppression: JsonObject = {
+            "group_by": list(self.group_by),
+            "missing_fields_strategy": "suppress",
+        }
+        if self.window is not None:
+            suppression["duration"] = {"value": self.window[0], "unit": self.window[1]}
+        return suppression
+
+
+@dataclass(frozen=True)
 class AlertSpec:
     uuid: str
     timestamp: datetime
@@ -127,6 +166,15 @@ class AlertSpec:
     rule_uuid: str
     space: str
     enrichments: tuple[EnrichmentSpec, ...] = field(default=())
+    workflow_status: str = "open"
+    building_block: bool = False
+    suppression: SuppressionSpec | None = None
+    rule_interval: str = "5m"
+
+    @property
+    def matches(self) -> int:
+        """How many matches this alert stands for (itself and what it suppressed)."""
+        return 1 + (self.suppression.docs_count if self.suppression is not None else 0)
 
     @property
     def seen(self) -> datetime:
@@ -210,8 +258,11 @@ def flat_8x(spec: AlertSpec, enrichment_cut: Cut = nested) -> JsonObject:
         "kibana.alert.rule.type": "threat_match",
         "kibana.alert.rule.category": "Indicator Match Rule",
         "kibana.alert.rule.rule_type_id": "siem.indicatorRule",
-        "kibana.alert.workflow_status": "open",
+        "kibana.alert.workflow_status": spec.workflow_status,
         "kibana.alert.status": "active",
+        "kibana.alert.start": iso(spec.timestamp),
+        "kibana.alert.last_detected": iso(spec.timestamp),
+        "kibana.alert.rule.interval": spec.rule_interval,
         "kibana.alert.depth": 1,
         "kibana.alert.ancestors": [
             {"id": f"evt-{spec.uuid[:8]}", "type": "event", "index": "auditbeat-8", "depth": 0}
@@ -224,6 +275,14 @@ def flat_8x(spec: AlertSpec, enrichment_cut: Cut = nested) -> JsonObject:
     }
     if spec.original_time is not None:
         flat["kibana.alert.original_time"] = iso(spec.original_time)
+    if spec.building_block:
+        flat["kibana.alert.building_block_type"] = "default"
+    parameters: JsonObject = {"type": "threat_match", "threat_indicator_path": "threat.indicator"}
+    if spec.suppression is not None:
+        flat.update(spec.suppression.flat(spec))
+        parameters["alert_suppression"] = spec.suppression.parameters()
+    # A flattened field: one object under one dotted key, as Kibana writes it.
+    flat["kibana.alert.rule.parameters"] = parameters
     flat.update(_source_event(spec))
     return flat
 

@@ -131,6 +131,8 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     ),
     "sightings.tlp": st.sampled_from([level for level in Tlp if level is not Tlp.WHITE]),
     "sightings.confidence": st.integers(0, 100),
+    "sightings.settle_delay": positive_seconds,
+    "sightings.include_closed": st.booleans(),
     "kibana.url": urls(),
     "kibana.space": st.from_regex(r"[a-z0-9_-]{1,20}", fullmatch=True),
 }  # fmt: skip

@@ -391,7 +391,7 @@ def test_search_body_after_a_cursor_ignores_since_and_bounds_until() -> None:
     assert body["search_after"] == [1_714_564_800_123, "abc"]
     assert dig(body, "query", "bool", "filter", 0, "range", "@timestamp") == {
         "gte": 1_714_564_800_123,
-        "lte": epoch_millis(T0 + timedelta(days=1)),
+        "lt": epoch_millis(T0 + timedelta(days=1)),  # exclusive: polls end on a grid line
         "format": "epoch_millis",
     }
 
@@ -569,7 +569,7 @@ def search(body: dict[str, object], hits: Sequence[JsonObject]) -> list[JsonObje
 
     def visible(hit: JsonObject) -> bool:
         stamp = epoch_millis(ok(hit).timestamp)
-        return bounds["gte"] <= stamp and ("lte" not in bounds or stamp <= bounds["lte"])
+        return bounds["gte"] <= stamp and ("lt" not in bounds or stamp < bounds["lt"])
 
     ordered = sorted((h for h in hits if visible(h)), key=lambda h: _sort_key(h, body))
     after = body.get("search_after")

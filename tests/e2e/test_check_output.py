@@ -20,6 +20,7 @@ def expected_lines(connector: ConnectorHarness) -> list[str]:
         f"OK   opencti: reached {opencti} as user 'admin'",
         "WARN opencti: user 'admin' is an administrator (BYPASS): use a dedicated connector user "
         "with only the rights it needs (see README, 'OpenCTI user')",
+        "OK   sightings: the user may mark sightings TLP:AMBER (sightings.tlp)",
         f"OK   stream: {opencti}/stream/live is readable",
         f"OK   elasticsearch: reached {elasticsearch} (version 8.15.3)",
         "WARN privileges: privileges could not be verified: the cluster has no security API "

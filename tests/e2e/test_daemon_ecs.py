@@ -90,6 +90,9 @@ def test_alerts_become_sightings_each_counted_once_across_a_restart(
         env={
             "SIGHTINGS_ALERTS_INDEX": alerts.alias,
             "SIGHTINGS_POLL_INTERVAL": "0.3",
+            # The alerts below are written minutes "late" (their @timestamp is in the past):
+            # a settle delay shorter than their age lets them be read at once.
+            "SIGHTINGS_SETTLE_DELAY": "120",
             "SIGHTINGS_IDENTITY_NAME": "Elastic SIEM (e2e)",
         },
     )

@@ -101,6 +101,9 @@ def test_everything_works_with_a_documented_role(
         env={
             "SIGHTINGS_ALERTS_INDEX": alerts.pattern,
             "SIGHTINGS_POLL_INTERVAL": "0.3",
+            # The alert below is stamped minutes in the past: a settle delay shorter than its
+            # age lets it be read at once.
+            "SIGHTINGS_SETTLE_DELAY": "120",
             "CONNECTOR_EXPIRY_SWEEP_INTERVAL": "0.3",
             "ELASTICSEARCH_REDUCED_PRIVILEGES": "true" if reduced else "false",
         },

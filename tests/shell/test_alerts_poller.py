@@ -10,7 +10,6 @@ once and every merge widened the dates.
 from __future__ import annotations
 
 import copy
-import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,35 +18,28 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 from elasticsearch import Elasticsearch
-from pycti import OpenCTIApiClient, OpenCTIConnectorHelper
+from pycti import OpenCTIConnectorHelper
 from pycti.connector.opencti_connector_helper import PingAlive
 
 from elastic_connector.core.config import (
     CloudSettings,
-    Config,
-    ConnectorSettings,
     ElasticsearchSettings,
-    KibanaSettings,
-    OpenCTISettings,
-    Secret,
     SightingsSettings,
 )
 from elastic_connector.core.sightings import AlertCursor, epoch_millis
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 from elastic_connector.shell.alerts import (
     AFTER_EVERY_UUID,
-    SETTLE,
     STATE_KEY,
     AlertPoller,
     PollPosition,
-    PollReport,
     position_from_state,
     position_to_state,
 )
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import build_client
-from elastic_connector.shell.metrics import Metrics
 from tests.core.alert_strategies import AlertSpec, build_alert_specs
+from tests.support.alert_loop import Clock, Loop, config_for
 from tests.support.alerts import (
     AlertIndices,
     add_indicators,
@@ -80,109 +72,6 @@ def alerts(es_client: Elasticsearch, es_prefix: str) -> AlertIndices:
     return AlertIndices(es_client, es_prefix)
 
 
-class MemoryStore:
-    """The state side of pycti's helper, in memory (JSON round trip as pycti does)."""
-
-    def __init__(self, state: dict[str, object] | None = None) -> None:
-        self.state = copy.deepcopy(state)
-        self.pings = 0
-
-    def get_state(self) -> dict[str, object] | None:
-        return msgspec.json.decode(msgspec.json.encode(self.state)) if self.state else None
-
-    def set_state(self, state: dict[str, object] | None) -> None:
-        self.state = copy.deepcopy(state) if isinstance(state, dict) else None
-
-    def force_ping(self) -> None:
-        self.pings += 1
-
-
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def api_for(standin: OpenCTIStandin) -> OpenCTIApiClient:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        return OpenCTIApiClient(standin.url, standin.token, log_level="error", ssl_verify=False)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
-def config_for(
-    standin: OpenCTIStandin,
-    es_settings: ElasticsearchSettings,
-    alerts_index: str,
-    *,
-    page_size: int = 100,
-    initial_lookback: float = LOOKBACK,
-    kibana_url: str | None = None,
-) -> Config:
-    return Config(
-        opencti=OpenCTISettings(url=standin.url, token=Secret(standin.token)),
-        connector=ConnectorSettings(id=str(uuid.uuid4())),
-        elasticsearch=msgspec.structs.replace(es_settings, retry_max_backoff=0.02),
-        sightings=SightingsSettings(
-            alerts_index=alerts_index,
-            page_size=page_size,
-            initial_lookback=initial_lookback,
-            poll_interval=0.05,
-        ),
-        kibana=KibanaSettings(url=kibana_url),
-    )
-
-
-class Loop:
-    """One connector's alert loop: config, client, state, metrics and a poller factory."""
-
-    def __init__(
-        self,
-        standin: OpenCTIStandin,
-        client: Elasticsearch,
-        config: Config,
-        state: ConnectorState | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.standin = standin
-        self.client = client
-        self.config = config
-        self.store = MemoryStore()
-        self.state = state or ConnectorState(self.store)
-        self.clock = clock or Clock()
-        self.metrics = Metrics()
-        self.api = api_for(standin)
-
-    def poller(self, **options: object) -> AlertPoller:
-        return AlertPoller(
-            config=self.config,
-            client=self.client,
-            api=self.api,
-            state=self.state,
-            metrics=self.metrics,
-            clock=self.clock,
-            **options,  # type: ignore[arg-type]  # test-only keyword options
-        )
-
-    def poll(self, **options: object) -> PollReport:
-        return self.poller(**options).poll_once()
-
-    def saved(self) -> PollPosition:
-        snapshot = self.state.snapshot() or {}
-        position = position_from_state(snapshot.get(STATE_KEY))
-        assert isinstance(position, PollPosition), position
-        return position
-
-    def metric(self, name: str, **labels: str) -> float:
-        value = self.metrics.registry.get_sample_value(f"elastic_connector_{name}", labels)
-        return value or 0.0
-
-
 def sighting_writes(standin: OpenCTIStandin) -> int:
     return len(standin.sighting_inputs)
 
@@ -209,14 +98,15 @@ def test_every_alert_is_counted_once_across_pages(
     report = loop.poll()
 
     assert report.complete, report
-    assert (report.alerts, report.pages, report.skipped, report.unusable) == (2500, 5, 0, 0)
+    # 240 alerts a minute: a page never spans two minutes, so 11 pages of at most 240.
+    assert (report.alerts, report.pages, report.skipped, report.unusable) == (2500, 11, 0, 0)
     assert counts_by_indicator(standin) == expected_counts(specs)
     assert sum(counts_by_indicator(standin).values()) == 2500
     assert len(standin.sightings) == 6  # the platform merged each indicator's pages
     # Every third alert also matched another feed's indicator: never sent.
     assert {s["fromId"] for s in standin.sighting_inputs} == set(indicators)
     assert loop.metric("alerts_processed_total") == 2500
-    assert loop.metric("sightings_written_total") == report.sightings == 5 * 6
+    assert loop.metric("sightings_written_total") == report.sightings == 11 * 6
     last = specs[-1]
     assert report.cursor == AlertCursor(last.timestamp_ms, last.uuid)
     assert loop.saved().cursor == report.cursor
@@ -260,8 +150,9 @@ def test_only_alerts_older_than_the_settle_delay_are_read(
     es_settings: ElasticsearchSettings,
 ) -> None:
     [indicator] = add_indicators(standin, 1)
-    clock = Clock(START + SETTLE + timedelta(seconds=10))
-    specs = build_alert_specs(40, indicators=(indicator,), start=START, step=timedelta(seconds=1))
+    settle = timedelta(seconds=SightingsSettings().settle_delay)
+    clock = Clock(START + settle + timedelta(seconds=70))
+    specs = build_alert_specs(40, indicators=(indicator,), start=START, step=timedelta(seconds=3))
     alerts.create()
     alerts.index_8x(specs)
     loop = Loop(standin, es_client, config_for(standin, es_settings, alerts.pattern), clock=clock)
@@ -270,7 +161,8 @@ def test_only_alerts_older_than_the_settle_delay_are_read(
     clock.now += timedelta(minutes=5)
     second = loop.poll()
 
-    assert (first.alerts, second.alerts) == (11, 29)  # @timestamp <= now - 2 min, then the rest
+    # Up to now - settle_delay, rounded down to the minute (START + 60 s), then the rest.
+    assert (first.alerts, second.alerts) == (20, 20)
     assert counts_by_indicator(standin) == {indicator: 40}
 
 
@@ -349,7 +241,7 @@ def test_pages_read_in_a_point_in_time_while_new_alerts_arrive(
     assert requests[-1] == "DELETE /_pit"
     assert counts_by_indicator(standin) == expected_counts(old)
 
-    clock.now += timedelta(minutes=5)
+    clock.now += timedelta(minutes=15)
     second = loop.poll()
 
     assert (second.complete, second.alerts) == (True, 20)
@@ -822,7 +714,7 @@ def test_the_poller_thread_polls_until_stopped(
     try:
         wait_until(lambda: counts_by_indicator(standin) == {indicator: 3}, what="3 sightings")
         alerts.index_8x(more_alerts(2, [indicator], NOW, "next"))
-        clock.now += timedelta(minutes=5)
+        clock.now += timedelta(minutes=15)  # past the settle delay
         wait_until(lambda: counts_by_indicator(standin) == {indicator: 5}, what="5 sightings")
         assert poller.is_alive()
     finally:

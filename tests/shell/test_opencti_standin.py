@@ -334,19 +334,23 @@ def test_sighting_of_a_deleted_indicator_is_a_missing_reference(
     assert opencti_standin.sightings == []
 
 
-def test_sighting_with_an_unknown_marking_is_refused(
+def test_sighting_with_an_unknown_marking_is_stored_without_it(
     opencti_standin: OpenCTIStandin, pycti_helper: HelperFactory
 ) -> None:
+    """The platform drops references it cannot resolve (other than from/to) for an API caller
+    instead of refusing the write (``inputResolveRefs``); more in test_standin_sightings.py."""
     helper = pycti_helper()
     indicator = make_indicator("[ipv4-addr:value = '203.0.113.1']")
     opencti_standin.publish("create", indicator)
     where = helper.api.identity.create(type="SecurityPlatform", name="Elastic Security")
     assert where is not None
 
-    with pytest.raises(ValueError, match="MISSING_REFERENCE_ERROR"):
-        helper.api.stix_sighting_relationship.create(
-            fromId=str(indicator["id"]), toId=where["id"], objectMarking=["TLP:AMBER"]
-        )
+    helper.api.stix_sighting_relationship.create(
+        fromId=str(indicator["id"]), toId=where["id"], objectMarking=["TLP:AMBER"]
+    )
+
+    [stored] = opencti_standin.sightings
+    assert stored["objectMarking"] == []
 
 
 def test_sightings_and_identities_appear_on_the_stream(

@@ -74,21 +74,26 @@ def merging_standin(clean_opencti_env: None) -> Iterator[OpenCTIStandin]:
         yield standin
 
 
-def api_for(standin: OpenCTIStandin) -> OpenCTIApiClient:
+def api_for(standin: OpenCTIStandin, token: str | None = None) -> OpenCTIApiClient:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        return OpenCTIApiClient(standin.url, standin.token, log_level="error", ssl_verify=False)
+        return OpenCTIApiClient(
+            standin.url, token or standin.token, log_level="error", ssl_verify=False
+        )
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
 
 
 def writer_for(
-    standin: OpenCTIStandin, kibana_url: str | None = None, **settings: object
+    standin: OpenCTIStandin,
+    kibana_url: str | None = None,
+    token: str | None = None,
+    **settings: object,
 ) -> SightingWriter:
     sightings = SightingsSettings(**settings)  # type: ignore[arg-type]  # test keyword overrides
-    return SightingWriter(api_for(standin), sightings, KibanaSettings(url=kibana_url))
+    return SightingWriter(api_for(standin, token), sightings, KibanaSettings(url=kibana_url))
 
 
 def payloads_of(
@@ -481,7 +486,7 @@ def test_an_unreachable_platform_is_a_failure_not_a_crash(
         opencti_standin.start()
 
     assert isinstance(outcome, Failed)
-    assert outcome.reason.startswith("CONNECTION")
+    assert "CONNECTION" in outcome.reason
     assert outcome.maybe_applied is False
     assert isinstance(writer.write(plan), Accepted)
 
@@ -541,7 +546,12 @@ def test_verify_finds_a_sighting_already_written(opencti_standin: OpenCTIStandin
 
     outcome = writer.write(plan, verify=True)
 
-    assert outcome == Accepted(plan.payload.stix_id, already=True)
+    assert isinstance(outcome, Accepted)
+    assert outcome.already
+    [stored] = opencti_standin.sightings
+    assert outcome.sighting_id == stored["id"]
+    assert outcome.stored is not None
+    assert outcome.stored.count == 2
     assert len(opencti_standin.sighting_inputs) == 1
 
 
@@ -559,7 +569,9 @@ def test_pages_merged_by_the_platform_add_up(merging_standin: OpenCTIStandin) ->
     writer = writer_for(merging_standin)
 
     for plan in plan_pages(pages_of(specs, 10)):
-        assert isinstance(writer.write(plan), Accepted)
+        outcome = writer.write(plan)
+        assert isinstance(outcome, Accepted)
+        assert outcome.problem is None  # the count read back is what the upsert rules give
 
     assert counts_by_indicator(merging_standin) == expected_counts(specs)
     assert len(merging_standin.sightings) == 2  # one per indicator: every write was merged
@@ -577,8 +589,143 @@ def test_a_write_applied_twice_would_reset_the_count_so_it_is_verified_first(
     assert counts_by_indicator(merging_standin) == {indicator: 5}
 
     # The answer to `second` was lost: re-sending it after a check changes nothing...
-    assert writer.write(second, verify=True) == Accepted(second.payload.stix_id, already=True)
+    again = writer.write(second, verify=True)
+    assert isinstance(again, Accepted)
+    assert again.already
     assert counts_by_indicator(merging_standin) == {indicator: 5}
     # ...while a blind re-send does not widen the dates, and the platform replaces the count.
     assert isinstance(writer.write(second), Accepted)
     assert counts_by_indicator(merging_standin) == {indicator: 2}
+
+
+# --- what the platform does that a kinder stand-in hid ---------------------------------------
+
+
+def test_a_write_whose_lookup_gets_no_answer_is_not_sent_again(
+    merging_standin: OpenCTIStandin,
+) -> None:
+    """When "was it already written?" cannot be answered the write waits: a blind re-send
+    would not widen the dates and OpenCTI would replace the count with the re-sent one."""
+    [indicator] = add_indicators(merging_standin, 1)
+    specs = build_alert_specs(5, indicators=(indicator,), start=START)
+    first, second = plan_pages([specs[:3], specs[3:]])
+    writer = writer_for(merging_standin)
+    assert isinstance(writer.write(first), Accepted)
+    assert isinstance(writer.write(second), Accepted)
+    merging_standin.fail_graphql(status=502, times=1, fields=["stixSightingRelationship"])
+
+    undecided = writer.write(second, verify=True)
+
+    assert isinstance(undecided, Failed)
+    assert undecided.maybe_applied  # still to be checked before any send
+    assert "cannot tell whether" in undecided.reason
+    assert len(merging_standin.sighting_inputs) == 2
+    assert counts_by_indicator(merging_standin) == {indicator: 5}
+    again = writer.write(second, verify=True)
+    assert isinstance(again, Accepted)
+    assert again.already
+    assert counts_by_indicator(merging_standin) == {indicator: 5}
+
+
+def test_a_marking_the_user_may_not_use_is_an_error_naming_sightings_tlp(
+    merging_standin: OpenCTIStandin,
+) -> None:
+    """MISSING_REFERENCE_ERROR without unresolvedIds is the platform refusing a marking, not
+    a deleted indicator: the sighting waits (never skipped) and the error says what to fix."""
+    [indicator] = add_indicators(merging_standin, 1)
+    merging_standin.add_user(
+        "green-only",
+        name="connector",
+        capabilities=("KNOWLEDGE_KNUPDATE",),
+        allowed_markings=[marking_id(Tlp.GREEN)],
+    )
+    writer = writer_for(merging_standin, token="green-only", tlp=Tlp.AMBER)
+    [plan], _ = plan_sightings(payloads_of(build_alert_specs(2, indicators=(indicator,))), {})
+
+    outcome = writer.write(plan)
+
+    assert isinstance(outcome, Failed)
+    assert "sightings.tlp" in outcome.reason
+    assert "TLP:AMBER" in outcome.reason
+    assert merging_standin.sightings == []
+    green = writer_for(merging_standin, token="green-only", tlp=Tlp.GREEN)
+    assert isinstance(green.write(plan), Accepted)
+
+
+def test_kibana_links_dropped_at_creation_are_attached_by_a_second_call(
+    merging_standin: OpenCTIStandin,
+) -> None:
+    [indicator] = add_indicators(merging_standin, 1)
+    merging_standin.sighting_references_at_creation(kept=False)
+    writer = writer_for(merging_standin, KIBANA)
+    [plan], _ = plan_sightings(
+        payloads_of(build_alert_specs(3, indicators=(indicator,)), KIBANA), {}
+    )
+
+    outcome = writer.write(plan)
+
+    assert isinstance(outcome, Accepted)
+    [stored] = merging_standin.sightings
+    links = {str(ref["id"]) for ref in merging_standin.external_references}
+    assert len(links) == 3
+    assert isinstance(stored["externalReferences"], list)
+    assert set(stored["externalReferences"]) == links
+    edits = [
+        r for r in merging_standin.graphql_requests if r.fields == ("stixSightingRelationshipEdit",)
+    ]
+    assert len(edits) == 3
+    assert outcome.stored is not None
+    assert set(outcome.stored.reference_ids) >= links
+
+
+def test_kept_links_need_no_second_call(merging_standin: OpenCTIStandin) -> None:
+    [indicator] = add_indicators(merging_standin, 1)
+    writer = writer_for(merging_standin, KIBANA)
+    [plan], _ = plan_sightings(
+        payloads_of(build_alert_specs(2, indicators=(indicator,)), KIBANA), {}
+    )
+    assert isinstance(writer.write(plan), Accepted)
+    assert not [
+        r for r in merging_standin.graphql_requests if r.fields == ("stixSightingRelationshipEdit",)
+    ]
+
+
+def test_a_sighting_whose_confidence_an_analyst_raised_keeps_its_count_and_says_why(
+    merging_standin: OpenCTIStandin,
+) -> None:
+    [indicator] = add_indicators(merging_standin, 1)
+    specs = build_alert_specs(5, indicators=(indicator,), start=START)
+    first, second = plan_pages([specs[:3], specs[3:]])
+    writer = writer_for(merging_standin, confidence=50)
+    created = writer.write(first)
+    assert isinstance(created, Accepted)
+    merging_standin.set_sighting_confidence(created.sighting_id, 90)
+
+    outcome = writer.write(second)
+
+    assert isinstance(outcome, Accepted)
+    assert outcome.problem is not None
+    assert "confidence (90)" in outcome.problem
+    assert "sightings.confidence 50" in outcome.problem
+    assert counts_by_indicator(merging_standin) == {indicator: 3}  # frozen
+
+
+def test_a_count_changed_outside_the_connector_is_reported(
+    merging_standin: OpenCTIStandin,
+) -> None:
+    """A second writer re-sending an identical sighting replaces the count (no date widens):
+    the connector's next read-back does not match the upsert rules any more."""
+    [indicator] = add_indicators(merging_standin, 1)
+    specs = build_alert_specs(9, indicators=(indicator,), start=START)
+    one, two, three = plan_pages([specs[:3], specs[3:6], specs[6:]])
+    writer = writer_for(merging_standin)
+    assert isinstance(writer.write(one), Accepted)
+    assert isinstance(writer.write(two), Accepted)
+    other = writer_for(merging_standin)
+    assert isinstance(other.write(two), Accepted)  # someone else re-sends: count now 3
+
+    outcome = writer.write(three)
+
+    assert isinstance(outcome, Accepted)
+    assert outcome.problem is not None
+    assert "holds 6 where its upsert rules give 9" in outcome.problem

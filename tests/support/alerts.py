@@ -66,6 +66,11 @@ class AlertIndices:
         """Write 7.x signals (nested ``signal.*``) into the legacy index."""
         self._bulk(self.signals, (render_7x(spec) for spec in specs))
 
+    def update_in_place(self, alert_id: str, fields: dict[str, object]) -> None:
+        """What Kibana does to an existing alert (suppression, workflow status): a partial
+        update of flattened keys, ``@timestamp`` untouched."""
+        self.client.update(index=self.alerts, id=alert_id, doc=fields, refresh=True)
+
     def _bulk(self, index: str, hits: Iterable[dict[str, object]]) -> None:
         actions = ({"_index": index, "_id": hit["_id"], "_source": hit["_source"]} for hit in hits)
         helpers.bulk(self.client, actions, chunk_size=5000, max_chunk_bytes=50_000_000)
@@ -96,12 +101,15 @@ def counts_by_indicator(standin: OpenCTIStandin) -> dict[str, int]:
     return totals
 
 
-def expected_counts(specs: Sequence[AlertSpec]) -> dict[str, int]:
-    """The oracle: distinct alerts per OpenCTI indicator among ``specs``."""
+def expected_counts(specs: Sequence[AlertSpec], *, include_closed: bool = False) -> dict[str, int]:
+    """The oracle: distinct matches per OpenCTI indicator among ``specs`` (an alert and what it
+    suppressed; closed alerts only with ``include_closed``)."""
     totals: dict[str, int] = {}
     for spec in specs:
+        if spec.workflow_status == "closed" and not include_closed:
+            continue
         for indicator in {e.sighted for e in spec.enrichments if e.sighted is not None}:
-            totals[indicator] = totals.get(indicator, 0) + 1
+            totals[indicator] = totals.get(indicator, 0) + spec.matches
     return totals
 
 

@@ -9,6 +9,12 @@ Two generations of documents are read:
 * 7.x signals (``.siem-signals-<space>-*``): ``signal.rule.*`` and ``signal.original_time`` as
   nested objects.
 
+Kibana also *updates* alerts in place (``kibana.alert.workflow_status`` when an analyst closes
+one; ``kibana.alert.suppression.docs_count``, ``kibana.alert.suppression.end`` and
+``kibana.alert.last_detected`` when alert suppression folds another match into an existing alert,
+``@timestamp`` untouched). The fields that say how long an alert can still change are read into
+``Suppression`` (see ``core.sightings.suppression_final_at``).
+
 Any document may mix both writings (an ingest pipeline, a reindex or a test fixture can rewrite
 one into the other), so every field is read with ``get_path``, which accepts any split of a path
 into dotted keys and nested objects.
@@ -86,6 +92,26 @@ class Enrichment(msgspec.Struct, frozen=True):
     feed_name: str | None = None
 
 
+class Suppression(msgspec.Struct, frozen=True):
+    """Alert suppression on an alert (Kibana 8.6+, rule setting "suppress alerts by").
+
+    The alert stands for ``1 + docs_count`` matches. While the rule's suppression window is open,
+    Kibana folds later matches of the same group into this alert *in place*: ``docs_count`` grows
+    by one per folded match (``existing + new.docs_count + 1``), ``end`` and the alert's
+    ``kibana.alert.last_detected`` move, ``@timestamp`` does not.
+    """
+
+    docs_count: int
+    """``kibana.alert.suppression.docs_count``: matches folded into this alert so far."""
+    start: datetime | None = None
+    """``kibana.alert.suppression.start``: the earliest suppressed event."""
+    end: datetime | None = None
+    """``kibana.alert.suppression.end``: the latest suppressed event."""
+    window_ms: int | None = None
+    """The rule's suppression window (``kibana.alert.rule.parameters.alert_suppression.duration``);
+    None: suppression per rule execution only."""
+
+
 class Alert(msgspec.Struct, frozen=True):
     """The parts of one detection alert the sighting loop uses."""
 
@@ -105,7 +131,30 @@ class Alert(msgspec.Struct, frozen=True):
     """``kibana.alert.url``: Kibana's own link, present when its ``publicBaseUrl`` is set."""
     enrichments: tuple[Enrichment, ...] = ()
     skipped: tuple[str, ...] = ()
-    """Why some enrichments were dropped (one reason each)."""
+    """Why some enrichments (or the suppression fields) were dropped (one reason each)."""
+    workflow_status: str | None = None
+    """``kibana.alert.workflow_status`` (7.x ``signal.status``): ``open``, ``acknowledged`` or
+    ``closed``, as the analysts last set it."""
+    building_block_type: str | None = None
+    """``kibana.alert.building_block_type``: set on the alerts of a building-block rule."""
+    alert_start: datetime | None = None
+    """``kibana.alert.start``: when the alert was created (the suppression window's anchor)."""
+    last_detected: datetime | None = None
+    """``kibana.alert.last_detected``: the latest detection this alert stands for."""
+    rule_interval_ms: int | None = None
+    """``kibana.alert.rule.interval`` (``5m``): how often the rule runs."""
+    suppression: Suppression | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.workflow_status == "closed"
+
+    @property
+    def detected(self) -> datetime:
+        """The latest detection: ``last_detected`` (moved by suppression), else ``@timestamp``."""
+        if self.last_detected is not None and self.last_detected > self.timestamp:
+            return self.last_detected
+        return self.timestamp
 
     @property
     def seen(self) -> datetime:
@@ -241,6 +290,49 @@ def _atomic(value: object) -> str | None:
     raise _FieldError(f"matched.atomic is not a value (got {_kind(value)})")
 
 
+_DURATION: Final = re.compile(r"^\s*(\d{1,9})\s*([smhd])\s*$")
+_UNIT_MS: Final = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_interval(value: object) -> int | None:
+    """A Kibana interval (``"5m"``, ``"30s"``, ``"1h"``) in milliseconds, or None."""
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value)
+    return int(match.group(1)) * _UNIT_MS[match.group(2)] if match else None
+
+
+def _window_ms(source: Mapping[str, object]) -> int | None:
+    """The rule's suppression duration ``{"value": 5, "unit": "m"}`` in milliseconds."""
+    duration = get_path(source, "kibana.alert.rule.parameters.alert_suppression.duration")
+    if not isinstance(duration, Mapping):
+        return None
+    value, unit = duration.get("value"), duration.get("unit")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value * _UNIT_MS[unit] if isinstance(unit, str) and unit in _UNIT_MS else None
+
+
+def _suppression(source: Mapping[str, object]) -> Suppression | None:
+    count = get_path(source, "kibana.alert.suppression.docs_count")
+    if count is None:
+        return None
+    if isinstance(count, list) and len(count) == 1:
+        count = count[0]
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise _FieldError(
+            f"kibana.alert.suppression.docs_count is not a count (got {_kind(count)})"
+        )
+    return Suppression(
+        docs_count=count,
+        start=_time(source, "kibana.alert.suppression.start"),
+        end=_time(source, "kibana.alert.suppression.end"),
+        window_ms=_window_ms(source),
+    )
+
+
 # --- decoding -------------------------------------------------------------------------------
 
 
@@ -304,8 +396,21 @@ def _decode_source(
         rule_type, type_from = _first(source, "kibana.alert.rule.type", "signal.rule.type")
         space_ids = _strings(source, "kibana.space_ids")
         url = _string(source, "kibana.alert.url")
+        workflow_status, _ = _first(source, "kibana.alert.workflow_status", "signal.status")
+        building_block_type = _string(source, "kibana.alert.building_block_type")
     except _FieldError as error:
         return Failure(AlertError(str(error), alert_id))
+    # Read without failing the alert: an alert whose suppression fields cannot be read still
+    # counts once (the reason is reported).
+    skipped: list[str] = []
+    try:
+        alert_start = _time(source, "kibana.alert.start")
+        last_detected = _time(source, "kibana.alert.last_detected")
+        suppression = _suppression(source)
+    except _FieldError as error:
+        skipped.append(str(error))
+        alert_start = last_detected = suppression = None
+    rule_interval = parse_interval(get_path(source, "kibana.alert.rule.interval"))
 
     # 8.x keeps legacy ``signal.*`` names only as mapping aliases, never in ``_source``.
     legacy = uuid is None and (
@@ -325,7 +430,6 @@ def _decode_source(
             AlertError(f"threat.enrichments is not a list (got {_kind(raw_enrichments)})", alert_id)
         )
     enrichments: list[Enrichment] = []
-    skipped: list[str] = []
     for position, raw in enumerate(raw_enrichments):
         decoded = _decode_enrichment(position, raw)
         if isinstance(decoded, str):
@@ -346,6 +450,12 @@ def _decode_source(
             url=url,
             enrichments=tuple(enrichments),
             skipped=tuple(skipped),
+            workflow_status=workflow_status,
+            building_block_type=building_block_type,
+            alert_start=alert_start,
+            last_detected=last_detected,
+            rule_interval_ms=rule_interval,
+            suppression=suppression,
         )
     )
 

@@ -128,6 +128,8 @@ class SightingsSettings(msgspec.Struct, frozen=True, kw_only=True):
     identity_type: str = "SecurityPlatform"
     tlp: Tlp = Tlp.AMBER
     confidence: int | None = None
+    settle_delay: float = 600.0
+    include_closed: bool = False
 
 
 class KibanaSettings(msgspec.Struct, frozen=True, kw_only=True):

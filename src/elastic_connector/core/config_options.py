@@ -206,6 +206,15 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         "OpenCTI 6 the connector user's own confidence level caps it.",
         refine=between(0, 100),
     ),
+    "sightings.settle_delay": _Spec(
+        "How long after its @timestamp an alert is assumed searchable: alerts younger than "
+        "this are left for a later poll (Kibana can write an alert minutes after stamping it).",
+        _SECONDS,
+        greater_than_zero,
+    ),
+    "sightings.include_closed": _Spec(
+        "Also count alerts an analyst closed (kibana.alert.workflow_status: closed)."
+    ),
     # kibana
     "kibana.url": _Spec("Kibana URL, for the commands that talk to Kibana.", "URL", url),
     "kibana.space": _Spec("Kibana space of the detection rules and alerts.", refine=kibana_space),

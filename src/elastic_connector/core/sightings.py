@@ -1,8 +1,13 @@
 """Indicator-match alerts -> OpenCTI sighting payloads, and the cursor that pages through alerts.
 
-Counting rule: a sighting's ``count`` is the number of *distinct alerts* that matched the
-indicator. Kibana writes one enrichment per matched field, so an alert that matched one indicator
-on ``source.ip`` and ``source.port`` carries it twice and still counts once.
+Counting rule: a sighting's ``count`` is the number of *distinct matches* of the indicator: each
+distinct alert counts once (Kibana writes one enrichment per matched field, so an alert that
+matched one indicator on ``source.ip`` and ``source.port`` carries it twice and still counts
+once), plus, for an alert that stands for suppressed duplicates, its final
+``kibana.alert.suppression.docs_count`` (``suppressed_payloads``, written once the alert can no
+longer change: ``suppression_final_at``). Closed alerts count only with ``include_closed``;
+building-block alerts count like any other (they are real matches that Kibana only hides from
+the default alerts table).
 
 Which enrichments are ours (``OwnershipRule``): ``matched.index`` is our indicator index (the
 configured name or pattern, a rollover backing index ``<name>-000001``, a data-stream backing
@@ -18,6 +23,11 @@ forward. The tiebreaker is a real document field, because the cursor is persiste
 and restarts: ``kibana.alert.uuid`` on 8.x/9.x (a keyword with doc values, equal to the alert
 ``_id``), ``_id`` on 7.x signals (sortable there; 8.x refuses ``_id`` sorts by default). A point
 in time's ``_shard_doc`` would be cheaper but is only valid inside one PIT, so it cannot be kept.
+
+Pages never cross a minute boundary of ``@timestamp`` (``PAGE_GRID_MS``) and every poll reads up
+to such a boundary (``grid_floor``): a page is then a function of where it starts and of the
+alerts of its minute only, not of when it was read, so a page read again after a crash is the
+same page (same alerts, same sighting id: ``scoped``).
 """
 
 from __future__ import annotations
@@ -138,6 +148,8 @@ class AlertRef(msgspec.Struct, frozen=True):
     """The source-event fields that matched this indicator in this alert."""
     url: str | None = None
     """A link to the alert in Kibana (configured ``kibana.url``, else Kibana's own)."""
+    counted: bool = True
+    """False for a closed alert (without ``include_closed``): it dates the page, not counted."""
 
 
 class SightingPayload(msgspec.Struct, frozen=True):
@@ -145,7 +157,7 @@ class SightingPayload(msgspec.Struct, frozen=True):
 
     indicator_id: str
     count: int
-    """Distinct alerts that matched the indicator."""
+    """Distinct matches: the counted alerts, or the suppressed matches of ``suppressed_of``."""
     first_seen: datetime
     last_seen: datetime
     alert_ids: tuple[str, ...]
@@ -155,7 +167,18 @@ class SightingPayload(msgspec.Struct, frozen=True):
     alerts: tuple[AlertRef, ...]
     """Ordered by (seen, id)."""
     key: str
-    """Deterministic identity: a digest of the indicator id and the alert ids."""
+    """Deterministic identity: a digest of the indicator id and the alert ids, or of the page
+    (``scoped``)."""
+    detected: datetime | None = None
+    """The latest detection these matches stand for (None: the latest alert ``@timestamp``)."""
+    suppressed_of: str | None = None
+    """Set on the payload of an alert's suppressed matches (``suppressed_payloads``)."""
+
+    @property
+    def detection(self) -> datetime:
+        if self.detected is not None:
+            return self.detected
+        return max(ref.timestamp for ref in self.alerts)
 
     @property
     def stix_id(self) -> str:
@@ -194,7 +217,7 @@ def _payload(indicator_id: str, refs: Iterable[AlertRef]) -> SightingPayload:
     digest = hashlib.sha256("\n".join((indicator_id, *alert_ids)).encode()).hexdigest()
     return SightingPayload(
         indicator_id=indicator_id,
-        count=len(ordered),
+        count=sum(1 for ref in ordered if ref.counted),
         first_seen=min(ref.seen for ref in ordered),
         last_seen=max(ref.seen for ref in ordered),
         alert_ids=alert_ids,
@@ -212,46 +235,130 @@ def _alert_url(alert: Alert, space: str | None, kibana_url: str | None) -> str |
     return alert.url
 
 
+def _claims(alert: Alert, ours: OwnershipRule, skipped: list[Skipped]) -> dict[str, set[str]]:
+    """Indicator id -> the fields it matched on, for the enrichments of ``alert`` that are ours."""
+    fields: dict[str, set[str]] = {}
+    for enrichment in alert.enrichments:
+        claimed = claim(enrichment, ours)
+        if isinstance(claimed, AlertError):
+            skipped.append(Skipped(alert.id, claimed.reason))
+        elif claimed is not None:
+            matched = fields.setdefault(claimed, set())
+            if enrichment.matched_field:
+                matched.add(enrichment.matched_field)
+    return fields
+
+
+def _ref(
+    alert: Alert, matched: set[str], kibana_url: str | None, *, counted: bool = True
+) -> AlertRef:
+    space = alert.space_ids[0] if alert.space_ids else None
+    return AlertRef(
+        id=alert.id,
+        seen=alert.seen,
+        timestamp=alert.timestamp,
+        rule_name=alert.rule_name,
+        rule_uuid=alert.rule_uuid,
+        space_id=space,
+        matched_fields=tuple(sorted(matched)),
+        url=_alert_url(alert, space, kibana_url),
+        counted=counted,
+    )
+
+
+def counts(alert: Alert, include_closed: bool) -> bool:
+    """Whether an alert's matches are counted: closed alerts only with ``include_closed``
+    (``sightings.include_closed``); building-block alerts always (see the module notes)."""
+    return include_closed or not alert.closed
+
+
 def aggregate(
-    alerts: Iterable[Alert], ours: OwnershipRule, kibana_url: str | None = None
+    alerts: Iterable[Alert],
+    ours: OwnershipRule,
+    kibana_url: str | None = None,
+    *,
+    include_closed: bool = True,
 ) -> Aggregation:
     """Group alerts into one sighting per OpenCTI indicator.
 
     Only enrichments ``ours`` claims count; each alert counts once per indicator however many
     of its enrichments name that indicator. ``kibana_url`` adds a Kibana link to each 8.x alert.
+    An alert that ``counts`` rejects (closed) still dates its page but adds nothing to ``count``.
     """
     refs: dict[str, list[AlertRef]] = {}
     skipped: list[Skipped] = []
     for alert in alerts:
         skipped.extend(Skipped(alert.id, reason) for reason in alert.skipped)
-        fields: dict[str, set[str]] = {}
-        for enrichment in alert.enrichments:
-            claimed = claim(enrichment, ours)
-            if isinstance(claimed, AlertError):
-                skipped.append(Skipped(alert.id, claimed.reason))
-            elif claimed is not None:
-                matched = fields.setdefault(claimed, set())
-                if enrichment.matched_field:
-                    matched.add(enrichment.matched_field)
-        if not fields:
-            continue
-        space = alert.space_ids[0] if alert.space_ids else None
-        url = _alert_url(alert, space, kibana_url)
-        for indicator_id, matched in fields.items():
+        counted = counts(alert, include_closed)
+        for indicator_id, matched in _claims(alert, ours, skipped).items():
             refs.setdefault(indicator_id, []).append(
-                AlertRef(
-                    id=alert.id,
-                    seen=alert.seen,
-                    timestamp=alert.timestamp,
-                    rule_name=alert.rule_name,
-                    rule_uuid=alert.rule_uuid,
-                    space_id=space,
-                    matched_fields=tuple(sorted(matched)),
-                    url=url,
-                )
+                _ref(alert, matched, kibana_url, counted=counted)
             )
     sightings = tuple(_payload(key, refs[key]) for key in sorted(refs))
     return Aggregation(sightings=sightings, skipped=tuple(skipped))
+
+
+def scoped(payload: SightingPayload, scope: str) -> SightingPayload:
+    """``payload`` identified by ``scope`` (a page's extent, an alert's suppressed matches)
+    instead of its alert ids: the same scope gives the same sighting STIX id whichever alerts
+    it holds when it is read again (closed since, for instance)."""
+    digest = hashlib.sha256(f"{scope}\n{payload.indicator_id}".encode()).hexdigest()
+    return msgspec.structs.replace(payload, key=digest)
+
+
+# --- alert suppression ----------------------------------------------------------------------
+
+DEFAULT_RULE_INTERVAL: Final = timedelta(minutes=5)
+"""Kibana's default rule schedule, when an alert does not say its rule's interval."""
+
+
+def suppression_final_at(alert: Alert) -> datetime | None:
+    """When an alert that stands for suppressed matches can no longer change, or None when it
+    is not a suppressed alert.
+
+    Kibana folds a match into an existing alert only while that alert's ``kibana.alert.start``
+    is inside the rule's suppression window (``duration``; without one, only within the rule
+    execution that created it), and never into a closed alert. A rule execution that started
+    inside the window can still write until it ends, at most one rule interval later.
+    """
+    suppression = alert.suppression
+    if suppression is None:
+        return None
+    anchor = alert.alert_start or alert.timestamp
+    window = timedelta(milliseconds=suppression.window_ms or 0)
+    interval = (
+        timedelta(milliseconds=alert.rule_interval_ms)
+        if alert.rule_interval_ms
+        else DEFAULT_RULE_INTERVAL
+    )
+    return anchor + window + interval
+
+
+def suppressed_payloads(
+    alert: Alert, ours: OwnershipRule, kibana_url: str | None = None
+) -> tuple[SightingPayload, ...]:
+    """The sightings of an alert's suppressed matches (its final ``docs_count``), one per
+    indicator it sights, each identified by the alert (written once, never twice)."""
+    suppression = alert.suppression
+    if suppression is None or suppression.docs_count <= 0:
+        return ()
+    skipped: list[Skipped] = []
+    payloads: list[SightingPayload] = []
+    for indicator_id, matched in sorted(_claims(alert, ours, skipped).items()):
+        ref = _ref(alert, matched, kibana_url)
+        first = suppression.start or alert.seen
+        last = max(suppression.end or first, first)
+        base = _payload(indicator_id, [ref])
+        payload = msgspec.structs.replace(
+            base,
+            count=suppression.docs_count,
+            first_seen=first,
+            last_seen=last,
+            detected=alert.detected,
+            suppressed_of=alert.id,
+        )
+        payloads.append(scoped(payload, f"suppressed:{alert.id}"))
+    return tuple(payloads)
 
 
 def merge_sightings(payloads: Iterable[SightingPayload]) -> tuple[SightingPayload, ...]:
@@ -271,13 +378,21 @@ def format_time(moment: datetime) -> str:
 
 def describe(payload: SightingPayload) -> str:
     """A short human description of a sighting, for the OpenCTI ``description`` field."""
-    noun = "alert" if payload.count == 1 else "alerts"
     rules = ", ".join(payload.rules) if payload.rules else "an indicator match rule"
     fields = sorted({field for ref in payload.alerts for field in ref.matched_fields})
-    text = (
-        f"{payload.count} Elastic Security indicator match {noun} from {rules}, "
-        f"{format_time(payload.first_seen)} to {format_time(payload.last_seen)}"
-    )
+    if payload.suppressed_of is not None:
+        noun = "match" if payload.count == 1 else "matches"
+        text = (
+            f"{payload.count} more {noun} suppressed into Elastic Security alert "
+            f"{payload.suppressed_of} from {rules}, "
+            f"{format_time(payload.first_seen)} to {format_time(payload.last_seen)}"
+        )
+    else:
+        noun = "alert" if payload.count == 1 else "alerts"
+        text = (
+            f"{payload.count} Elastic Security indicator match {noun} from {rules}, "
+            f"{format_time(payload.first_seen)} to {format_time(payload.last_seen)}"
+        )
     if fields:
         text += f"; matched on {', '.join(fields)}"
     return text + "."
@@ -335,10 +450,33 @@ def schema_for_index(alerts_index: str) -> AlertSchema:
     return AlertSchema.SIGNALS if alerts_index.startswith(".siem-signals") else AlertSchema.ALERTS
 
 
+PAGE_GRID_MS: Final = 60_000
+"""Pages never cross a boundary of this grid of ``@timestamp`` (see the module notes)."""
+
+
+def grid_cell(timestamp_ms: int) -> int:
+    """The grid cell (minute) of an alert ``@timestamp`` in epoch milliseconds."""
+    return timestamp_ms // PAGE_GRID_MS
+
+
+def grid_floor(moment: datetime) -> datetime:
+    """``moment`` rounded down to the page grid: where a poll that may read up to ``moment``
+    stops, so that a poll never ends inside a minute that a later poll would read further."""
+    return _EPOCH + (epoch_millis(moment) // PAGE_GRID_MS) * PAGE_GRID_MS * _MILLISECOND
+
+
 SOURCE_FIELDS: Final = (
     "@timestamp",
     "kibana.alert.uuid",
     "kibana.alert.original_time",
+    "kibana.alert.start",
+    "kibana.alert.last_detected",
+    "kibana.alert.workflow_status",
+    "kibana.alert.building_block_type",
+    "kibana.alert.suppression.*",
+    "kibana.alert.rule.interval",
+    "kibana.alert.rule.parameters.alert_suppression.*",
+    "signal.status",
     "kibana.alert.rule.name",
     "kibana.alert.rule.uuid",
     "kibana.alert.rule.type",
@@ -366,18 +504,18 @@ def search_body(
 
     Without a cursor the read starts at ``since`` (first run: now - initial lookback); with one,
     the cursor wins, so alerts created while the connector was down are still read. ``until``
-    (now - a settle delay) keeps alerts that may not be searchable yet out of the page: Kibana
-    stamps ``@timestamp`` before the bulk write becomes visible, and the cursor must never pass
-    an alert that a later poll could still see appear. To use a point in time, add ``pit`` and
-    drop the index from the request; Elasticsearch then appends ``_shard_doc`` to each hit's
-    ``sort``, which ``next_cursor`` ignores.
+    (exclusive; now - a settle delay, on the page grid) keeps alerts that may not be searchable
+    yet out of the page: Kibana stamps ``@timestamp`` before the bulk write becomes visible, and
+    the cursor must never pass an alert that a later poll could still see appear. To use a
+    point in time, add ``pit`` and drop the index from the request; Elasticsearch then appends
+    ``_shard_doc`` to each hit's ``sort``, which ``next_cursor`` ignores.
     """
     bounds: dict[str, object] = {
         "gte": cursor.timestamp_ms if cursor is not None else epoch_millis(since),
         "format": "epoch_millis",
     }
     if until is not None:
-        bounds["lte"] = epoch_millis(until)
+        bounds["lt"] = epoch_millis(until)
     tiebreak = tiebreaker_field(schema)
     tiebreak_sort: dict[str, object] = {"order": "asc"}
     if schema is AlertSchema.ALERTS:
@@ -463,3 +601,73 @@ def cursor_from_state(value: object) -> Result[AlertCursor | None, AlertError]:
         return Success(msgspec.convert(value, AlertCursor))
     except msgspec.ValidationError as error:
         return Failure(AlertError(f"invalid alert cursor in state: {error}"))
+
+
+# --- what the platform did with a write -----------------------------------------------------
+
+
+class StoredSighting(msgspec.Struct, frozen=True):
+    """A sighting as OpenCTI holds it (read back after a write)."""
+
+    id: str
+    count: int | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    confidence: int | None = None
+    marking_ids: tuple[str, ...] = ()
+    """Internal and standard ids of its markings."""
+    reference_ids: tuple[str, ...] = ()
+    """Internal ids of its external references."""
+
+
+def count_problem(
+    *,
+    count: int,
+    first_seen: datetime,
+    last_seen: datetime,
+    after: StoredSighting,
+    before: StoredSighting | None,
+    confidence: int | None,
+) -> str | None:
+    """Why the count OpenCTI holds after a write is not what the platform's upsert rules give,
+    or None when it is (or cannot be told).
+
+    The rules (``upsert-utils.js``): the write's dates widen the stored ones; the count is
+    *added* when a date widened and *replaced* otherwise; nothing but the STIX ids is applied
+    when the writer's confidence is below the sighting's. ``before`` is the sighting as last read
+    back (None: unknown); ``confidence`` what the connector sends (None: the user's maximum).
+    """
+    if after.count is None or after.first_seen is None or after.last_seen is None:
+        return None
+    if after.last_seen < last_seen or after.first_seen > first_seen:
+        held = f" ({after.confidence})" if after.confidence is not None else ""
+        ours = f"sightings.confidence {confidence}" if confidence is not None else "the user's"
+        return (
+            f"OpenCTI did not apply the write: the sighting's confidence{held} is above the "
+            f"connector's ({ours}), so OpenCTI keeps its dates and its count ({after.count}) "
+            f"and the {count} new match(es) are not counted; an analyst probably raised it"
+        )
+    if (
+        before is not None
+        and before.id == after.id
+        and before.count is not None
+        and before.first_seen is not None
+        and before.last_seen is not None
+    ):
+        widened = first_seen < before.first_seen or last_seen > before.last_seen
+        expected = before.count + count if widened else count
+        if after.count != expected:
+            return (
+                f"OpenCTI holds {after.count} where its upsert rules give {expected} "
+                f"({before.count} before, {count} written): the sighting was changed outside "
+                "the connector"
+            )
+        return None
+    if after.count < count:
+        return f"OpenCTI holds {after.count} after a write of {count} matches"
+    if after.first_seen < first_seen and after.last_seen > last_seen:
+        return (
+            f"the sighting's dates already covered this write, so OpenCTI replaced its count by "
+            f"{count} instead of adding it: the sighting was changed outside the connector"
+        )
+    return None

@@ -50,8 +50,20 @@ ALERTS_MAPPINGS: dict[str, object] = {
                     "properties": {
                         "uuid": _KEYWORD,
                         "original_time": _DATE,
+                        "start": _DATE,
+                        "last_detected": _DATE,
                         "status": _KEYWORD,
                         "workflow_status": _KEYWORD,
+                        "building_block_type": _KEYWORD,
+                        "instance": {"properties": {"id": _KEYWORD}},
+                        "suppression": {
+                            "properties": {
+                                "docs_count": {"type": "long"},
+                                "start": _DATE,
+                                "end": _DATE,
+                                "terms": {"properties": {"field": _KEYWORD, "value": _KEYWORD}},
+                            }
+                        },
                         "depth": {"type": "long"},
                         "url": {"type": "keyword", "index": False},
                         "ancestors": {
@@ -69,6 +81,7 @@ ALERTS_MAPPINGS: dict[str, object] = {
                                 "type": _KEYWORD,
                                 "category": _KEYWORD,
                                 "rule_type_id": _KEYWORD,
+                                "interval": _KEYWORD,
                             }
                         },
                     }

@@ -185,8 +185,9 @@ class OpenCTIStandin:
     ``token`` belongs to an administrator (``BYPASS``); ``add_user`` adds other tokens.
     ``heartbeat_interval`` is in seconds (the platform's default is 5; 1 keeps tests quick).
     With ``echo_writes`` the identities and sightings created through GraphQL also appear on
-    the stream as ``create`` events, as they do on the platform. With ``merge_sightings``,
-    sightings follow the platform's upsert rules (see ``PlatformState``).
+    the stream as ``create`` events, as they do on the platform. Sightings follow the platform's
+    upsert rules (``standin_sightings``); ``merge_sightings=False`` sets the platform's
+    deduplication window to 0 days (only ids find an existing sighting).
     """
 
     def __init__(
@@ -200,7 +201,7 @@ class OpenCTIStandin:
         version: str = _DEFAULT_VERSION,
         ssl_context: ssl.SSLContext | None = None,
         echo_writes: bool = True,
-        merge_sightings: bool = False,
+        merge_sightings: bool = True,
     ) -> None:
         self.token = token
         self.echo_writes = echo_writes
@@ -288,13 +289,24 @@ class OpenCTIStandin:
 
     # --- users and collections ---------------------------------------------------------------
 
-    def add_user(self, token: str, *, name: str, capabilities: Iterable[str]) -> StandinUser:
-        """A user reachable with ``token`` (capabilities such as ``KNOWLEDGE``, ``TAXIIAPI``)."""
+    def add_user(
+        self,
+        token: str,
+        *,
+        name: str,
+        capabilities: Iterable[str],
+        max_confidence: int = 100,
+        allowed_markings: Iterable[str] | None = None,
+    ) -> StandinUser:
+        """A user reachable with ``token`` (capabilities such as ``KNOWLEDGE``, ``TAXIIAPI``), its
+        max confidence and the marking definitions (standard ids) its groups allow (None: all)."""
         user = StandinUser(
             str(uuid.uuid5(NAMESPACE, "user:" + name)),
             name,
             f"{name}@opencti.io",
             tuple(capabilities),
+            max_confidence,
+            None if allowed_markings is None else tuple(allowed_markings),
         )
         with self._cond:
             self._platform.users[token] = user
@@ -553,9 +565,23 @@ class OpenCTIStandin:
 
     @property
     def sightings(self) -> list[Json]:
-        """The sightings stored (one per standard id, upserted)."""
+        """The sightings stored (one per standard id, upserted; references as ids)."""
         with self._cond:
             return [dict(item) for item in self._platform.sightings.values()]
+
+    def sighting_references_at_creation(self, kept: bool) -> None:
+        """False: drop the external references given when a sighting is created (a platform
+        that attaches them only on upsert; see ``standin_sightings``)."""
+        with self._cond:
+            self._platform.sighting_store.rules.references_at_creation = kept
+
+    def set_sighting_confidence(self, sighting_id: str, confidence: int) -> None:
+        """What an analyst does in the UI: set a sighting's confidence."""
+        with self._cond:
+            record = self._platform.sighting_store.find(sighting_id)
+            if record is None:
+                raise KeyError(sighting_id)
+            record["confidence"] = confidence
 
     @property
     def external_references(self) -> list[Json]:

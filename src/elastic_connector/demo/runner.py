@@ -113,6 +113,9 @@ def _connector_env(opencti_url: str, es_url: str, workdir: Path) -> dict[str, st
             "ELASTICSEARCH_BULK_FLUSH_INTERVAL": "0.2",
             "SIGHTINGS_POLL_INTERVAL": "2",
             "SIGHTINGS_ALERTS_INDEX": ".alerts-security.alerts-*",
+            # The demo's alert is stamped 5 minutes ago: a short settle delay shows the loop at
+            # once (production keeps the generous default).
+            "SIGHTINGS_SETTLE_DELAY": "60",
             "PYTHONUNBUFFERED": "1",
         }
     )

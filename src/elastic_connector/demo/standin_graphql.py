@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final, NamedTuple, TypeAlias
 
 import msgspec
@@ -27,8 +27,9 @@ from elastic_connector.demo.opencti_data import (
     external_reference_standard_id,
     identity_standard_id,
     internal_id,
-    sighting_standard_id,
 )
+from elastic_connector.demo.standin_sightings import INPUT_FIELDS as SIGHTING_INPUT_FIELDS
+from elastic_connector.demo.standin_sightings import SightingStore
 
 _enc = msgspec.json.encode
 _decode_json = msgspec.json.Decoder(Json)
@@ -41,6 +42,13 @@ class StandinUser(msgspec.Struct, frozen=True):
     name: str
     user_email: str
     capabilities: tuple[str, ...]
+    max_confidence: int = 100
+    """The user's effective max confidence (``effective_confidence_level``)."""
+    allowed_markings: tuple[str, ...] | None = None
+    """Standard ids of the markings the user's groups allow (None: every marking)."""
+
+    def may_use_marking(self, standard_id: str) -> bool:
+        return self.allowed_markings is None or standard_id in self.allowed_markings
 
 
 class StreamCollection(msgspec.Struct, kw_only=True):
@@ -102,19 +110,6 @@ def bad_input(message: str) -> GraphQLError:
     return GraphQLError("BAD_USER_INPUT", message, 400)
 
 
-_SIGHTING_INPUT_FIELDS: Final = frozenset(
-    {
-        "fromId", "toId", "stix_id", "description", "first_seen", "last_seen",
-        "attribute_count", "x_opencti_negative", "created", "modified", "confidence",
-        "createdBy", "objectMarking", "objectLabel", "externalReferences",
-        "x_opencti_stix_ids", "x_opencti_workflow_id", "x_opencti_modified_at",
-        "objectOrganization", "update", "upsertOperations", "customFieldValues",
-    }
-)  # fmt: skip
-
-_SIGHTING_DEDUP_WINDOW: Final = timedelta(days=30)
-"""The platform's ``relations_deduplication`` default (``past_days`` = ``next_days`` = 30)."""
-
 _IDENTITY_MUTATIONS: Final = {
     "organizationAdd": ("Organization", "organization"),
     "systemAdd": ("System", "system"),
@@ -163,14 +158,9 @@ class PlatformState:
     ``on_create`` receives the STIX form of identities and sightings created through GraphQL
     (the stand-in publishes them on the stream, as the platform does).
 
-    ``merge_sightings`` switches ``stixSightingRelationshipAdd`` from "one sighting per given
-    ``stix_id``, replaced on every write" to the platform's own upsert rules
-    (``createRelationRaw``/``upsertElement``, OpenCTI 6.x): the standard id is derived from the
-    references and dates, the given ``stix_id`` is kept in ``x_opencti_stix_ids``, and a write
-    is merged into an existing sighting of the same indicator and identity when one of its ids
-    matches or when both its ``first_seen`` and ``last_seen`` are within 30 days of the new
-    ones; a merge widens the dates and *adds* the counts when the dates widened, otherwise it
-    *replaces* the count.
+    Sightings follow the platform's upsert rules (``standin_sightings``); ``merge_sightings``
+    off sets the platform's ``relations_deduplication`` window to 0 days, so that only ids find
+    an existing sighting.
     """
 
     def __init__(
@@ -178,19 +168,21 @@ class PlatformState:
         *,
         version: str,
         on_create: Callable[[Json], None] | None = None,
-        merge_sightings: bool = False,
+        merge_sightings: bool = True,
     ) -> None:
         self.version = version
         self.on_create = on_create
-        self.merge_sightings = merge_sightings
+        self.sighting_store = SightingStore()
+        if not merge_sightings:
+            self.sighting_store.rules.deduplication_days = 0
         self.users: dict[str, StandinUser] = {}
         self.objects: dict[str, Stored] = {}
         self.by_internal: dict[str, str] = {}
         self.collections: dict[str, StreamCollection] = {}
         self.connectors: dict[str, Json] = {}
         self.identities: dict[str, Json] = {}
-        self.sightings: dict[str, Json] = {}
-        self.sighting_inputs: list[Json] = []
+        self.sightings: dict[str, Json] = self.sighting_store.records
+        self.sighting_inputs: list[Json] = self.sighting_store.inputs
         self.external_references: dict[str, Json] = {}
         self.bundles: list[str] = []
         for marking in DEFAULT_MARKINGS:
@@ -261,7 +253,13 @@ class PlatformState:
                 {"id": str(uuid.uuid5(NAMESPACE, "capability:" + c)), "name": c}
                 for c in user.capabilities
             ],
-            "effective_confidence_level": {"max_confidence": 100},
+            "effective_confidence_level": {"max_confidence": user.max_confidence},
+            "allowed_marking": [
+                self._marking_record(stix_id, stored)
+                for stix_id, stored in self.objects.items()
+                if stored.type == "marking-definition"
+                and (has_capability(user, "BYPASS") or user.may_use_marking(stix_id))
+            ],
         }
 
     def _register_connector(self, field: Field, user: StandinUser) -> object:
@@ -359,6 +357,16 @@ class PlatformState:
             "created_at": stix.get("created"),
             "updated_at": stix.get("modified", stix.get("created")),
         }
+
+    def marking_record(self, stix_id: str, stored: Stored) -> Json:
+        return self._marking_record(stix_id, stored)
+
+    def _marking_definition(self, field: Field, user: StandinUser) -> object:
+        """``markingDefinition(id:)``: by standard or internal id."""
+        found = self.stored(field.arguments.get("id"))
+        if found is None or found[1].type != "marking-definition":
+            return None
+        return self._marking_record(*found)
 
     def _identity_record(self, stix_id: str) -> Json | None:
         created = self.identities.get(stix_id)
@@ -559,11 +567,14 @@ class PlatformState:
             return None
         return self._identity_record(self.by_internal.get(object_id, object_id))
 
+    def resolve_identity(self, object_id: object) -> Json | None:
+        return self._resolve_identity(object_id)
+
     def _sighting_add(self, field: Field, user: StandinUser) -> object:
         raw = field.arguments.get("input")
         given: Json = dict(raw) if isinstance(raw, dict) else {}
         self.sighting_inputs.append(dict(given))
-        unknown = sorted(set(given) - _SIGHTING_INPUT_FIELDS)
+        unknown = sorted(set(given) - SIGHTING_INPUT_FIELDS)
         if unknown:
             raise bad_input(
                 f'Variable "$input" got invalid value; Field "{unknown[0]}" is not defined by '
@@ -571,196 +582,32 @@ class PlatformState:
             )
         first_seen = _parse_date(given.get("first_seen"), "first_seen")
         last_seen = _parse_date(given.get("last_seen"), "last_seen")
-        if first_seen is not None and last_seen is not None and first_seen > last_seen:
-            raise GraphQLError(
-                "VALIDATION_ERROR", "The first_seen date must be before the last_seen date", 500
-            )
         count = given.get("attribute_count")
         if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
             raise bad_input(f'Variable "$input" got invalid value {count!r}; Int expected')
-        source = self.stored(given.get("fromId"))
-        target = self._resolve_identity(given.get("toId"))
-        unresolved = [
-            str(given.get(key))
-            for key, found in (("fromId", source), ("toId", target))
-            if found is None
-        ]
-        author = given.get("createdBy")
-        if author is not None and self._resolve_identity(author) is None:
-            unresolved.append(str(author))
-        markings = given.get("objectMarking") or []
-        marking_list: list[object] = list(markings) if isinstance(markings, list) else [markings]
-        for marking in marking_list:
-            known = self.stored(marking)
-            if known is None or known[1].type != "marking-definition":
-                unresolved.append(str(marking))
-        references = given.get("externalReferences") or []
-        reference_list: list[object] = (
-            list(references) if isinstance(references, list) else [references]
-        )
-        for reference in reference_list:
-            if self._external_reference(reference) is None:
-                unresolved.append(str(reference))
-        if unresolved or source is None or target is None:
-            raise missing_reference(unresolved)
-        if self.merge_sightings:
-            return self._sighting_upsert(
-                given, source, target, marking_list, reference_list, first_seen, last_seen
-            )
-        stix_id = given.get("stix_id")
-        standard_id = (
-            stix_id
-            if isinstance(stix_id, str) and stix_id
-            else sighting_standard_id(
-                source[0],
-                [str(target["standard_id"])],
-                None if given.get("first_seen") is None else str(given.get("first_seen")),
-                None if given.get("last_seen") is None else str(given.get("last_seen")),
-            )
-        )
-        record: Json = {
-            "id": internal_id(standard_id),
-            "standard_id": standard_id,
-            "entity_type": "stix-sighting-relationship",
-            "parent_types": ["basic-relationship", "stix-relationship"],
-            "fromId": source[1].internal_id,
-            "toId": target["id"],
-            "first_seen": given.get("first_seen"),
-            "last_seen": given.get("last_seen"),
-            "attribute_count": count,
-            "description": given.get("description"),
-            "confidence": given.get("confidence"),
-            "x_opencti_negative": given.get("x_opencti_negative"),
-            "objectMarking": marking_list,
-            "externalReferences": reference_list,
-            "x_opencti_stix_ids": [],
-        }
-        self.sightings[standard_id] = record
-        if self.on_create is not None:
-            marking_ids = [self.by_internal.get(str(m), str(m)) for m in marking_list]
-            sighting: Json = {
-                "id": standard_id,
-                "type": "sighting",
-                "spec_version": "2.1",
-                "sighting_of_ref": source[0],
-                "where_sighted_refs": [target["standard_id"]],
-                "count": count,
-                "object_marking_refs": marking_ids,
-                "extensions": {
-                    OPENCTI_EXTENSION: {
-                        "id": record["id"],
-                        "type": "stix-sighting-relationship",
-                        "sighting_of_type": "Indicator",
-                        "where_sighted_types": [target.get("entity_type")],
-                        "negative": bool(given.get("x_opencti_negative")),
-                    }
-                },
-            }
-            for key in ("first_seen", "last_seen", "description", "confidence"):
-                if given.get(key) is not None:
-                    sighting[key] = given.get(key)
-            self._echo(sighting)
-        return record
-
-    def _sighting_upsert(
-        self,
-        given: Json,
-        source: tuple[str, Stored],
-        target: Json,
-        markings: list[object],
-        references: list[object],
-        first_seen: datetime | None,
-        last_seen: datetime | None,
-    ) -> Json:
-        """``stixSightingRelationshipAdd`` with the platform's upsert rules (see the class)."""
-        count = given.get("attribute_count")
-        new_count = count if isinstance(count, int) else 1
-        standard_id = sighting_standard_id(
-            source[0],
-            [str(target["standard_id"])],
-            None if given.get("first_seen") is None else str(given.get("first_seen")),
-            None if given.get("last_seen") is None else str(given.get("last_seen")),
-        )
-        stix_id = given.get("stix_id")
-        ids = {standard_id} | ({stix_id.lower()} if isinstance(stix_id, str) and stix_id else set())
-        existing = next(
-            (
-                record
-                for record in self.sightings.values()
-                if ids & {str(record["standard_id"]), *_strings(record.get("x_opencti_stix_ids"))}
-            ),
-            None,
-        )
-        if existing is None:
-            existing = next(
-                (
-                    record
-                    for record in self.sightings.values()
-                    if record["fromId"] == source[1].internal_id
-                    and record["toId"] == target["id"]
-                    and _near(record.get("first_seen"), first_seen)
-                    and _near(record.get("last_seen"), last_seen)
-                ),
-                None,
-            )
-        if existing is None:
-            record: Json = {
-                "id": internal_id(standard_id),
-                "standard_id": standard_id,
-                "entity_type": "stix-sighting-relationship",
-                "parent_types": ["basic-relationship", "stix-relationship"],
-                "fromId": source[1].internal_id,
-                "toId": target["id"],
-                "first_seen": _iso(first_seen),
-                "last_seen": _iso(last_seen),
-                "attribute_count": new_count,
-                "description": given.get("description"),
-                "confidence": given.get("confidence"),
-                "x_opencti_negative": given.get("x_opencti_negative"),
-                "objectMarking": markings,
-                "externalReferences": references,
-                "x_opencti_stix_ids": sorted(ids - {standard_id}),
-            }
-            self.sightings[standard_id] = record
-            return record
-        old_first = _parse_date(existing.get("first_seen"), "first_seen")
-        old_last = _parse_date(existing.get("last_seen"), "last_seen")
-        widened = False
-        if first_seen is not None and (old_first is None or first_seen < old_first):
-            existing["first_seen"], widened = _iso(first_seen), True
-        if last_seen is not None and (old_last is None or last_seen > old_last):
-            existing["last_seen"], widened = _iso(last_seen), True
-        old_count = existing.get("attribute_count")
-        existing["attribute_count"] = (
-            (old_count if isinstance(old_count, int) else 0) + new_count if widened else new_count
-        )
-        known = _strings(existing.get("x_opencti_stix_ids"))
-        existing["x_opencti_stix_ids"] = sorted((set(known) | ids) - {str(existing["standard_id"])})
-        if given.get("description"):
-            existing["description"] = given.get("description")
-        for key, added in (("objectMarking", markings), ("externalReferences", references)):
-            current = existing.get(key)
-            merged = list(current) if isinstance(current, list) else []
-            merged.extend(item for item in added if item not in merged)
-            existing[key] = merged
-        return existing
+        record = self.sighting_store.add(self, user, given, first_seen, last_seen)
+        return self.sighting_store.render(self, record)
 
     def _sighting(self, field: Field, user: StandinUser) -> object:
         """``stixSightingRelationship(id:)``: by internal, standard or any other STIX id."""
-        object_id = field.arguments.get("id")
-        if not isinstance(object_id, str):
-            return None
-        wanted = object_id.lower()
-        return next(
-            (
-                record
-                for record in self.sightings.values()
-                if wanted
-                in {str(record["id"]), str(record["standard_id"])}
-                | set(_strings(record.get("x_opencti_stix_ids")))
-            ),
-            None,
-        )
+        record = self.sighting_store.find(field.arguments.get("id"))
+        return None if record is None else self.sighting_store.render(self, record)
+
+    def _sighting_edit(self, field: Field, user: StandinUser) -> object:
+        """``stixSightingRelationshipEdit(id:)``: only ``relationAdd`` is implemented."""
+        result: Json = {}
+        for selected in field.selections:
+            if selected.name != "relationAdd":
+                raise bad_input(f"stixSightingRelationshipEdit.{selected.name} is not supported")
+            raw = selected.arguments.get("input")
+            given: Json = dict(raw) if isinstance(raw, dict) else {}
+            result[selected.name] = self.sighting_store.relation_add(
+                self, user, field.arguments.get("id"), given
+            )
+        return result
+
+    def external_reference(self, object_id: object) -> Json | None:
+        return self._external_reference(object_id)
 
     def _external_reference(self, object_id: object) -> Json | None:
         if not isinstance(object_id, str):
@@ -799,6 +646,9 @@ class PlatformState:
             self.by_internal[str(record["id"])] = standard_id
         return record
 
+    def echo(self, stix_object: Json) -> None:
+        self._echo(stix_object)
+
     def _echo(self, stix_object: Json) -> None:
         """Publish what a GraphQL write created, as the platform does."""
         if self.on_create is not None:
@@ -824,27 +674,6 @@ class PlatformState:
         return True
 
 
-def _strings(value: object) -> list[str]:
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _near(stored: object, moment: datetime | None) -> bool:
-    """The platform's deduplication filter on one date: within 30 days either side (strict);
-    a date missing on the new sighting does not filter."""
-    if moment is None:
-        return True
-    if not isinstance(stored, str):
-        return False
-    known = _parse_date(stored, "date")
-    return known is not None and abs(known - moment) < _SIGHTING_DEDUP_WINDOW
-
-
 _Resolver: TypeAlias = Callable[[PlatformState, Field, StandinUser], object]
 
 _QUERIES: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
@@ -854,6 +683,7 @@ _QUERIES: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
     "indicators": ("KNOWLEDGE", PlatformState._indicators),
     "identity": ("KNOWLEDGE", PlatformState._identity),
     "stixSightingRelationship": ("KNOWLEDGE", PlatformState._sighting),
+    "markingDefinition": (None, PlatformState._marking_definition),
     "markingDefinitions": (None, PlatformState._marking_definitions),
     "streamCollection": (None, PlatformState._stream_collection),
 }
@@ -863,6 +693,7 @@ _MUTATIONS: Final[Mapping[str, tuple[str | None, _Resolver]]] = {
     "deleteConnector": ("CONNECTORAPI", PlatformState._delete_connector),
     **dict.fromkeys(_IDENTITY_MUTATIONS, ("KNOWLEDGE_KNUPDATE", PlatformState._identity_add)),
     "stixSightingRelationshipAdd": ("KNOWLEDGE_KNUPDATE", PlatformState._sighting_add),
+    "stixSightingRelationshipEdit": ("KNOWLEDGE_KNUPDATE", PlatformState._sighting_edit),
     "externalReferenceAdd": ("KNOWLEDGE_KNUPDATE", PlatformState._external_reference_add),
     "stixBundlePush": ("CONNECTORAPI", PlatformState._bundle_push),
 }

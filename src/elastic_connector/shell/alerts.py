@@ -1,20 +1,29 @@
 """The alert poller (``ecs`` mode): Elastic Security indicator-match alerts -> OpenCTI sightings.
 
 Every ``sightings.poll_interval`` the poller reads, in ``(@timestamp, kibana.alert.uuid)``
-order, every alert after its cursor and up to *now - 2 minutes* (Kibana stamps ``@timestamp``
-before the alert becomes searchable; the cursor must never pass an alert that could still
-appear), page by page (``sightings.page_size``) inside a point in time, then closes it. A
-cluster that refuses points in time is read with plain ``search_after``. For each page the core
-decodes the alerts and groups them into one sighting per OpenCTI indicator; the sightings are
-written; only when every one of them was accepted, or refused for good (indicator deleted in
-OpenCTI), does the cursor move past the page. An OpenCTI outage therefore holds the page and
-retries it with capped backoff: sightings are delayed, never lost, and never counted twice
-(see ``shell.sightings_writer`` for how the platform's upsert rules are kept exact).
+order, every alert after its cursor and up to *now - sightings.settle_delay*, rounded down to
+the minute (Kibana stamps ``@timestamp`` before the alert becomes searchable; the cursor must
+never pass an alert that could still appear), page by page (``sightings.page_size``, a page never
+spanning two minutes) inside a point in time, then closes it. A cluster that refuses points in
+time (or searches through one: a 403 when the role reads the alias but not its backing indices)
+is read with plain ``search_after``. For each page the core decodes the alerts and groups them
+into one sighting per OpenCTI indicator, identified by the page (its start and end positions);
+the sightings are written; only when every one of them was accepted, or refused for good
+(indicator deleted in OpenCTI), does the cursor move past the page. An OpenCTI outage therefore
+holds the page and retries it with capped backoff: sightings are delayed, never lost, and never
+counted twice (see ``shell.sightings_writer`` for how the platform's upsert rules are kept exact,
+and ``docs/sightings.md`` for the whole design).
+
+Alerts that stand for suppressed matches are counted once when first read, and remembered
+(``suppressed``: alert id -> when it can no longer change); once that time has passed the alert
+is read again and its final ``kibana.alert.suppression.docs_count`` is written as one more
+sighting, identified by the alert, so that it can never be written twice.
 
 The position lives in the connector state under ``alert_poller`` (so alerts created while the
 connector was down are read after a restart): the cursor, the ids of alerts read at the
 cursor's millisecond that have no ``kibana.alert.uuid`` (7.x signals, which cannot be ordered
-inside that millisecond), and per-indicator ``last_seen`` watermarks. The first run starts at
+inside that millisecond), per-indicator ``last_seen`` watermarks and the suppressed alerts still
+to settle. The first run starts at
 *now - sightings.initial_lookback*; a reset of the connector state from the OpenCTI UI starts
 the poller there again.
 
@@ -41,14 +50,24 @@ from elastic_connector.core.alerts import Alert, AlertSchema, decode_hit
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import Config
 from elastic_connector.core.sightings import (
+    SOURCE_FIELDS,
     AlertCursor,
+    SightingPayload,
     aggregate,
     cursor_from_state,
     cursor_to_state,
     epoch_millis,
+    grid_cell,
+    grid_floor,
     hit_position,
     ownership_for,
+    scoped,
     search_body,
+    suppressed_payloads,
+    suppression_final_at,
+)
+from elastic_connector.core.sightings import (
+    counts as alert_counts,
 )
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import ErrorClass, classify_error, describe_error
@@ -69,8 +88,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 STATE_KEY: Final = "alert_poller"
-SETTLE: Final = timedelta(minutes=2)
-"""How long after its ``@timestamp`` an alert is assumed searchable."""
 PIT_KEEP_ALIVE: Final = "5m"
 AFTER_EVERY_UUID: Final = "\U0010ffff"
 """A ``search_after`` tiebreaker beyond any ``kibana.alert.uuid`` (the largest code point): what
@@ -89,6 +106,8 @@ class PollPosition(msgspec.Struct, frozen=True):
     """``_id`` of the alerts consumed at ``cursor.timestamp_ms`` that have no tiebreaker."""
     watermarks: dict[str, int] = msgspec.field(default_factory=dict)
     """Indicator id -> ``last_seen`` (epoch ms) last written, for marks that may still tie."""
+    suppressed: dict[str, int] = msgspec.field(default_factory=dict)
+    """Alert id -> when (epoch ms) that alert's suppressed matches are final and get written."""
 
 
 def position_to_state(position: PollPosition) -> dict[str, object]:
@@ -97,6 +116,7 @@ def position_to_state(position: PollPosition) -> dict[str, object]:
         "cursor": None if position.cursor is None else cursor_to_state(position.cursor),
         "unsorted": list(position.unsorted),
         "last_seen": dict(position.watermarks),
+        "suppressed": dict(position.suppressed),
     }
 
 
@@ -104,6 +124,7 @@ class _StoredPosition(msgspec.Struct):
     cursor: object = None
     unsorted: list[str] = msgspec.field(default_factory=list)
     last_seen: dict[str, int] = msgspec.field(default_factory=dict)
+    suppressed: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def position_from_state(value: object) -> PollPosition | str:
@@ -117,7 +138,20 @@ def position_from_state(value: object) -> PollPosition | str:
     cursor = cursor_from_state(stored.cursor)
     if isinstance(cursor, Failure):
         return str(cursor.failure())
-    return PollPosition(cursor.unwrap(), tuple(stored.unsorted), dict(stored.last_seen))
+    return PollPosition(
+        cursor.unwrap(), tuple(stored.unsorted), dict(stored.last_seen), dict(stored.suppressed)
+    )
+
+
+def _page_scope(before: PollPosition, after: PollPosition) -> str:
+    """What identifies a page: where it starts and where it ends (see the module notes)."""
+
+    def where(position: PollPosition) -> str:
+        cursor = position.cursor
+        at = "start" if cursor is None else f"{cursor.timestamp_ms}/{cursor.tiebreaker}"
+        return at + "".join(f"+{doc_id}" for doc_id in sorted(position.unsorted))
+
+    return f"page:{where(before)}>{where(after)}"
 
 
 class PollReport(msgspec.Struct, frozen=True):
@@ -241,6 +275,8 @@ class AlertPoller:
         reset, or a stop mid-page. Its sightings are looked up before being sent, page after
         page, until one turns out to be new."""
         self._use_pit = True
+        self._mismatched: set[str] = set()
+        """Sightings whose count mismatch was logged (once each)."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -300,8 +336,9 @@ class AlertPoller:
 
     def _poll(self, counts: _Counts) -> PollReport:
         now = self._clock()
-        since = now - timedelta(seconds=self._settings.initial_lookback)
-        until = now - SETTLE
+        settled = now - timedelta(seconds=self._settings.settle_delay)
+        since = grid_floor(now - timedelta(seconds=self._settings.initial_lookback))
+        until = grid_floor(settled)
         position = self._load_position()
         if position.cursor is None:
             _log.info("reading alerts from %s on (initial lookback)", since.isoformat())
@@ -320,6 +357,8 @@ class AlertPoller:
                 )
             # Also saves a position kept in memory while a state reset was not acknowledged.
             self._save(position)
+            self._write_suppressed(settled, counts)
+            position = self._position or position
         return counts.report(position.cursor, complete=complete)
 
     def _read_pages(
@@ -341,12 +380,17 @@ class AlertPoller:
                 body["query"] = _excluding(body.get("query"), position.unsorted)
             hits = self._search(body, pit)
             if hits is None:
-                # The point in time expired (a long OpenCTI outage): continue without it.
+                # The point in time expired (a long OpenCTI outage) or may not be searched:
+                # continue without it.
                 pit, continuation = None, None
                 continue
             if not hits:
                 return True
             orders = [_hit_order(hit) for hit in hits]
+            # A page never spans two minutes: its alerts do not depend on when it is read.
+            cut = _same_minute(orders)
+            cut_short = cut < len(hits)
+            hits, orders = hits[:cut], orders[:cut]
             fresh = [
                 hit
                 for hit, order in zip(hits, orders, strict=True)
@@ -362,7 +406,7 @@ class AlertPoller:
             )
             position = self._write_page(fresh, position, moved, counts)
             counts.pages += 1
-            if len(hits) < self._settings.page_size:
+            if len(hits) < self._settings.page_size and not cut_short:
                 return True
             if not progress:
                 _log.warning(
@@ -379,6 +423,21 @@ class AlertPoller:
             )
         return False
 
+    def _decode(self, hits: Sequence[Mapping[str, object]], counts: _Counts) -> list[Alert]:
+        alerts: list[Alert] = []
+        invalid = 0
+        for hit in hits:
+            decoded = decode_hit(hit)
+            if isinstance(decoded, Failure):
+                invalid += 1
+                _log.warning("alert %s skipped: %s", hit.get("_id"), decoded.failure())
+                continue
+            alerts.append(decoded.unwrap())
+        if invalid:
+            counts.unusable += invalid
+            self._metrics.sighting_errors.labels(CODE_ALERT_INVALID).inc(invalid)
+        return alerts
+
     def _write_page(
         self,
         fresh: Sequence[Mapping[str, object]],
@@ -387,75 +446,171 @@ class AlertPoller:
         counts: _Counts,
     ) -> PollPosition:
         """Write the sightings of one page, then save the position after it."""
-        alerts: list[Alert] = []
-        invalid = 0
-        for hit in fresh:
-            decoded = decode_hit(hit)
-            if isinstance(decoded, Failure):
-                invalid += 1
-                _log.warning("alert %s skipped: %s", hit.get("_id"), decoded.failure())
-                continue
-            alerts.append(decoded.unwrap())
-        result = aggregate(alerts, self._ownership, self._config.kibana.url)
+        alerts = self._decode(fresh, counts)
+        result = aggregate(
+            alerts,
+            self._ownership,
+            self._config.kibana.url,
+            include_closed=self._settings.include_closed,
+        )
         skipped = tuple(dict.fromkeys(result.skipped))
         for part in skipped:
             _log.warning("alert %s: part skipped: %s", part.alert_id, part.reason)
-        plans, watermarks = plan_sightings(result.sightings, before.watermarks)
+        scope = _page_scope(before, after)
+        payloads = [scoped(payload, scope) for payload in result.sightings]
+        suppressed = dict(before.suppressed)
+        for alert in alerts:
+            final_at = suppression_final_at(alert)
+            if final_at is not None and alert_counts(alert, self._settings.include_closed):
+                suppressed[alert.id] = epoch_millis(final_at)
         verified = self._verify_next_page
-        new_writes = self._write_all(plans, counts)
+        watermarks, new_writes = self._write_all(
+            payloads, before.watermarks, verify=verified, counts=counts
+        )
         # Counted once the page is done: a page left unfinished is read again.
         counts.alerts += len(fresh)
-        counts.unusable += invalid + len(skipped)
+        counts.unusable += len(skipped)
         self._metrics.alerts.inc(len(fresh))
-        if invalid:
-            self._metrics.sighting_errors.labels(CODE_ALERT_INVALID).inc(invalid)
         if skipped:
             self._metrics.sighting_errors.labels(CODE_ENRICHMENT_INVALID).inc(len(skipped))
         cursor_ms = after.cursor.timestamp_ms if after.cursor is not None else 0
-        after = msgspec.structs.replace(after, watermarks=prune_watermarks(watermarks, cursor_ms))
+        after = msgspec.structs.replace(
+            after,
+            watermarks=prune_watermarks(watermarks, cursor_ms),
+            suppressed=suppressed,
+        )
         self._save(after)
         if verified and new_writes:
             # A sighting that was not there yet: nothing after it was written before either.
             self._verify_next_page = False
         return after
 
-    def _write_all(self, plans: Sequence[SightingPlan], counts: _Counts) -> int:
-        """Write every plan until each is accepted or refused for good (raise ``_Stopped``
-        otherwise); returns how many were new to OpenCTI."""
-        verify = self._verify_next_page
-        pending: list[tuple[SightingPlan, bool]] = [(plan, verify) for plan in plans]
+    def _write_suppressed(self, settled: datetime, counts: _Counts) -> None:
+        """Write the final suppressed matches of the alerts that can no longer change."""
+        position = self._position or PollPosition()
+        ready_ms = epoch_millis(settled)
+        due = sorted(
+            (final_ms, alert_id)
+            for alert_id, final_ms in position.suppressed.items()
+            if final_ms <= ready_ms
+        )
+        size = self._settings.page_size
+        for start in range(0, len(due), size):
+            if self._stop.is_set():
+                raise _Stopped
+            batch = [alert_id for _, alert_id in due[start : start + size]]
+            alerts = {alert.id: alert for alert in self._decode(self._fetch(batch), counts)}
+            payloads: list[SightingPayload] = []
+            later: dict[str, int] = {}
+            for alert_id in batch:
+                alert = alerts.get(alert_id)
+                if alert is None:
+                    _log.info(
+                        "suppressed alert %s is gone: its suppressed matches are not counted",
+                        alert_id,
+                    )
+                    continue
+                final_at = suppression_final_at(alert)
+                if final_at is not None and epoch_millis(final_at) > ready_ms:
+                    later[alert_id] = epoch_millis(final_at)
+                elif alert_counts(alert, self._settings.include_closed):
+                    payloads.extend(
+                        suppressed_payloads(alert, self._ownership, self._config.kibana.url)
+                    )
+            position = self._position or position
+            cursor_ms = position.cursor.timestamp_ms if position.cursor is not None else 0
+            # Every such write is checked first: it can be one a crash left unsaved.
+            watermarks, _ = self._write_all(
+                payloads, position.watermarks, verify=True, counts=counts, floor_ms=cursor_ms
+            )
+            remaining = {
+                key: value for key, value in position.suppressed.items() if key not in batch
+            }
+            remaining.update(later)
+            self._save(
+                msgspec.structs.replace(
+                    position,
+                    watermarks=prune_watermarks(watermarks, cursor_ms),
+                    suppressed=remaining,
+                )
+            )
+
+    def _fetch(self, alert_ids: Sequence[str]) -> list[Mapping[str, object]]:
+        """The alerts with these ids, as they are now."""
+        answer = self._client.search(
+            index=self._settings.alerts_index,
+            body={
+                "size": len(alert_ids),
+                "_source": list(SOURCE_FIELDS),
+                "query": {"ids": {"values": list(alert_ids)}},
+            },
+            allow_no_indices=True,
+            ignore_unavailable=True,
+        )
+        hits = _body(_body(answer.body).get("hits")).get("hits")
+        return [hit for hit in hits if isinstance(hit, Mapping)] if isinstance(hits, list) else []
+
+    def _write_all(
+        self,
+        payloads: Sequence[SightingPayload],
+        watermarks: Mapping[str, int],
+        *,
+        verify: bool,
+        counts: _Counts,
+        floor_ms: int = 0,
+    ) -> tuple[dict[str, int], int]:
+        """Write every payload until each is accepted or refused for good (raise ``_Stopped``
+        otherwise); returns the watermarks after them and how many writes were new to OpenCTI.
+
+        Each plan's dates are chosen just before its first send, after the watermarks learned
+        from the sightings read back so far: OpenCTI's own ``last_seen`` then also counts, so a
+        write always widens the sighting it merges into, even after a crash lost the
+        watermarks of writes OpenCTI had taken.
+        """
+        marks = dict(watermarks)
+        pending: list[tuple[SightingPayload, SightingPlan | None, bool]] = [
+            (payload, None, verify) for payload in payloads
+        ]
         rounds = 0
         new_writes = 0
         while pending:
-            retry: list[tuple[SightingPlan, bool]] = []
+            retry: list[tuple[SightingPayload, SightingPlan | None, bool]] = []
             problem = ""
-            for index, (plan, check) in enumerate(pending):
+            for index, (payload, planned, check) in enumerate(pending):
                 if self._stop.is_set():
                     raise _Stopped
+                plan = planned
+                if plan is None:
+                    (plan,), marks = plan_sightings([payload], marks, floor_ms)
+                if payload.count <= 0:
+                    continue  # only closed alerts: it dates the indicator, nothing to count
                 outcome = self._writer.write(plan, verify=check)
                 if isinstance(outcome, Accepted):
                     counts.sightings += 1
+                    self._learn(marks, payload.indicator_id, outcome)
                     if not outcome.already:
                         new_writes += 1
                         self._metrics.sightings.inc()
+                    if outcome.problem is not None:
+                        self._mismatch(payload, outcome)
                 elif isinstance(outcome, Refused):
                     counts.skipped += 1
                     self._metrics.sighting_errors.labels(outcome.code).inc()
                     _log.warning(
                         "sighting skipped: %s (alerts %s)",
                         outcome.reason,
-                        ", ".join(plan.payload.alert_ids[:5]),
+                        ", ".join(payload.alert_ids[:5]),
                     )
                 else:
                     assert isinstance(outcome, Failed)
                     # OpenCTI is probably unavailable: keep this one and the rest for later.
-                    retry.append((plan, check or outcome.maybe_applied))
+                    retry.append((payload, plan, check or outcome.maybe_applied))
                     retry.extend(pending[index + 1 :])
                     problem = outcome.reason
                     break
             pending = retry
             if not pending:
-                return new_writes
+                return marks, new_writes
             rounds += 1
             if self._max_write_rounds is not None and rounds >= self._max_write_rounds:
                 raise _Stopped
@@ -469,7 +624,28 @@ class AlertPoller:
             )
             if self._stop.wait(delay):
                 raise _Stopped
-        return new_writes
+        return marks, new_writes
+
+    @staticmethod
+    def _learn(marks: dict[str, int], indicator_id: str, outcome: Accepted) -> None:
+        stored = outcome.stored
+        if stored is not None and stored.last_seen is not None:
+            seen = epoch_millis(stored.last_seen)
+            marks[indicator_id] = max(marks.get(indicator_id, seen), seen)
+
+    def _mismatch(self, payload: SightingPayload, outcome: Accepted) -> None:
+        self._metrics.sighting_count_mismatches.inc()
+        if outcome.sighting_id in self._mismatched:
+            return
+        self._mismatched.add(outcome.sighting_id)
+        _log.warning(
+            "sighting %s of indicator %s does not count these %d match(es): %s "
+            "(logged once per sighting; see elastic_connector_sighting_count_mismatches_total)",
+            outcome.sighting_id,
+            payload.indicator_id,
+            payload.count,
+            outcome.problem,
+        )
 
     # --- position and state ----------------------------------------------------------------
 
@@ -565,6 +741,18 @@ class AlertPoller:
             except ApiError as error:
                 if error.meta.status == 404:
                     return None
+                if error.meta.status == 403:
+                    # Searching through a point in time opened on an alias needs read on the
+                    # backing indices, which a role granting the alias only does not give.
+                    self._use_pit = False
+                    _log.warning(
+                        "searching %s through a point in time was refused (%s): reading alerts "
+                        "with plain search_after; grant read on the backing indices "
+                        "(.internal.alerts-security.alerts-*) to use points in time",
+                        self._settings.alerts_index,
+                        describe_error(error, self._config.elasticsearch.hosts),
+                    )
+                    return None
                 if error.meta.status == 400 and not pit.searched:
                     # A first search refused inside a point in time: do without one.
                     self._use_pit = False
@@ -612,6 +800,18 @@ class _Counts:
             cursor=cursor,
             error=error,
         )
+
+
+def _same_minute(orders: Sequence[_Hit | None]) -> int:
+    """How many hits, from the first, share the first hit's minute (``PAGE_GRID_MS``)."""
+    first = next((order for order in orders if order is not None), None)
+    if first is None:
+        return len(orders)
+    cell = grid_cell(first.timestamp_ms)
+    for index, order in enumerate(orders):
+        if order is not None and grid_cell(order.timestamp_ms) != cell:
+            return index
+    return len(orders)
 
 
 def _excluding(query: object, doc_ids: Sequence[str]) -> dict[str, object]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Mapping
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 import urllib3
 from elastic_transport import ApiError, TransportError
@@ -27,6 +27,9 @@ from elastic_connector.shell.elastic import build_client, cluster_version, descr
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind
 from elastic_connector.shell.logs import SecretMask, secret_values
 from elastic_connector.shell.opencti_reach import opencti_problem
+
+if TYPE_CHECKING:
+    from pycti import OpenCTIApiClient
 
 _ME_QUERY: Final = "query Me { me { name capabilities { name } } }"
 
@@ -127,7 +130,49 @@ def _check_opencti(config: Config, report: Report) -> None:
         )
     if not settings.ssl_verify:
         report.warn("opencti", "TLS certificate verification is off")
+    if config.connector.mode is Mode.ECS:
+        check_sighting_marking(api, config, report)
     _check_stream(config, report)
+
+
+_MARKINGS_QUERY: Final = (
+    "query SightingMarking { me { capabilities { name } allowed_marking { standard_id } } }"
+)
+
+
+def check_sighting_marking(api: OpenCTIApiClient, config: Config, report: Report) -> None:
+    """The marking ``sightings.tlp`` must be one the connector's user may use: OpenCTI refuses
+    every sighting carrying another (``MISSING_REFERENCE_ERROR`` without ``unresolvedIds``)."""
+    from elastic_connector.shell.sightings_writer import marking_id
+
+    label = config.sightings.tlp.label
+    try:
+        answer = api.query(_MARKINGS_QUERY)
+    except ValueError as error:
+        report.warn(
+            "sightings",
+            f"cannot tell whether the user may use {label} (sightings.tlp): {_first_line(error)}",
+        )
+        return
+    data = answer.get("data")
+    me = data.get("me") if isinstance(data, dict) else None
+    me = me if isinstance(me, dict) else {}
+    capabilities = {
+        item.get("name") for item in me.get("capabilities") or [] if isinstance(item, dict)
+    }
+    allowed = {
+        item.get("standard_id")
+        for item in me.get("allowed_marking") or []
+        if isinstance(item, dict)
+    }
+    if "BYPASS" in capabilities or marking_id(config.sightings.tlp) in allowed:
+        report.ok("sightings", f"the user may mark sightings {label} (sightings.tlp)")
+        return
+    report.fail(
+        "sightings",
+        f"the OpenCTI user may not use the marking {label} (sightings.tlp): OpenCTI would refuse "
+        "every sighting; allow that marking to the user's group or change sightings.tlp",
+    )
 
 
 def _check_stream(config: Config, report: Report) -> None:

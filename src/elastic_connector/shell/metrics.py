@@ -105,6 +105,13 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self.sighting_count_mismatches = Counter(
+            "sighting_count_mismatches",
+            "Sighting writes whose count OpenCTI did not apply as its upsert rules say "
+            "(e.g. a sighting whose confidence an analyst raised)",
+            namespace=ns,
+            registry=r,
+        )
         self.expired_deleted = Counter(
             "expired_deleted", "Indicators removed by the expiry sweep", namespace=ns, registry=r
         )

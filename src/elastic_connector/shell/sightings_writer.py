@@ -11,6 +11,12 @@ How the platform stores a sighting decides how we write it (OpenCTI 6.x ``create
 * on a merge the dates widen, and the counts are **added only when the dates widened**;
   otherwise the new count **replaces** the stored one.
 
+* a field of the write is applied only when the writer's confidence (capped by the user's max
+  confidence) is at least the sighting's; only the STIX ids are always kept;
+* a reference the platform cannot resolve (an unknown marking, external reference or author) is
+  dropped silently; a marking the user may not use is a ``MISSING_REFERENCE_ERROR`` without
+  ``unresolvedIds`` (with them, it names the indicator or identity that is gone).
+
 So a merge that does not widen the dates would throw away every alert counted before it. Two
 rules keep the counts exact:
 
@@ -23,7 +29,13 @@ rules keep the counts exact:
 2. a write that may already have been applied (its answer was lost, or the connector restarted
    before saving its cursor) is never sent twice blindly: the writer first asks whether the
    platform knows the sighting's deterministic ``stix_id`` and sends only if it does not, since
-   an identical re-send would not widen the dates and would reset the count.
+   an identical re-send would not widen the dates and would reset the count. When that question
+   cannot be answered, nothing is sent: the write waits, undecided, for the next try.
+
+After each write the sighting is read back: the Kibana links the platform did not attach are
+added with a second call (``relationAdd``), a missing TLP marking is reported, and the count is
+checked against the upsert rules (``core.sightings.count_problem``): a sighting whose confidence
+an analyst raised keeps its count, which the poller logs once and counts.
 
 Failures are sorted into three outcomes: ``Accepted``; ``Refused`` (this sighting can never be
 written, e.g. the indicator was deleted in OpenCTI: skip it, count it, log why); ``Failed``
@@ -42,9 +54,12 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 import msgspec
 
+from elastic_connector.core.alerts import parse_time
 from elastic_connector.core.config import KibanaSettings, SightingsSettings
 from elastic_connector.core.sightings import (
     SightingPayload,
+    StoredSighting,
+    count_problem,
     describe,
     epoch_millis,
     format_time,
@@ -64,6 +79,15 @@ MAX_ALERT_LINKS: Final = 5
 platform must store, and a busy indicator can have thousands of alerts."""
 LINK_SOURCE_NAME: Final = "Elastic Security"
 _LINK_CACHE_SIZE: Final = 10_000
+_KNOWN_SIGHTINGS: Final = 10_000
+_READ_BACK: Final = (
+    "id standard_id attribute_count confidence first_seen last_seen "
+    "objectMarking { id standard_id } externalReferences { edges { node { id } } }"
+)
+_RELATION_ADD: Final = (
+    "mutation StixSightingRelationshipEdit($id: ID!, $input: StixRefRelationshipAddInput!) "
+    "{ stixSightingRelationshipEdit(id: $id) { relationAdd(input: $input) { id } } }"
+)
 
 OPENCTI_TLP_MARKINGS: Final[Mapping[Tlp, str]] = {
     # pycti MarkingDefinition.generate_id("TLP", level.label): the ids OpenCTI gives its TLP
@@ -140,19 +164,22 @@ def _links(payload: SightingPayload) -> tuple[AlertLink, ...]:
 
 
 def plan_sightings(
-    payloads: Iterable[SightingPayload], watermarks: Mapping[str, int]
+    payloads: Iterable[SightingPayload], watermarks: Mapping[str, int], floor_ms: int = 0
 ) -> tuple[tuple[SightingPlan, ...], dict[str, int]]:
     """The writes for ``payloads`` and the watermarks after them.
 
-    ``watermarks`` maps an indicator id to the ``last_seen`` (epoch ms) last written for it.
-    Each plan's ``last_seen`` is its latest alert ``@timestamp``, or 1 ms past the indicator's
-    watermark when that is not later: every write then widens the sighting the platform may
-    merge it into, which is what makes the platform add the counts (see the module notes).
+    ``watermarks`` maps an indicator id to the ``last_seen`` (epoch ms) last written for it (or
+    read back from OpenCTI). Each plan's ``last_seen`` is its latest detection (the alerts'
+    ``@timestamp``; ``last_detected`` for suppressed matches), at least ``floor_ms``, or 1 ms
+    past the indicator's watermark when that is not later: every write then widens the sighting
+    the platform may merge it into, which is what makes the platform add the counts (see the
+    module notes). ``floor_ms`` (the alert cursor) keeps a write whose detection is older than
+    the cursor past the watermarks already pruned (``prune_watermarks``).
     """
     marks = dict(watermarks)
     plans: list[SightingPlan] = []
     for payload in payloads:
-        detected = max(epoch_millis(ref.timestamp) for ref in payload.alerts)
+        detected = max(epoch_millis(payload.detection), floor_ms)
         previous = marks.get(payload.indicator_id)
         last_ms = detected if previous is None or detected > previous else previous + 1
         last_seen = _from_millis(last_ms)
@@ -170,7 +197,8 @@ def plan_sightings(
 
 def prune_watermarks(watermarks: Mapping[str, int], cursor_ms: int) -> dict[str, int]:
     """The watermarks that can still matter once every alert before ``cursor_ms`` is read:
-    later alerts are detected at ``cursor_ms`` or after, so only marks at or past it can tie."""
+    later writes are planned at ``cursor_ms`` or after (alerts are detected there, suppressed
+    matches are floored there), so only marks at or past it can tie."""
     return {key: value for key, value in watermarks.items() if value >= cursor_ms}
 
 
@@ -285,6 +313,10 @@ class Accepted(msgspec.Struct, frozen=True):
 
     sighting_id: str
     already: bool = False
+    stored: StoredSighting | None = None
+    """The sighting as read back after the write (None: could not be read)."""
+    problem: str | None = None
+    """Why the count OpenCTI holds is not what this write should have made it."""
 
 
 class Refused(msgspec.Struct, frozen=True):
@@ -302,6 +334,12 @@ class Failed(msgspec.Struct, frozen=True):
 
 
 WriteOutcome: TypeAlias = Accepted | Refused | Failed
+
+
+class _Undecided(msgspec.Struct, frozen=True):
+    """Whether a sighting was already written could not be told."""
+
+    reason: str
 
 
 class _Unavailable(Exception):
@@ -325,10 +363,14 @@ class SightingWriter:
         self._settings = settings
         self._kibana = kibana
         self._marking = marking_id(settings.tlp)
+        self._marking_found = False
+        self._marking_missing_reported = False
         self._identity: str | None = None
         self._identity_type: str | None = None
         self._links: OrderedDict[str, str] = OrderedDict()
         self._links_disabled: str | None = None
+        self._known: OrderedDict[str, StoredSighting] = OrderedDict()
+        """Sighting id -> as last read back (what the next write to it should add to)."""
 
     @property
     def identity_type(self) -> str | None:
@@ -426,30 +468,118 @@ class SightingWriter:
             ids.append(link_id)
         return ids
 
-    # --- the write --------------------------------------------------------------------------
+    # --- the marking ------------------------------------------------------------------------
+
+    def _check_marking(self) -> None:
+        """Make sure the platform has the marking ``sightings.tlp`` before the first write: it
+        would silently store the sighting without it (raise ``_Unavailable`` otherwise)."""
+        if self._marking_found:
+            return
+        try:
+            found = self._api.marking_definition.read(id=self._marking)
+        except _PYCTI_ERRORS as error:
+            raise _Unavailable(
+                f"cannot read the marking {self._settings.tlp.label}: "
+                f"{describe_opencti_error(error)}"
+            ) from error
+        if found is None:
+            raise _Unavailable(
+                f"OpenCTI has no marking {self._settings.tlp.label} ({self._marking}) that the "
+                "connector's user can see: create it, allow it to the user, or change "
+                "sightings.tlp"
+            )
+        self._marking_found = True
+
+    # --- reading a sighting back ------------------------------------------------------------
+
+    def _read(self, sighting_id: str) -> StoredSighting | _Undecided | None:
+        try:
+            found = self._api.stix_sighting_relationship.read(
+                id=sighting_id, customAttributes=_READ_BACK
+            )
+        except _PYCTI_ERRORS as error:
+            return _Undecided(str(describe_opencti_error(error)))
+        return None if found is None else _stored(found)
 
     def already_written(self, plan: SightingPlan) -> bool | None:
         """Whether the platform knows the plan's ``stix_id`` (None: could not tell)."""
-        try:
-            found = self._api.stix_sighting_relationship.read(
-                id=plan.payload.stix_id, customAttributes="id standard_id"
-            )
-        except _PYCTI_ERRORS as error:
-            _log.debug("cannot check sighting %s: %s", plan.payload.stix_id, error)
-            return None
-        return found is not None
+        found = self._read(plan.payload.stix_id)
+        return None if isinstance(found, _Undecided) else found is not None
+
+    def _ensure_links(self, stored: StoredSighting, links: Sequence[str]) -> StoredSighting:
+        """Attach the Kibana links the platform did not keep (a second call): a platform that
+        attaches external references on upsert only drops them when it creates a sighting."""
+        missing = [link for link in links if link not in stored.reference_ids]
+        added: list[str] = []
+        for link in missing:
+            try:
+                self._api.query(
+                    _RELATION_ADD,
+                    {
+                        "id": stored.id,
+                        "input": {"toId": link, "relationship_type": "external-reference"},
+                    },
+                )
+            except _PYCTI_ERRORS as error:
+                _log.warning(
+                    "cannot attach a Kibana link to sighting %s: %s",
+                    stored.id,
+                    describe_opencti_error(error),
+                )
+                self._links.clear()  # the link may have been deleted: created again next time
+                continue
+            added.append(link)
+        if added:
+            _log.debug("attached %d Kibana link(s) to sighting %s", len(added), stored.id)
+            return msgspec.structs.replace(stored, reference_ids=(*stored.reference_ids, *added))
+        return stored
+
+    def _check_stored_marking(self, stored: StoredSighting) -> None:
+        if self._marking in stored.marking_ids or self._marking_missing_reported:
+            return
+        self._marking_missing_reported = True
+        _log.error(
+            "OpenCTI stored sighting %s without its marking %s (%s): the platform drops "
+            "markings it cannot resolve; check sightings.tlp and the connector user's markings",
+            stored.id,
+            self._settings.tlp.label,
+            self._marking,
+        )
+
+    def _remember(self, stored: StoredSighting) -> None:
+        self._known[stored.id] = stored
+        self._known.move_to_end(stored.id)
+        if len(self._known) > _KNOWN_SIGHTINGS:
+            self._known.popitem(last=False)
+
+    # --- the write --------------------------------------------------------------------------
 
     def write(self, plan: SightingPlan, *, verify: bool = False) -> WriteOutcome:
         """Create (or upsert) the plan's sighting. ``verify``: the same plan may have been
-        applied already (lost answer, restart): look for it first and do not send it twice.
-        Never raises for OpenCTI's answers or its absence."""
+        applied already (lost answer, restart): look for it first and do not send it twice,
+        nor when that cannot be told. Never raises for OpenCTI's answers or its absence."""
         payload = plan.payload
         try:
             identity = self.identity_id()
+            self._check_marking()
         except _Unavailable as problem:
             return Failed(problem.reason)
-        if verify and self.already_written(plan):
-            return Accepted(payload.stix_id, already=True)
+        if verify:
+            found = self._read(payload.stix_id)
+            if isinstance(found, _Undecided):
+                return Failed(
+                    f"cannot tell whether the sighting {payload.stix_id} was already written "
+                    f"({found.reason}): not sent again until that is known",
+                    maybe_applied=True,
+                )
+            if found is not None:
+                try:
+                    links = self._link_ids(plan.links)
+                except _Unavailable:
+                    links = []
+                stored = self._ensure_links(found, links)
+                self._remember(stored)
+                return Accepted(stored.id, already=True, stored=stored)
         try:
             links = self._link_ids(plan.links)
         except _Unavailable as problem:
@@ -470,35 +600,85 @@ class SightingWriter:
                 # Platforms before 6.0 upsert description/confidence only with update=True.
                 update=True,
             )
-            sighting_id = created["id"]
+            sighting_id = str(created["id"])
         except _PYCTI_ERRORS as error:
-            return self._judge(describe_opencti_error(error), plan, identity, links)
-        return Accepted(sighting_id)
+            return self._judge(describe_opencti_error(error), plan, identity)
+        return self._after_write(plan, sighting_id, links)
 
-    def _judge(
-        self, error: OpenCTIError, plan: SightingPlan, identity: str, links: Sequence[str]
-    ) -> WriteOutcome:
+    def _after_write(self, plan: SightingPlan, sighting_id: str, links: Sequence[str]) -> Accepted:
+        read = self._read(sighting_id)
+        if not isinstance(read, StoredSighting):
+            _log.debug("cannot read sighting %s back: %s", sighting_id, read)
+            return Accepted(sighting_id)
+        stored = self._ensure_links(read, links)
+        self._check_stored_marking(stored)
+        problem = count_problem(
+            count=plan.payload.count,
+            first_seen=plan.first_seen,
+            last_seen=plan.last_seen,
+            after=stored,
+            before=self._known.get(sighting_id),
+            confidence=self._settings.confidence,
+        )
+        self._remember(stored)
+        return Accepted(sighting_id, stored=stored, problem=problem)
+
+    def _judge(self, error: OpenCTIError, plan: SightingPlan, identity: str) -> WriteOutcome:
         payload = plan.payload
-        what = f"the sighting of indicator {payload.indicator_id} ({payload.count} alerts)"
+        what = f"the sighting of indicator {payload.indicator_id} ({payload.count} matches)"
         if error.code == _MISSING_REFERENCE:
             missing = {item.lower() for item in error.unresolved}
+            if payload.indicator_id.lower() in missing:
+                return Refused(
+                    CODE_INDICATOR_MISSING,
+                    f"OpenCTI refused {what}: the indicator no longer exists in OpenCTI ({error})",
+                )
             if identity.lower() in missing:
                 self._identity = None  # deleted in OpenCTI: created again on the next try
                 return Failed(
                     f"the identity {self._settings.identity_name!r} was deleted in OpenCTI"
                 )
-            if missing & {link.lower() for link in links}:
-                self._links.clear()
-                return Failed("a Kibana link was deleted in OpenCTI")
-            if self._marking.lower() in missing:
+            if not missing:
+                # Without unresolvedIds the platform means a marking the user may not use.
                 return Failed(
-                    f"OpenCTI has no marking {self._settings.tlp.label} ({self._marking}); "
-                    "create it or change sightings.tlp"
+                    f"OpenCTI refused the marking {self._settings.tlp.label} of the sightings "
+                    f"(sightings.tlp): the connector's user may not use it ({error}); allow "
+                    "it to the user's group or change sightings.tlp"
                 )
-            return Refused(
-                CODE_INDICATOR_MISSING,
-                f"OpenCTI refused {what}: the indicator no longer exists in OpenCTI ({error})",
-            )
+            return Failed(f"OpenCTI is missing a reference of {what}: {error}")
         if error.code in _REFUSALS:
             return Refused(CODE_REJECTED, f"OpenCTI refused {what}: {error}")
         return Failed(str(error), maybe_applied=error.maybe_applied)
+
+
+def _ids(value: object, *, edges: bool = False) -> tuple[str, ...]:
+    """Ids (and standard ids) out of a list of objects or a connection."""
+    if edges and isinstance(value, Mapping):
+        value = [edge.get("node") for edge in value.get("edges") or [] if isinstance(edge, Mapping)]
+    found: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, Mapping):
+            found.extend(str(item[key]) for key in ("id", "standard_id") if item.get(key))
+    return tuple(found)
+
+
+def _date(value: object) -> datetime | None:
+    parsed = parse_time(value) if isinstance(value, str) else None
+    return parsed if isinstance(parsed, datetime) else None
+
+
+def _stored(found: Mapping[str, object]) -> StoredSighting:
+    """A read-back sighting, from pycti's answer (which turns connections into lists)."""
+    count, confidence = found.get("attribute_count"), found.get("confidence")
+    references = found.get("externalReferences")
+    return StoredSighting(
+        id=str(found.get("id")),
+        count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+        first_seen=_date(found.get("first_seen")),
+        last_seen=_date(found.get("last_seen")),
+        confidence=(
+            confidence if isinstance(confidence, int) and not isinstance(confidence, bool) else None
+        ),
+        marking_ids=_ids(found.get("objectMarking")),
+        reference_ids=_ids(references, edges=isinstance(references, Mapping)),
+    )

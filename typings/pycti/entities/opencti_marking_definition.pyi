@@ -16,3 +16,5 @@ class MarkingDefinition:
         withPagination: Literal[False] = ...,
     ) -> list[MarkingDefinitionRecord]:
         """One page (``first``, default 500) of marking definitions."""
+    def read(self, *, id: str) -> MarkingDefinitionRecord | None:
+        """``markingDefinition(id:)`` (standard or internal id); None when unknown."""
