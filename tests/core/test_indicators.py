@@ -1145,7 +1145,7 @@ def test_kill_chain_and_external_references() -> None:
             external_references=(
                 ExternalReference(source_name="abuse.ch", url="https://urlhaus.abuse.ch/url/1/"),
                 ExternalReference(source_name="mitre-attack", external_id="T1071"),
-                ExternalReference(description="only a description"),
+                ExternalReference(),
             ),
         )
     )

@@ -1,7 +1,7 @@
 """``core.stix.read_object`` decodes typed objects in one pass, falling back to the two-pass
 decoding (header, then typed view) on any failure. This checks it against that two-pass decoding,
-kept here as the reference, on valid, invalid and adversarial objects: the same object, or the
-same error at the same place."""
+kept here as the reference, on valid, invalid and adversarial objects: the same object (with the
+header and the reason when only the typed view fails), or the same error at the same place."""
 
 from __future__ import annotations
 
@@ -22,22 +22,23 @@ def two_pass(text: bytes, where: str = "$") -> StixObject | DecodeError:
     try:
         return _two_pass(text, where)
     except (UnicodeError, RecursionError) as error:  # reported alike by both
-        return stix._unreadable(error, where)
+        return stix._unreadable(error, where, stix.object_id_of(text))
 
 
 def _two_pass(text: bytes, where: str) -> StixObject | DecodeError:
     try:
         header = stix._header_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return stix._relocate(error, where)
+        return stix._relocate(error, where, stix.object_id_of(text))
     except msgspec.DecodeError as error:
-        return DecodeError(f"invalid JSON: {error}", where)
+        return DecodeError(f"invalid JSON: {error}", where, stix.object_id_of(text))
     if header.type not in stix._TYPED:
         return StixObject(header.type, header.id, header, text)
     try:
         typed = stix._typed_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return stix._relocate(error, where)
+        invalid = stix._relocate(error, where, header.id)
+        return StixObject(header.type, header.id, header, text, invalid)
     return StixObject(header.type, header.id, typed, text)
 
 

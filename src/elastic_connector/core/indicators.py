@@ -28,7 +28,7 @@ from elastic_connector.core.found_values import FoundValues, field_groups
 from elastic_connector.core.indicator_types import ecs_indicator_type
 from elastic_connector.core.observable_parts import observable, threat_indicator_parts
 from elastic_connector.core.pattern_ast import Pattern
-from elastic_connector.core.stix import ExternalReference, Indicator
+from elastic_connector.core.stix import ExternalReference, Indicator, truth
 from elastic_connector.core.tlp import Tlp
 
 
@@ -195,10 +195,14 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
     kill_chain: tuple[str, ...] = ()
     if indicator.kill_chain_phases:
         kill_chain = _unique(
-            f"[{phase.kill_chain_name}] {phase.phase_name}" for phase in indicator.kill_chain_phases
+            f"[{phase.kill_chain_name}] {phase.phase_name}"
+            for phase in indicator.kill_chain_phases
+            if phase.kill_chain_name and phase.phase_name
         )
     confidence = indicator.confidence
-    revoked = indicator.revoked
+    revoked = truth(indicator.revoked)
+    detection = truth(detection)
+    is_inferred = truth(is_inferred)
     document = ecs.OpenCTIIndicator(
         id=_opt_text(internal_id),
         standard_id=_opt_text(indicator.id),

@@ -23,6 +23,7 @@ from typing import Final
 
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
+from elastic_connector.core.markings import MarkingLevel
 from elastic_connector.core.stix import DATA_EVENTS
 from elastic_connector.core.stream_ids import parse_stream_id
 from elastic_connector.core.stream_position import (
@@ -30,7 +31,6 @@ from elastic_connector.core.stream_position import (
     is_past_recovery,
     position_state,
 )
-from elastic_connector.core.tlp import Tlp
 from elastic_connector.shell.bulk import BulkStopped, BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import PermanentElasticsearchError
@@ -70,7 +70,7 @@ class Pipeline:
         metrics: Metrics,
         position: Callable[[], StreamPosition],
         on_reset: Callable[[], None],
-        refresh_markings: Callable[[], Mapping[str, Tlp | None] | None] | None = None,
+        refresh_markings: Callable[[], Mapping[str, MarkingLevel] | None] | None = None,
         max_batch: int,
         flush_interval: float,
         retry_delay: float,
