@@ -78,7 +78,11 @@ def is_exported(actions: list[Action]) -> bool:
 # --- the shapes, one by one -----------------------------------------------------------------
 
 SHAPES: list[tuple[str, dict[str, object], str]] = [
-    ("issue: definition.TLP only", {"definition_type": "TLP", "definition": {"TLP": "TLP:RED"}}, "RED"),
+    (
+        "issue: definition.TLP only",
+        {"definition_type": "TLP", "definition": {"TLP": "TLP:RED"}},
+        "RED",
+    ),
     ("platform 5.x+", {"definition_type": "TLP", "name": "TLP:AMBER+STRICT"}, "AMBER+STRICT"),
     (
         "platform 4.x",
@@ -100,7 +104,11 @@ SHAPES: list[tuple[str, dict[str, object], str]] = [
     ),
     (
         "OASIS TLP 2.0, extension only",
-        {"extensions": {TLP2_EXTENSION: {"extension_type": "property-extension", "tlp_2_0": "red"}}},
+        {
+            "extensions": {
+                TLP2_EXTENSION: {"extension_type": "property-extension", "tlp_2_0": "red"}
+            }
+        },
         "RED",
     ),
     ("name only", {"name": "TLP:GREEN"}, "GREEN"),
@@ -192,7 +200,9 @@ _NOISE_KEYS: Final = ["created", "modified", "x_opencti_order", "x_opencti_color
 json_scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=6)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -310,7 +320,9 @@ _TEXTS: Final = st.sampled_from(
 _ANY_FIELD: Final = st.one_of(
     _TEXTS,
     json_values,
-    st.dictionaries(st.one_of(_TEXTS, st.text(max_size=4)), st.one_of(_TEXTS, json_values), max_size=3),
+    st.dictionaries(
+        st.one_of(_TEXTS, st.text(max_size=4)), st.one_of(_TEXTS, json_values), max_size=3
+    ),
 )
 
 
@@ -360,7 +372,9 @@ def provably_clear(marking_object: Mapping[str, object]) -> bool:
         return typed
     says_clear = False
     for key, value in leaves:
-        claims = "tlp" in key.lower() or (isinstance(value, str) and value.strip().lower().startswith("tlp"))
+        claims = "tlp" in key.lower() or (
+            isinstance(value, str) and value.strip().lower().startswith("tlp")
+        )
         if not isinstance(value, str):
             if claims:
                 return False
@@ -368,9 +382,9 @@ def provably_clear(marking_object: Mapping[str, object]) -> bool:
         rest = _rest(value)
         if rest in ("CLEAR", "WHITE"):
             says_clear = True
-        elif rest in ("GREEN", "AMBER", "AMBER+STRICT", "RED"):
-            return False
-        elif claims and rest != "" and key not in ("definition_type", "x_opencti_definition_type"):
+        elif rest in ("GREEN", "AMBER", "AMBER+STRICT", "RED") or (
+            claims and rest != "" and key not in ("definition_type", "x_opencti_definition_type")
+        ):
             return False
     return says_clear
 

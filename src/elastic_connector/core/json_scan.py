@@ -21,7 +21,8 @@ import msgspec
 _SPACE: Final = re.compile(rb"[ \t\r\n]*")
 _STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _STRUCTURE: Final = re.compile(rb'["\[\]{}]')
-_SCALAR: Final = re.compile(rb'[^ \t\r\n,:\[\]{}"]+')
+_SCALAR: Final = re.compile(rb"[-+.0-9A-Za-z]+")
+"""Numbers, ``true``, ``false``, ``null`` (and look-alikes the decoder will refuse)."""
 _OPENERS: Final = b"[{"
 _QUOTE: Final = ord('"')
 _COMMA: Final = ord(",")

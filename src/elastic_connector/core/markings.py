@@ -131,9 +131,7 @@ class MarkingResolution(msgspec.Struct, frozen=True):
     unreadable: tuple[str, ...] = ()
 
 
-def resolve_markings(
-    refs: Iterable[str], known: Mapping[str, MarkingLevel]
-) -> MarkingResolution:
+def resolve_markings(refs: Iterable[str], known: Mapping[str, MarkingLevel]) -> MarkingResolution:
     """Resolve ``object_marking_refs`` against the standard ids and ``known``."""
     levels: list[Tlp] = []
     unknown: list[str] = []
