@@ -152,7 +152,7 @@ def unmappable(text: str) -> str:
 TI = "threat.indicator"
 OO = "opencti.observable"
 
-PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
+PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str | None]] = [
     (
         "ipv4-addr:value",
         "[ipv4-addr:value = '198.51.100.7' OR ipv4-addr:value = '198.51.100.8/32']",
@@ -238,7 +238,7 @@ PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
         "email-message:subject",
         "[email-message:subject = 'Invoice due']",
         {f"{OO}.email_message.subject": ["Invoice due"]},
-        "email-message",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "file:hashes.*",
@@ -616,43 +616,43 @@ PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
         "user-agent:value",
         "[user-agent:value = 'Mozilla/5.0 (evil)']",
         {f"{OO}.user_agent.value": ["Mozilla/5.0 (evil)"]},
-        "user-agent",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "cryptocurrency-wallet:value",
         "[cryptocurrency-wallet:value = 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq']",
         {f"{OO}.cryptocurrency_wallet.value": ["bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"]},
-        "cryptocurrency-wallet",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "phone-number:value",
         "[phone-number:value = '+33 1 23 45 67 89']",
         {f"{OO}.phone_number.value": ["+33 1 23 45 67 89"]},
-        "phone-number",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "bank-account:iban",
         "[bank-account:iban = 'FR7630006000011234567890189']",
         {f"{OO}.bank_account.value": ["FR7630006000011234567890189"]},
-        "bank-account",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "credential:value",
         "[credential:value = 'hunter2']",
         {f"{OO}.credential.value": ["hunter2"]},
-        "credential",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "tracking-number:value",
         "[tracking-number:value = '1Z999AA10123456784']",
         {f"{OO}.tracking_number.value": ["1Z999AA10123456784"]},
-        "tracking-number",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "text:value",
         "[text:value = 'free text']",
         {f"{OO}.text.value": ["free text"]},
-        "text",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
 ]
 TESTED.update(row for row, *_ in PATTERN_ROWS)
@@ -663,10 +663,12 @@ TESTED.update(row for row, *_ in PATTERN_ROWS)
     PATTERN_ROWS,
     ids=[row for row, *_ in PATTERN_ROWS],
 )
-def test_pattern_row(row: str, text: str, expected: dict[str, Any], indicator_type: str) -> None:
+def test_pattern_row(
+    row: str, text: str, expected: dict[str, Any], indicator_type: str | None
+) -> None:
     doc = document(indicator(text))
     assert pattern_fields(doc) == expected
-    assert doc["threat"]["indicator"]["type"] == indicator_type
+    assert doc["threat"]["indicator"].get("type") == indicator_type
     assert doc["opencti"]["indicator"]["pattern"] == text
 
 
@@ -1032,10 +1034,22 @@ def test_description() -> None:
         ("Text", None, "[text:value = 'x'] OR [ipv4-addr:value = '1.2.3.4']", "ipv4-addr"),
         (None, "IPv6-Addr", "[ipv6-addr:value = '::1']", "ipv6-addr"),
         (None, None, "[file:name = 'a'] OR [ipv4-addr:value = '1.2.3.4']", "file"),
+        # Only a type the document carries a value of, and only one ECS allows.
+        (
+            "Domain-Name",
+            None,
+            "[domain-name:resolves_to_refs[*].value = '198.51.100.1']",
+            "ipv4-addr",
+        ),
+        (None, None, "[domain-name:resolves_to_refs[*].value = '2001:db8::1']", "ipv6-addr"),
+        ("Email-Message", None, "[email-message:subject = 'x']", None),
+        ("Network-Traffic", None, "[network-traffic:protocols[*] = 'tcp']", None),
+        ("User-Agent", None, "[user-agent:value = 'curl/8']", None),
+        ("Text", None, "[text:value = 'x']", None),
     ],
 )
 def test_type_follows_opencti_main_observable_type(
-    extension_type: str | None, legacy_type: str | None, text: str, expected: str
+    extension_type: str | None, legacy_type: str | None, text: str, expected: str | None
 ) -> None:
     item = indicator(
         text,
@@ -1043,7 +1057,7 @@ def test_type_follows_opencti_main_observable_type(
         x_opencti_main_observable_type=legacy_type,
     )
     doc = document(item)
-    assert doc["threat"]["indicator"]["type"] == expected
+    assert doc["threat"]["indicator"].get("type") == expected
     main = extension_type or legacy_type
     if main is None:
         assert "main_observable_type" not in doc["opencti"]["indicator"]

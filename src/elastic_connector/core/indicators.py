@@ -126,9 +126,11 @@ def _threat_indicator(
         internal_id = None
         main_type = indicator.x_opencti_main_observable_type
         modified = _opt_date(indicator.modified)
+    # Only a type ECS allows, and only one the document carries a value of: OpenCTI's main
+    # observable type when it is one of them, else the first the pattern gave (or none).
     indicator_type = _ecs_type_of(main_type) if isinstance(main_type, str) else None
-    if indicator_type is None:
-        indicator_type = next(iter(found.types), None) or next(iter(found.stix_types), None)
+    if indicator_type not in found.types:
+        indicator_type = next(iter(found.types), None)
     reference = None
     if context.opencti_url:
         base = context.opencti_url.rstrip("/")
