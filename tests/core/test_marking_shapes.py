@@ -405,3 +405,33 @@ def test_any_marking_exported_under_clear_is_provably_clear(
     actions = exported(marking_object, mode, Tlp.CLEAR)
     if any(isinstance(a, Upsert) for a in actions):
         assert provably_clear(marking_object), (marking_object, actions)
+
+
+@pytest.mark.parametrize(
+    ("refs", "marking_object", "written"),
+    [
+        # STIX's TLP:WHITE id, which OpenCTI names TLP:CLEAR, and TLP 2.0's own TLP:CLEAR.
+        (["marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"], None, ("CLEAR", "2.0")),
+        (["marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"], None, ("CLEAR", "2.0")),
+        # A TLP 1.0 producer's own definition that says white.
+        (
+            [MARKING_ID],
+            marking(definition_type="tlp", definition={"tlp": "white"}),
+            ("WHITE", "1.0"),
+        ),
+    ],
+    ids=["stix-white-id", "tlp2-clear-id", "custom-white"],
+)
+def test_how_tlp_white_and_clear_are_written(
+    refs: list[str], marking_object: dict[str, object] | None, written: tuple[str, str]
+) -> None:
+    """As docs/ecs-mapping.md says (TLP marking row)."""
+    state = PlannerState()
+    settings = settings_for(Mode.ECS, Tlp.CLEAR)
+    if marking_object is not None:
+        state = plan_frame("1-0", "create", frame(marking_object), state, settings, NOW).state
+    plan = plan_frame("2-0", "create", frame(indicator(*refs)), state, settings, NOW)
+    (action,) = plan.actions
+    assert isinstance(action, Upsert)
+    marking_field = json.loads(action.document)["threat"]["indicator"]["marking"]
+    assert (marking_field["tlp"], marking_field["tlp_version"]) == written
