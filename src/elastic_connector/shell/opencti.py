@@ -23,7 +23,7 @@ import ssl
 import sys
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from elastic_connector.core.backoff import backoff_delay
@@ -155,6 +155,26 @@ def load_marking_levels(api: OpenCTIApiClient) -> dict[str, MarkingLevel] | None
         )
         levels[marking_id] = tlp_of_marking(marking)
     return levels
+
+
+AUTHOR_ATTRIBUTES: Final = "id standard_id entity_type name"
+"""What ``read_author_name`` selects of an identity (pycti's default selection is large)."""
+
+
+def read_author_name(api: OpenCTIApiClient, identity_id: str) -> str | None:
+    """The name of the identity ``identity_id`` (an indicator's ``created_by_ref``), read from
+    the platform (``query Identity($id: String!) { identity(id: $id) {...} }``, which takes the
+    STIX or the internal id). None when it does not exist, is not visible to the connector's
+    user, or the read failed (logged)."""
+    try:
+        record = api.identity.read(id=identity_id, customAttributes=AUTHOR_ATTRIBUTES)
+    except (ValueError, OSError) as error:
+        _log.warning(
+            "could not read the author %s from OpenCTI: %s", identity_id, _first_line(error)
+        )
+        return None
+    name = record.get("name") if record is not None else None
+    return name.strip() if isinstance(name, str) and name.strip() else None
 
 
 def shutdown(helper: OpenCTIConnectorHelper, timeout: float) -> None:
