@@ -145,20 +145,19 @@ def plan_event(
     obj = event.object
     deleted = event.kind == "delete"
     state = state.learn(obj, deleted)
-    seen = _author_of(obj) if not deleted else ()
+    seen = _author_of(obj) if obj.type == "identity" and not deleted else ()
     if settings.mode is Mode.STIX:
         return Plan(tuple(_plan_stix(event, state, settings, now)), state, seen)
     actions = _plan_ecs(event, state, settings, now, authors)
-    missing: tuple[str, ...] = ()
     typed = obj.typed
     if (
         isinstance(typed, Indicator)
         and typed.created_by_ref
         and typed.created_by_ref not in authors
-        and any(isinstance(action, Upsert) for action in actions)
+        and actions[-1].__class__ is Upsert  # the indicator's own action comes last
     ):
-        missing = (typed.created_by_ref,)
-    return Plan(tuple(actions), state, seen, missing)
+        return Plan(tuple(actions), state, seen, (typed.created_by_ref,))
+    return Plan(tuple(actions), state, seen)
 
 
 def _author_of(obj: StixObject) -> tuple[tuple[str, str], ...]:

@@ -202,9 +202,14 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
             if phase.kill_chain_name and phase.phase_name
         )
     confidence = indicator.confidence
-    revoked = truth(indicator.revoked)
-    detection = truth(detection)
-    is_inferred = truth(is_inferred)
+    # Booleans may come spelled as strings; most are real booleans (or absent): skip the call.
+    revoked = indicator.revoked
+    if revoked is not None and revoked.__class__ is not bool:
+        revoked = truth(revoked)
+    if detection is not None and detection.__class__ is not bool:
+        detection = truth(detection)
+    if is_inferred is not None and is_inferred.__class__ is not bool:
+        is_inferred = truth(is_inferred)
     document = ecs.OpenCTIIndicator(
         id=_opt_text(internal_id),
         standard_id=_opt_text(indicator.id),

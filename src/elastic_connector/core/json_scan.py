@@ -75,9 +75,10 @@ def text_of(raw: bytes) -> str | None:
         return None
 
 
-def members(text: bytes) -> Iterator[tuple[str, bytes]]:
+def members(text: bytes, *, partial: bool = False) -> Iterator[tuple[str, bytes]]:
     """(name, raw value) of each member of the object ``text`` holds, in order, up to the first
-    malformed one."""
+    malformed one; with ``partial``, a value cut by the end of the text is given as the rest of
+    the text (to find an id inside an object that was cut)."""
     position = skip_space(text, 0)
     if position >= len(text) or text[position] != ord("{"):
         return
@@ -93,6 +94,8 @@ def members(text: bytes) -> Iterator[tuple[str, bytes]]:
         start = skip_space(text, position + 1)
         end = value_end(text, start)
         if end is None:
+            if partial and start < len(text):
+                yield name, text[start:]
             return
         yield name, text[start:end]
         position = skip_space(text, end)
@@ -101,10 +104,10 @@ def members(text: bytes) -> Iterator[tuple[str, bytes]]:
         position = skip_space(text, position + 1)
 
 
-def member(text: bytes, name: str) -> bytes | None:
+def member(text: bytes, name: str, *, partial: bool = False) -> bytes | None:
     """The raw value of member ``name`` (the last one, as decoders take it); None if absent."""
     found = None
-    for key, value in members(text):
+    for key, value in members(text, partial=partial):
         if key == name:
             found = value
     return found

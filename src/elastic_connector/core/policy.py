@@ -63,7 +63,9 @@ def indicator_withheld(
     indicator: Indicator, markings: MarkingResolution, settings: PolicySettings, now: datetime
 ) -> Withheld | None:
     """None when the indicator may be exported, else the first reason it may not."""
-    revoked = truth(indicator.revoked)
+    revoked = indicator.revoked
+    if revoked.__class__ is not bool:
+        revoked = truth(revoked)
     if revoked is None:
         shown = str(indicator.revoked)[:40]
         return Withheld("revoked", f"revoked flag {shown!r} is not a boolean: withheld")
