@@ -409,17 +409,29 @@ _VALUES = st.recursive(
 
 @st.composite
 def any_input(draw: st.DrawFn) -> bytes:
-    """Arbitrary bytes, or JSON-like text in any layout, cut, nested deep, behind a BOM."""
+    """Arbitrary bytes, or JSON-like text in any layout (a bundle, an array, NDJSON, a single
+    object, pretty-printed or not), cut, nested deep somewhere, behind a BOM."""
     if draw(st.integers(0, 3)) == 0:
         return draw(st.binary(max_size=600))
     items = draw(st.lists(_VALUES, min_size=1, max_size=4))
+    shape = draw(st.sampled_from(["values", "bundle", "array", "events"]))
+    if shape == "bundle":
+        items = [{"type": "bundle", "id": "bundle--1", "objects": items}]
+    elif shape == "array":
+        items = [items]
+    elif shape == "events":
+        items = [{"id": f"{n}-0", "event": "create", "data": item} for n, item in enumerate(items)]
     indent = draw(st.sampled_from([None, 1, 4]))
     text = "\n".join(json.dumps(item, indent=indent) for item in items)
-    if "@@DEEP@@" in text and draw(st.booleans()):
-        depth = draw(st.sampled_from([10, 1_000, 3_000]))
+    if draw(st.booleans()):
+        # Something nested deeper than the interpreter's recursion limit, somewhere.
+        depth = draw(st.sampled_from([10, 1_000, 3_000, 50_000]))
         opener = draw(st.sampled_from(["[", '{"a":']))
         closer = "]" if opener == "[" else "}"
-        text = text.replace('"@@DEEP@@"', opener * depth + "1" + closer * depth, 1)
+        deep = opener * depth + "1" + closer * depth
+        spots = [i for i, char in enumerate(text) if char in ":[,"]
+        spot = draw(st.sampled_from(spots)) + 1 if spots else 0
+        text = text[:spot] + deep + ("," if spot and text[spot - 1] in "[," else "") + text[spot:]
     data = text.encode()
     if draw(st.booleans()):
         data = data[: draw(st.integers(0, len(data)))]
