@@ -11,6 +11,8 @@ from typing import Protocol
 import msgspec
 import pytest
 from elasticsearch import Elasticsearch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from elastic_connector.cli import main
 from elastic_connector.core.config import Mode
@@ -218,3 +220,295 @@ def test_the_output_is_a_valid_bulk_body_for_the_real_index(
     assert statuses == [201, 201, 404]
     hits = es_client.search(index=index, query={"match_all": {}}, size=10)["hits"]["hits"]
     assert sorted(hit["_id"] for hit in hits) == ["internal-1", "internal-2"]
+
+
+# --- input forms (issue 12, item 7) ------------------------------------------------------------
+
+CUSTOM_RED = "marking-definition--11111111-1111-4111-8111-111111111111"
+UNREADABLE_TLP = {
+    "type": "marking-definition",
+    "spec_version": "2.1",
+    "id": CUSTOM_RED,
+    "definition_type": "TLP",
+    "definition": {"TLP": "TLP:RED"},
+}
+
+
+def _index_ids(out: bytes) -> list[object]:
+    return [_get(line, "index._id") for line in _lines(out) if "index" in line]
+
+
+def test_a_pretty_printed_single_object(run: Invoke, tmp_path: Path) -> None:
+    text = json.dumps(_indicator(1, "[ipv4-addr:value = '198.51.100.7']"), indent=2)
+    code, out, err = run("--now", NOW, _write(tmp_path, "o.json", text))
+    assert (code, err) == (0, "")
+    assert _index_ids(out) == ["internal-1"]
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["compact", "pretty"])
+def test_a_json_array_of_objects_as_the_platform_stores_fixtures(
+    run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indent: int | None
+) -> None:
+    monkeypatch.setenv("CONNECTOR_MAX_TLP", "TLP:RED")
+    objects = [
+        _indicator(1, "[ipv4-addr:value = '198.51.100.7']", object_marking_refs=[CUSTOM_RED]),
+        _indicator(2, "[domain-name:value = 'evil.example']"),
+        UNREADABLE_TLP,  # after the indicator that uses it: markings are read first
+    ]
+    code, out, err = run(
+        "--now", NOW, _write(tmp_path, "a.json", json.dumps(objects, indent=indent))
+    )
+    assert (code, err) == (0, "")
+    lines = _lines(out)
+    assert _index_ids(out) == ["internal-1", "internal-2"]
+    assert _get(lines[1], "threat.indicator.marking.tlp") == "RED"
+
+
+@pytest.mark.parametrize("form", ["bundle", "ndjson"])
+def test_a_utf8_byte_order_mark_is_ignored(run: Invoke, tmp_path: Path, form: str) -> None:
+    if form == "bundle":
+        text = json.dumps(BUNDLE, indent=1)
+    else:
+        event = {"type": "create", "data": _indicator(2, "[ipv4-addr:value = '198.51.100.9']")}
+        text = json.dumps({"id": "1-0", "event": "create", "data": event}) + "\n"
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    code, out, _err = run("--now", NOW, str(path))
+    assert code == 0
+    assert "internal-2" in _index_ids(out)
+
+
+# --- TLP fails closed in map too (item 1) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["ecs", "stix"])
+@pytest.mark.parametrize(
+    "marking",
+    [
+        UNREADABLE_TLP,
+        {**UNREADABLE_TLP, "definition": None, "name": "TLP:RED-INTERNAL"},
+        {**UNREADABLE_TLP, "definition": None, "name": "TLP:TEST"},
+    ],
+    ids=["definition.TLP", "RED-INTERNAL", "TEST"],
+)
+def test_the_issue_markings_are_never_exported_at_tlp_clear(
+    run: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    marking: dict[str, object],
+) -> None:
+    monkeypatch.setenv("CONNECTOR_MAX_TLP", "TLP:CLEAR")
+    monkeypatch.setenv("CONNECTOR_MODE", mode)
+    indicator = _indicator(
+        1, "[ipv4-addr:value = '198.51.100.7']", object_marking_refs=[CUSTOM_RED]
+    )
+    bundle = {"type": "bundle", "id": "bundle--1", "objects": [marking, indicator]}
+    code, out, err = run("--now", NOW, _write(tmp_path, "b.json", bundle))
+    assert code == 0
+    assert "internal-1" not in _index_ids(out)
+    assert "internal-1" in [_get(line, "delete._id") for line in _lines(out) if "delete" in line]
+    assert "internal-1" in err
+
+
+# --- bad input: skips name the object, no traceback (items 2 and 3) ---------------------------
+
+
+def _deep(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deep_nesting_in_a_bundle_skips_that_object_only(
+    run: Invoke, tmp_path: Path, depth: int
+) -> None:
+    deep = json.dumps(_indicator(1, "[ipv4-addr:value = '198.51.100.7']", x_deep="@@"))
+    deep = deep.replace('"@@"', _deep(depth))
+    good = json.dumps(_indicator(2, "[ipv4-addr:value = '198.51.100.8']"))
+    text = '{"type":"bundle","id":"bundle--1","objects":[' + deep + "," + good + "]}"
+    code, out, err = run("--now", NOW, _write(tmp_path, "deep.json", text))
+    assert code == 0
+    assert _index_ids(out) == ["internal-2"]
+    (skip,) = [json.loads(line) for line in err.splitlines()]
+    assert skip == {"skip": "JSON nested too deeply", "id": _indicator(1, "")["id"]}
+
+
+def test_deep_nesting_in_an_ndjson_line_is_a_skip(run: Invoke) -> None:
+    envelope = json.dumps({"type": "create", "data": _indicator(1, "[x:y = 'z']", x_deep="@@")})
+    line = '{"id":"1-0","event":"create","data":' + envelope.replace('"@@"', _deep(2_000)) + "}"
+    deep_data = '{"id":"2-0","event":"create","data":' + _deep(5_000) + "}"
+    code, out, err = run("--now", NOW, stdin=(line + "\n" + deep_data + "\n").encode())
+    assert (code, out) == (0, b"")
+    skips = [json.loads(line) for line in err.splitlines()]
+    assert [s["id"] for s in skips] == [_indicator(1, "")["id"], "2-0"]
+    assert all("nested too deeply" in s["skip"] for s in skips)
+
+
+def test_a_wrong_typed_field_names_the_object_not_the_bundle_position(
+    run: Invoke, tmp_path: Path
+) -> None:
+    bad = _indicator(1, "[ipv4-addr:value = '198.51.100.7']", confidence="high")
+    bundle = {"type": "bundle", "id": "bundle--1", "objects": [bad]}
+    code, _out, err = run("--now", NOW, _write(tmp_path, "b.json", bundle))
+    assert code == 0
+    (skip,) = [json.loads(line) for line in err.splitlines()]
+    assert skip["id"] == bad["id"]
+    assert "$.data.confidence" in skip["skip"]
+
+
+def test_stix_mode_indexes_an_object_with_a_mistyped_field_without_it(
+    run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONNECTOR_MODE", "stix")
+    bad = _indicator(1, "[ipv4-addr:value = '198.51.100.7']", confidence="high")
+    bad["pattern"] = 5
+    bundle = {"type": "bundle", "id": "bundle--1", "objects": [bad]}
+    code, out, err = run("--now", NOW, _write(tmp_path, "b.json", bundle))
+    assert (code, err) == (0, "")
+    document = _lines(out)[1]
+    assert "confidence" not in document  # the typed field is left out...
+    assert _get(document, "stix.confidence") == "high"  # ...the object is kept as received
+
+
+# --- any input: never a traceback; skips name their object (items 2 and 3) ---------------------
+
+_KEYS = st.sampled_from(
+    [
+        "type",
+        "id",
+        "pattern",
+        "data",
+        "event",
+        "objects",
+        "object_marking_refs",
+        "name",
+        "definition",
+        "definition_type",
+        "revoked",
+        "confidence",
+        "extensions",
+        "x",
+        "created",
+    ]
+)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["indicator", "bundle", "create", "marking-definition", "identity"])
+    | st.sampled_from(["[ipv4-addr:value = '1.2.3.4']", "TLP:RED", "indicator--1", "@@DEEP@@"])
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=6),
+    max_leaves=25,
+)
+
+
+@st.composite
+def any_input(draw: st.DrawFn) -> bytes:
+    """Arbitrary bytes, or JSON-like text in any layout (a bundle, an array, NDJSON, a single
+    object, pretty-printed or not), cut, nested deep somewhere, behind a BOM."""
+    if draw(st.integers(0, 3)) == 0:
+        return draw(st.binary(max_size=600))
+    items = draw(st.lists(_VALUES, min_size=1, max_size=4))
+    shape = draw(st.sampled_from(["values", "bundle", "array", "events"]))
+    if shape == "bundle":
+        items = [{"type": "bundle", "id": "bundle--1", "objects": items}]
+    elif shape == "array":
+        items = [items]
+    elif shape == "events":
+        items = [{"id": f"{n}-0", "event": "create", "data": item} for n, item in enumerate(items)]
+    indent = draw(st.sampled_from([None, 1, 4]))
+    text = "\n".join(json.dumps(item, indent=indent) for item in items)
+    if draw(st.booleans()):
+        # Something nested deeper than the interpreter's recursion limit, somewhere.
+        depth = draw(st.sampled_from([10, 1_000, 3_000, 50_000]))
+        opener = draw(st.sampled_from(["[", '{"a":']))
+        closer = "]" if opener == "[" else "}"
+        deep = opener * depth + "1" + closer * depth
+        spots = [i for i, char in enumerate(text) if char in ":[,"]
+        spot = draw(st.sampled_from(spots)) + 1 if spots else 0
+        text = text[:spot] + deep + ("," if spot and text[spot - 1] in "[," else "") + text[spot:]
+    data = text.encode()
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    if draw(st.booleans()):
+        data = b"\xef\xbb\xbf" + data
+    return data
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=any_input())
+def test_map_over_any_bytes_never_prints_a_traceback(
+    run: Invoke, tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "input"
+    path.write_bytes(data)
+    code, _out, err = run("--now", NOW, str(path))  # an exception would propagate here
+    assert code in (0, 2)
+    assert "Traceback" not in err
+    assert "internal error" not in err
+    for line in err.splitlines():
+        if not line.startswith("elastic-connector map: "):
+            assert set(json.loads(line)) == {"skip", "id"}, line
+
+
+_FIELDS = st.dictionaries(
+    st.sampled_from(
+        [
+            "pattern",
+            "pattern_type",
+            "revoked",
+            "confidence",
+            "labels",
+            "valid_until",
+            "name",
+            "object_marking_refs",
+            "kill_chain_phases",
+            "extensions",
+            "created_by_ref",
+            "x_y",
+        ]
+    ),
+    _VALUES,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    objects=st.lists(
+        st.tuples(
+            st.sampled_from(["indicator", "identity", "marking-definition", "malware"]), _FIELDS
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    mode=st.sampled_from(["ecs", "stix"]),
+)
+def test_every_skip_names_its_object(
+    run: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    objects: list[tuple[str, dict[str, object]]],
+    mode: str,
+) -> None:
+    monkeypatch.setenv("CONNECTOR_MODE", mode)
+    members = [
+        {**fields, "type": kind, "id": f"{kind}--{number:08d}"}
+        for number, (kind, fields) in enumerate(objects)
+    ]
+    bundle = {"type": "bundle", "id": "bundle--1", "objects": members}
+    code, _out, err = run("--now", NOW, _write(tmp_path, "b.json", bundle))
+    assert code == 0
+    ids = {str(m["id"]) for m in members}  # no OpenCTI id: the document id is the STIX id
+    for line in err.splitlines():
+        skip = json.loads(line)
+        assert skip["id"] in ids, skip

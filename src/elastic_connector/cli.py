@@ -78,9 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     mapper = sub.add_parser(
         "map",
         help="map a STIX bundle or NDJSON stream events to _bulk NDJSON (no network)",
-        description="Reads a STIX 2.1 bundle (each object as a create event) or NDJSON stream "
-        'events ({"id","event","data"} per line) and writes Elasticsearch _bulk NDJSON to '
-        'stdout. Skips go to stderr as {"skip": reason, "id": id}. Each document\'s '
+        description="Reads a STIX 2.1 bundle, a JSON array of STIX objects or a single object "
+        "(each object as a create event), or NDJSON stream events "
+        '({"id","event","data"} per line), in any JSON layout (a UTF-8 BOM is ignored), and '
+        "writes Elasticsearch _bulk NDJSON to stdout. Skips go to stderr as "
+        '{"skip": reason, "id": object id}; unreadable input exits 2. Each document\'s '
         "@timestamp is the time of mapping, so the output differs from run to run: give --now "
         "for output that is the same every time (tests, diffs).",
     )

@@ -8,96 +8,140 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import BinaryIO, Final, TextIO
+from typing import BinaryIO, Final, TextIO, TypeAlias
 
 import msgspec
 
+from elastic_connector.core import json_scan
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
+from elastic_connector.shell.authors import AuthorNames
 
 _STREAM_EVENTS: Final = ("create", "update", "delete", "merge")
-
-
-class _Bundle(msgspec.Struct):
-    type: str
-    objects: list[msgspec.Raw] = []
-
-
-class _StreamLine(msgspec.Struct):
-    """One NDJSON line: ``{"id": "<ms>-<seq>", "event": "create", "data": {...} | "<json>"}``."""
-
-    data: msgspec.Raw
-    id: str = ""
-    event: str = ""
+_BOM: Final = b"\xef\xbb\xbf"
+_FIRST: Final = {"marking-definition": 0, "identity": 1}
+"""Order of a bundle's objects: markings first, so every object's TLP resolves whatever the
+bundle's order, then identities, so every indicator's author is known."""
 
 
 class UnreadableInput(Exception):
-    """The input is neither a STIX bundle nor NDJSON stream events."""
+    """The input is neither a STIX bundle, STIX objects nor NDJSON stream events."""
 
 
-_header = msgspec.json.Decoder(dict[str, object])
-_bundle = msgspec.json.Decoder(_Bundle)
-_line = msgspec.json.Decoder(_StreamLine)
-_string = msgspec.json.Decoder(str)
 _encoder: Final = msgspec.json.Encoder()
 
+Frame: TypeAlias = tuple[str, str, bytes]
+"""(event id, event name or ``invalid``, payload JSON or the reason it is invalid)."""
 
-def _frames(text: bytes) -> Iterator[tuple[str, str, bytes]]:
-    """(event id, event name, payload JSON) for each event of the input."""
-    stripped = text.strip()
-    if not stripped:
+
+def _frames(text: bytes) -> Iterator[Frame]:
+    """The events of the input. Accepted: NDJSON (one stream event, STIX object, bundle or
+    array per line), or JSON values in any layout (a pretty-printed bundle, object or array of
+    objects); a UTF-8 byte order mark is ignored. Only the top level is parsed here, without
+    recursion, so no nesting depth can stop the whole input."""
+    text = text.removeprefix(_BOM)
+    start = json_scan.skip_space(text, 0)
+    if start >= len(text):
         return
-    whole: dict[str, object] | None
-    try:
-        whole = _header.decode(stripped)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        whole = None
-    if whole is not None and whole.get("type") == "bundle":
-        try:
-            bundle = _bundle.decode(stripped)
-        except msgspec.ValidationError as error:
-            raise UnreadableInput(f"not a STIX bundle: {error}") from error
-        # Marking definitions first, so every object's TLP resolves whatever the bundle's order.
-        objects = sorted(bundle.objects, key=lambda raw: b'"marking-definition"' not in bytes(raw))
-        for number, raw in enumerate(objects, start=1):
-            payload = b'{"type":"create","data":' + bytes(raw) + b"}"
-            yield f"bundle-{number}", "create", payload
+    end = json_scan.value_end(text, start) if text[start : start + 1] in (b"{", b"[") else None
+    if end is None:
+        raise UnreadableInput(
+            "the input is not JSON; expected a STIX bundle, STIX objects or NDJSON stream events"
+        )
+    newline = text.find(b"\n", start)
+    if newline != -1 and end <= newline and not text[end:newline].strip():
+        yield from _lines(text)
+    else:
+        yield from _values(text, start)
+
+
+def _lines(text: bytes) -> Iterator[Frame]:
+    """NDJSON: each line on its own, so one bad line costs only itself."""
+    for number, line in enumerate(text.split(b"\n"), start=1):
+        start = json_scan.skip_space(line, 0)
+        if start >= len(line):
+            continue
+        end = json_scan.value_end(line, start)
+        if end is None or line[end:].strip():
+            yield f"line-{number}", "invalid", f"line {number} is not one JSON value".encode()
+            continue
+        yield from _items(line[start:end], f"line-{number}")
+
+
+def _values(text: bytes, start: int) -> Iterator[Frame]:
+    number = 0
+    position = start
+    while position < len(text):
+        end = json_scan.value_end(text, position)
+        if end is None:
+            where = f"item-{number + 1}"
+            yield where, "invalid", f"invalid JSON at byte {position}".encode()
+            return
+        number += 1
+        yield from _items(text[position:end], f"item-{number}")
+        position = json_scan.skip_space(text, end)
+
+
+def _items(raw: bytes, label: str) -> Iterator[Frame]:
+    """The events of one JSON value: an array of items, a bundle, a stream event, an object."""
+    if raw.startswith(b"["):
+        elements, end = json_scan.elements(raw)
+        yield from _collection(elements, label)
+        if end is None:
+            yield label, "invalid", f"array is not valid JSON after {len(elements)} items".encode()
         return
-    readable = False
-    for number, line in enumerate(stripped.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            fields = _header.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            if not readable:
-                raise UnreadableInput(
-                    f"line {number} is not JSON; expected a STIX bundle or NDJSON stream events"
-                ) from error
-            yield f"line-{number}", "invalid", str(error).encode()
-            continue
-        readable = True
-        if "data" not in fields and isinstance(fields.get("type"), str) and "id" in fields:
-            # A bare STIX object: treated like a bundle member, as a create.
-            yield f"line-{number}", "create", b'{"type":"create","data":' + line.strip() + b"}"
-            continue
-        try:
-            item = _line.decode(line)
-        except msgspec.ValidationError as error:
-            yield f"line-{number}", "invalid", str(error).encode()
-            continue
-        data = bytes(item.data)
-        if data.startswith(b'"'):
-            data = _string.decode(data).encode()
-        yield item.id or f"line-{number}", item.event or _event_of(data), data
+    fields = dict(json_scan.members(raw))
+    kind = json_scan.text_of(fields.get("type", b""))
+    if kind == "bundle":
+        objects = fields.get("objects", b"[]")
+        elements, end = json_scan.elements(objects)
+        if end is None:
+            raise UnreadableInput("not a STIX bundle: `objects` is not an array of objects")
+        yield from _collection(elements, "bundle")
+        return
+    if "data" in fields:
+        yield _event(raw, label)
+        return
+    if kind is not None and "id" in fields:
+        yield label, "create", _create(raw)  # a bare STIX object
+        return
+    reason = "neither a STIX object (type, id), a bundle nor a stream event (data)"
+    yield label, "invalid", reason.encode()
+
+
+def _collection(elements: list[bytes], label: str) -> Iterator[Frame]:
+    def order(raw: bytes) -> int:
+        return _FIRST.get(json_scan.string_member(raw, "type") or "", len(_FIRST))
+
+    for number, raw in enumerate(sorted(elements, key=order), start=1):
+        where = f"{label}-{number}"
+        if not raw.startswith(b"{"):
+            yield where, "invalid", b"not a JSON object"
+        elif "data" in dict(json_scan.members(raw)):
+            yield _event(raw, where)  # never a collection again: no recursion on nesting
+        else:
+            yield where, "create", _create(raw)
+
+
+def _event(raw: bytes, label: str) -> Frame:
+    """A stream event: ``{"id": "<ms>-<seq>", "event": "create", "data": {...} | "<json>"}``."""
+    fields = dict(json_scan.members(raw))
+    data = fields.get("data", b"null")
+    if data.startswith(b'"'):
+        decoded = json_scan.text_of(data)
+        data = decoded.encode("utf-8", "surrogatepass") if decoded is not None else data
+    event_id = json_scan.text_of(fields.get("id", b"")) or label
+    event = json_scan.text_of(fields.get("event", b"")) or _event_of(data)
+    return event_id, event, data
+
+
+def _create(raw: bytes) -> bytes:
+    return b'{"type":"create","data":' + raw + b"}"
 
 
 def _event_of(data: bytes) -> str:
-    try:
-        kind = _header.decode(data).get("type")
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return "invalid"
-    return kind if isinstance(kind, str) and kind in _STREAM_EVENTS else "invalid"
+    kind = json_scan.string_member(data, "type")
+    return kind if kind in _STREAM_EVENTS else "invalid"
 
 
 def bulk_lines(action: Upsert | Delete) -> bytes:
@@ -118,6 +162,10 @@ def _report(action: Action, frame_id: str, errors: TextIO) -> None:
         errors.write(_encoder.encode({"skip": action.reason, "id": action.id}).decode() + "\n")
 
 
+def _skip(errors: TextIO, reason: str, object_id: str) -> None:
+    errors.write(_encoder.encode({"skip": reason, "id": object_id}).decode() + "\n")
+
+
 def run_map(
     source: BinaryIO, output: BinaryIO, errors: TextIO, settings: PlanSettings, now: datetime
 ) -> int:
@@ -128,18 +176,20 @@ def run_map(
         errors.write(f"elastic-connector map: cannot read input: {error}\n")
         return 2
     state = PlannerState()
+    authors = AuthorNames()
     try:
         for frame_id, event, payload in _frames(text):
             if event == "invalid":
-                errors.write(
-                    _encoder.encode(
-                        {"skip": f"not a stream event: {payload.decode()}", "id": frame_id}
-                    ).decode()
-                    + "\n"
-                )
+                _skip(errors, f"not a stream event: {payload.decode()}", frame_id)
                 continue
-            plan = plan_frame(frame_id, event, payload, state, settings, now)
+            try:
+                plan = plan_frame(frame_id, event, payload, state, settings, now, authors.names)
+            except Exception as error:
+                # As in the daemon: a bug in planning costs this event, reported, not the run.
+                _skip(errors, f"internal error while planning (a bug): {error!r}", frame_id)
+                continue
             state = plan.state
+            authors.learn(plan)
             for action in plan.actions:
                 _report(action, frame_id, errors)
                 if not isinstance(action, Skip):

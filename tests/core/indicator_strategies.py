@@ -81,6 +81,10 @@ def datetimes() -> st.SearchStrategy[datetime]:
     )
 
 
+_FLAG_TEXT = st.sampled_from(["true", "False", "YES", "no", "1", "0", "maybe", ""])
+"""Booleans as producers spell them, and strings that spell none."""
+
+
 def _numbers() -> st.SearchStrategy[int]:
     return st.one_of(st.integers(-5, 105), st.integers(-(2**70), 2**70))
 
@@ -89,12 +93,10 @@ def _extensions() -> st.SearchStrategy[Extensions]:
     opencti = st.builds(
         OpenCTIExtension,
         id=st.one_of(st.none(), st.uuids().map(str), _ODD_TEXT),
-        type=st.none() | st.just("Indicator"),
-        created_at=st.none() | datetimes(),
         updated_at=st.none() | datetimes(),
-        is_inferred=st.none() | st.booleans(),
+        is_inferred=st.none() | st.booleans() | _FLAG_TEXT,
         score=st.none() | _numbers(),
-        detection=st.none() | st.booleans(),
+        detection=st.none() | st.booleans() | _FLAG_TEXT,
         main_observable_type=st.none()
         | st.sampled_from(
             ["IPv4-Addr", "StixFile", "Hostname", "Url", "Text", "Email-Message", "Domain-Name"]
@@ -111,14 +113,13 @@ def indicators(pattern_text: st.SearchStrategy[str] | None = None) -> st.SearchS
         id=st.uuids().map(lambda u: f"indicator--{u}") | _ODD_TEXT,
         pattern=pattern_text if pattern_text is not None else _ODD_TEXT,
         pattern_type=st.sampled_from(["stix", "STIX", "yara"]),
-        spec_version=st.none() | st.just("2.1"),
         name=st.none() | _ODD_TEXT,
         description=st.none() | _ODD_TEXT,
         pattern_version=st.none() | st.just("2.1"),
         indicator_types=st.lists(_TEXT, max_size=3).map(tuple),
         valid_from=st.none() | datetimes(),
         valid_until=st.none() | datetimes(),
-        revoked=st.booleans(),
+        revoked=st.booleans() | _FLAG_TEXT,
         confidence=st.none() | _numbers(),
         labels=st.lists(_ODD_TEXT, max_size=4).map(tuple),
         created=st.none() | datetimes(),
@@ -131,13 +132,12 @@ def indicators(pattern_text: st.SearchStrategy[str] | None = None) -> st.SearchS
                 source_name=st.none() | _TEXT,
                 url=st.none() | _TEXT,
                 external_id=st.none() | _TEXT,
-                description=st.none() | _TEXT,
             ),
             max_size=2,
         ).map(tuple),
         extensions=_extensions(),
         x_opencti_score=st.none() | _numbers(),
-        x_opencti_detection=st.none() | st.booleans(),
+        x_opencti_detection=st.none() | st.booleans() | _FLAG_TEXT,
         x_opencti_main_observable_type=st.none() | st.just("IPv6-Addr"),
         x_mitre_platforms=st.lists(_TEXT, max_size=2).map(tuple),
     )

@@ -335,3 +335,56 @@ def test_expiry_is_decided_against_the_given_now(days: int) -> None:
     obj = indicator(valid_until=until.isoformat().replace("+00:00", "Z"))
     action = only(plan("create", obj))
     assert isinstance(action, Upsert) == (days > 0)
+
+
+# --- authors: threat.indicator.provider (issue 12, item 5) -------------------------------------
+
+AUTHOR = "identity--7d6b1a2c-1c55-4b8e-9c1b-6a1f0d8e9a01"
+
+
+def test_an_identity_is_reported_for_the_shells_cache_in_both_modes() -> None:
+    identity = {"type": "identity", "id": AUTHOR, "name": " ACME CERT ", "identity_class": 5}
+    for settings in (ECS, STIX):
+        result = plan_frame(
+            "1-0", "create", frame("create", identity), PlannerState(), settings, NOW
+        )
+        assert result.authors == ((AUTHOR, "ACME CERT"),)
+    deleted = plan_frame("1-0", "delete", frame("delete", identity), PlannerState(), ECS, NOW)
+    assert deleted.authors == ()
+    nameless = {"type": "identity", "id": AUTHOR, "name": " "}
+    assert (
+        plan_frame("1-0", "create", frame("create", nameless), PlannerState(), ECS, NOW).authors
+        == ()
+    )
+
+
+def test_the_provider_is_the_name_the_caller_knows() -> None:
+    obj = indicator(created_by_ref=AUTHOR)
+    known = plan_frame(
+        "1-0", "create", frame("create", obj), PlannerState(), ECS, NOW, {AUTHOR: "ACME CERT"}
+    )
+    (action,) = known.actions
+    assert isinstance(action, Upsert)
+    assert msgspec.json.decode(action.document)["threat"]["indicator"]["provider"] == "ACME CERT"
+    assert known.missing_authors == ()
+
+
+def test_an_unknown_author_of_an_exported_indicator_is_reported_missing() -> None:
+    obj = indicator(created_by_ref=AUTHOR)
+    unknown = plan_frame("1-0", "create", frame("create", obj), PlannerState(), ECS, NOW)
+    (action,) = unknown.actions
+    assert isinstance(action, Upsert)
+    assert "provider" not in msgspec.json.decode(action.document)["threat"]["indicator"]
+    assert unknown.missing_authors == (AUTHOR,)
+    # Nothing to look up for an indicator that is not exported, or in stix mode.
+    revoked = indicator(created_by_ref=AUTHOR, revoked=True)
+    assert (
+        plan_frame(
+            "1-0", "create", frame("create", revoked), PlannerState(), ECS, NOW
+        ).missing_authors
+        == ()
+    )
+    assert (
+        plan_frame("1-0", "create", frame("create", obj), PlannerState(), STIX, NOW).missing_authors
+        == ()
+    )

@@ -64,6 +64,8 @@ SHA3_512 = (
     "15b2123af1f5f94c11e3e9402c3ac558f500199d95b6d3e301758586281dcd26"
 )
 SSDEEP = "3:AXGBicFlgVNhBGcL6wCrFQEv:AXGHsNhxLsr2C"
+IMPHASH = "F34D5F2D4577ED6D9CEEC516C1F5A744"
+TELFHASH = "t1c5f0f4f8f4b1e2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f"
 TLSH = "T1A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C"
 
 # Fields of threat.indicator that come from the indicator's properties, not from its pattern.
@@ -152,7 +154,7 @@ def unmappable(text: str) -> str:
 TI = "threat.indicator"
 OO = "opencti.observable"
 
-PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
+PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str | None]] = [
     (
         "ipv4-addr:value",
         "[ipv4-addr:value = '198.51.100.7' OR ipv4-addr:value = '198.51.100.8/32']",
@@ -238,7 +240,7 @@ PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
         "email-message:subject",
         "[email-message:subject = 'Invoice due']",
         {f"{OO}.email_message.subject": ["Invoice due"]},
-        "email-message",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "file:hashes.*",
@@ -246,7 +248,8 @@ PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
         f" OR file:hashes.SHA256 = '{SHA256}' OR file:hashes.'sha-384' = '{SHA384}'"
         f" OR file:hashes.'SHA-512' = '{SHA512}' OR file:hashes.SSDEEP = '{SSDEEP}'"
         f" OR file:hashes.tlsh = '{TLSH}' OR file:hashes.'SHA3-256' = '{SHA3_256}'"
-        f" OR file:hashes.'SHA3-512' = '{SHA3_512}']",
+        f" OR file:hashes.'SHA3-512' = '{SHA3_512}' OR file:hashes.IMPHASH = '{IMPHASH}'"
+        f" OR file:hashes.pehash = '{SHA1}' OR file:hashes.TELFHASH = '{TELFHASH}']",
         {
             f"{TI}.file.hash.md5": [MD5, MD5.lower()],
             f"{TI}.file.hash.sha1": [SHA1],
@@ -257,7 +260,16 @@ PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
             f"{TI}.file.hash.tlsh": [TLSH],
             f"{OO}.file.hash.sha3_256": [SHA3_256],
             f"{OO}.file.hash.sha3_512": [SHA3_512],
+            f"{TI}.file.pe.imphash": [IMPHASH, IMPHASH.lower()],
+            f"{TI}.file.pe.pehash": [SHA1],
+            f"{TI}.file.elf.telfhash": [TELFHASH],
         },
+        "file",
+    ),
+    (
+        "file:extensions.windows-pebinary-ext.imphash",
+        f"[file:extensions.'windows-pebinary-ext'.imphash = '{IMPHASH}']",
+        {f"{TI}.file.pe.imphash": [IMPHASH]},
         "file",
     ),
     (
@@ -616,43 +628,43 @@ PATTERN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
         "user-agent:value",
         "[user-agent:value = 'Mozilla/5.0 (evil)']",
         {f"{OO}.user_agent.value": ["Mozilla/5.0 (evil)"]},
-        "user-agent",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "cryptocurrency-wallet:value",
         "[cryptocurrency-wallet:value = 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq']",
         {f"{OO}.cryptocurrency_wallet.value": ["bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"]},
-        "cryptocurrency-wallet",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "phone-number:value",
         "[phone-number:value = '+33 1 23 45 67 89']",
         {f"{OO}.phone_number.value": ["+33 1 23 45 67 89"]},
-        "phone-number",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "bank-account:iban",
         "[bank-account:iban = 'FR7630006000011234567890189']",
         {f"{OO}.bank_account.value": ["FR7630006000011234567890189"]},
-        "bank-account",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "credential:value",
         "[credential:value = 'hunter2']",
         {f"{OO}.credential.value": ["hunter2"]},
-        "credential",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "tracking-number:value",
         "[tracking-number:value = '1Z999AA10123456784']",
         {f"{OO}.tracking_number.value": ["1Z999AA10123456784"]},
-        "tracking-number",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
     (
         "text:value",
         "[text:value = 'free text']",
         {f"{OO}.text.value": ["free text"]},
-        "text",
+        None,  # no ECS type: threat.indicator.type is left out
     ),
 ]
 TESTED.update(row for row, *_ in PATTERN_ROWS)
@@ -663,10 +675,12 @@ TESTED.update(row for row, *_ in PATTERN_ROWS)
     PATTERN_ROWS,
     ids=[row for row, *_ in PATTERN_ROWS],
 )
-def test_pattern_row(row: str, text: str, expected: dict[str, Any], indicator_type: str) -> None:
+def test_pattern_row(
+    row: str, text: str, expected: dict[str, Any], indicator_type: str | None
+) -> None:
     doc = document(indicator(text))
     assert pattern_fields(doc) == expected
-    assert doc["threat"]["indicator"]["type"] == indicator_type
+    assert doc["threat"]["indicator"].get("type") == indicator_type
     assert doc["opencti"]["indicator"]["pattern"] == text
 
 
@@ -867,6 +881,67 @@ def test_file_path_is_joined_only_for_one_name_and_one_directory_anded() -> None
     assert pattern_fields(document(indicator(unix)))[f"{TI}.file.path"] == ["/tmp/x/run.sh"]
 
 
+def test_a_directory_object_is_never_joined_with_a_file_name() -> None:
+    """``directory:path`` and ``file:name`` are two observed objects, not one file's parts."""
+    text = r"[directory:path = 'C:\\Windows' AND file:name = 'evil.exe']"
+    values = pattern_fields(document(indicator(text)))
+    assert values[f"{TI}.file.directory"] == ["C:\\Windows"]
+    assert f"{TI}.file.path" not in values
+
+
+@pytest.mark.parametrize(
+    ("directory", "path"),
+    [
+        (r"C:\\Windows\\", "C:\\Windows\\a.exe"),
+        ("C:", "C:\\a.exe"),
+        ("C:/Program Files", "C:/Program Files/a.exe"),
+        ("/usr/bin", "/usr/bin/a.exe"),
+        ("tmp", "tmp/a.exe"),
+    ],
+)
+def test_a_joined_path_uses_the_separator_of_its_directory(directory: str, path: str) -> None:
+    text = f"[file:name = 'a.exe' AND file:parent_directory_ref.path = '{directory}']"
+    assert pattern_fields(document(indicator(text)))[f"{TI}.file.path"] == [path]
+
+
+def test_a_list_property_without_an_index_is_read_as_any_element() -> None:
+    """STIX 2.0 producers write ``protocols = 'tcp'`` for ``protocols[*] = 'tcp'``."""
+    for text in (
+        "[network-traffic:protocols = 'tcp']",
+        "[domain-name:resolves_to_refs.value = '198.51.100.1']",
+        "[windows-registry-key:values.name = 'Run']",
+    ):
+        listed = text.replace("protocols", "protocols[*]").replace("_refs.", "_refs[*].")
+        listed = listed.replace("values.", "values[*].")
+        assert pattern_fields(document(indicator(text))) == pattern_fields(
+            document(indicator(listed))
+        ), text
+
+
+def test_doubled_backslashes_in_a_registry_key_are_one() -> None:
+    text = r"[windows-registry-key:key = 'HKEY_LOCAL_MACHINE\\\\Software\\\\x']"
+    values = pattern_fields(document(indicator(text)))
+    assert values[f"{TI}.registry.hive"] == ["HKLM"]
+    assert values[f"{TI}.registry.key"] == ["Software\\x"]
+    assert values[f"{TI}.registry.path"] == ["HKLM\\Software\\x"]
+
+
+def test_a_slash_form_distinguished_name_keeps_slashes_inside_values() -> None:
+    dn = (
+        "/C=US/O=VeriSign, Inc./OU=Terms of use at https://www.verisign.com/rpa (c)04"
+        "/CN=VeriSign Class 3 Code Signing 2004 CA"
+    )
+    values = pattern_fields(document(indicator(f"[x509-certificate:issuer = '{dn}']")))
+    issuer = f"{TI}.x509.issuer"
+    assert values[f"{issuer}.distinguished_name"] == [dn]
+    assert values[f"{issuer}.country"] == ["US"]
+    assert values[f"{issuer}.organization"] == ["VeriSign, Inc."]
+    assert values[f"{issuer}.organizational_unit"] == [
+        "Terms of use at https://www.verisign.com/rpa (c)04"
+    ]
+    assert values[f"{issuer}.common_name"] == ["VeriSign Class 3 Code Signing 2004 CA"]
+
+
 def test_a_handmade_tree_maps_like_its_text() -> None:
     tree = Pattern(
         Observation(Comparison(ObjectPath("network-traffic", ("dst_port",)), Op.EQ, IntLiteral(53)))
@@ -922,6 +997,7 @@ def test_url_parts(url: str, expected: list[tuple[str, str]]) -> None:
         ("HKEY_CURRENT_CONFIG\\System", ("HKCC", "System")),
         ("\\REGISTRY\\MACHINE\\SYSTEM\\x", ("HKLM", "SYSTEM\\x")),
         ("HKLM", ("HKLM", "")),
+        (value_forms.registry_key_text("HKLM\\\\Software\\\\\\x"), ("HKLM", "Software\\x")),
         ("SYSTEM\\CurrentControlSet", (None, "SYSTEM\\CurrentControlSet")),
     ],
 )
@@ -937,6 +1013,11 @@ def test_registry_hives_are_abbreviated(key: str, expected: tuple[str | None, st
         ('CN="x, y", OU=z', [("common_name", "x, y"), ("organizational_unit", "z")]),
         ("CN=caf\\C3\\A9", [("common_name", "café")]),
         ("/C=US/O=x\\/y/CN=z", [("country", "US"), ("organization", "x/y"), ("common_name", "z")]),
+        ("/CN=a/b c/OU=d", [("common_name", "a/b c"), ("organizational_unit", "d")]),
+        (
+            "/OU=https://x.example/a?b=c/CN=z",
+            [("organizational_unit", "https://x.example/a?b=c"), ("common_name", "z")],
+        ),
         ("CN=a, 2.5.4.97=VAT", [("common_name", "a")]),
         ("Just A Name", None),
         ("", None),
@@ -1032,10 +1113,22 @@ def test_description() -> None:
         ("Text", None, "[text:value = 'x'] OR [ipv4-addr:value = '1.2.3.4']", "ipv4-addr"),
         (None, "IPv6-Addr", "[ipv6-addr:value = '::1']", "ipv6-addr"),
         (None, None, "[file:name = 'a'] OR [ipv4-addr:value = '1.2.3.4']", "file"),
+        # Only a type the document carries a value of, and only one ECS allows.
+        (
+            "Domain-Name",
+            None,
+            "[domain-name:resolves_to_refs[*].value = '198.51.100.1']",
+            "ipv4-addr",
+        ),
+        (None, None, "[domain-name:resolves_to_refs[*].value = '2001:db8::1']", "ipv6-addr"),
+        ("Email-Message", None, "[email-message:subject = 'x']", None),
+        ("Network-Traffic", None, "[network-traffic:protocols[*] = 'tcp']", None),
+        ("User-Agent", None, "[user-agent:value = 'curl/8']", None),
+        ("Text", None, "[text:value = 'x']", None),
     ],
 )
 def test_type_follows_opencti_main_observable_type(
-    extension_type: str | None, legacy_type: str | None, text: str, expected: str
+    extension_type: str | None, legacy_type: str | None, text: str, expected: str | None
 ) -> None:
     item = indicator(
         text,
@@ -1043,7 +1136,7 @@ def test_type_follows_opencti_main_observable_type(
         x_opencti_main_observable_type=legacy_type,
     )
     doc = document(item)
-    assert doc["threat"]["indicator"]["type"] == expected
+    assert doc["threat"]["indicator"].get("type") == expected
     main = extension_type or legacy_type
     if main is None:
         assert "main_observable_type" not in doc["opencti"]["indicator"]
@@ -1145,7 +1238,7 @@ def test_kill_chain_and_external_references() -> None:
             external_references=(
                 ExternalReference(source_name="abuse.ch", url="https://urlhaus.abuse.ch/url/1/"),
                 ExternalReference(source_name="mitre-attack", external_id="T1071"),
-                ExternalReference(description="only a description"),
+                ExternalReference(),
             ),
         )
     )

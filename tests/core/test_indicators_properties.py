@@ -214,3 +214,48 @@ def test_hex_literals_of_hashes_are_lower_case_hex(data: bytes) -> None:
         assert doc.threat.indicator.file is not None
         assert doc.threat.indicator.file.hash is not None
         assert doc.threat.indicator.file.hash.md5 == (data.hex(),)
+
+
+ECS_INDICATOR_TYPES = frozenset(
+    [
+        "autonomous-system",
+        "artifact",
+        "directory",
+        "domain-name",
+        "email-addr",
+        "file",
+        "ipv4-addr",
+        "ipv6-addr",
+        "mac-addr",
+        "mutex",
+        "port",
+        "process",
+        "software",
+        "url",
+        "user-account",
+        "windows-registry-key",
+        "x509-certificate",
+    ]
+)
+"""ECS 8.x's allowed ``threat.indicator.type`` values, written out from the ECS reference."""
+
+
+@given(indicator_values(), any_patterns(), contexts())
+def test_indicator_type_is_only_an_ecs_value(
+    indicator: Indicator, pattern: Pattern, context: MappingContext
+) -> None:
+    """Whatever OpenCTI's main observable type and whatever the pattern: an allowed value or
+    none, and an address type only when the document carries an address."""
+    data = encoded(indicator, pattern, context)
+    if data is None:
+        return
+    doc = json.loads(data)
+    kind = doc["threat"]["indicator"].get("type")
+    assert kind is None or kind in ECS_INDICATOR_TYPES, kind
+    if kind in ("ipv4-addr", "ipv6-addr"):
+        assert doc["threat"]["indicator"].get("ip") or doc["opencti"]["indicator"].get("ip_range")
+
+
+def test_every_rule_names_an_ecs_type_or_none() -> None:
+    for key, rule in path_rules.RULES.items():
+        assert rule.ecs_type is None or rule.ecs_type in ECS_INDICATOR_TYPES, key

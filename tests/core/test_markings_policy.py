@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from elastic_connector.core.markings import (
+    UNREADABLE,
+    MarkingLevel,
     MarkingResolution,
     resolve_markings,
     resolve_tlp,
@@ -77,10 +79,11 @@ def test_every_standard_marking_resolves_without_a_lookup() -> None:
             MarkingDefinition(id="m", definition_type="statement", definition={"statement": "x"}),
             None,
         ),
-        (MarkingDefinition(id="m", definition_type="TLP", name="TLP:PURPLE"), None),
+        # A TLP marking whose level cannot be read is never taken for "not TLP".
+        (MarkingDefinition(id="m", definition_type="TLP", name="TLP:PURPLE"), UNREADABLE),
     ],
 )
-def test_tlp_of_a_marking_definition(marking: MarkingDefinition, level: Tlp | None) -> None:
+def test_tlp_of_a_marking_definition(marking: MarkingDefinition, level: MarkingLevel) -> None:
     assert tlp_of_marking(marking) is level
 
 

@@ -105,9 +105,9 @@ def test_values_of_the_wrong_type_stay_only_in_the_raw_object() -> None:
         "value": 42,
         "labels": "not-a-list",
         "confidence": True,
-        "revoked": "no",
+        "revoked": "maybe",
         "object_marking_refs": [None, "marking-definition--x"],
-        "extensions": {OPENCTI_EXTENSION: {"score": 2**70, "detection": "yes", "id": 7}},
+        "extensions": {OPENCTI_EXTENSION: {"score": 2**70, "detection": "perhaps", "id": 7}},
     }
     doc = document(odd)
     assert doc == {
@@ -118,6 +118,18 @@ def test_values_of_the_wrong_type_stay_only_in_the_raw_object() -> None:
         "stix": odd,
     }
     assert problems(doc, STIX_MAPPINGS) == []
+
+
+def test_booleans_spelled_as_strings_are_typed() -> None:
+    spelled = {
+        "type": "indicator",
+        "id": "indicator--1",
+        "revoked": "False",
+        "extensions": {OPENCTI_EXTENSION: {"detection": "yes", "is_inferred": "0"}},
+    }
+    doc = document(spelled)
+    assert doc["revoked"] is False
+    assert doc["opencti"] == {"detection": True, "is_inferred": False}
 
 
 def test_an_observable_value_is_typed() -> None:

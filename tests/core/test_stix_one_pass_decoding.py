@@ -1,7 +1,7 @@
 """``core.stix.read_object`` decodes typed objects in one pass, falling back to the two-pass
 decoding (header, then typed view) on any failure. This checks it against that two-pass decoding,
-kept here as the reference, on valid, invalid and adversarial objects: the same object, or the
-same error at the same place."""
+kept here as the reference, on valid, invalid and adversarial objects: the same object (with the
+header and the reason when only the typed view fails), or the same error at the same place."""
 
 from __future__ import annotations
 
@@ -22,22 +22,23 @@ def two_pass(text: bytes, where: str = "$") -> StixObject | DecodeError:
     try:
         return _two_pass(text, where)
     except (UnicodeError, RecursionError) as error:  # reported alike by both
-        return stix._unreadable(error, where)
+        return stix._unreadable(error, where, stix.object_id_of(text))
 
 
 def _two_pass(text: bytes, where: str) -> StixObject | DecodeError:
     try:
         header = stix._header_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return stix._relocate(error, where)
+        return stix._relocate(error, where, stix.object_id_of(text))
     except msgspec.DecodeError as error:
-        return DecodeError(f"invalid JSON: {error}", where)
+        return DecodeError(f"invalid JSON: {error}", where, stix.object_id_of(text))
     if header.type not in stix._TYPED:
         return StixObject(header.type, header.id, header, text)
     try:
         typed = stix._typed_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return stix._relocate(error, where)
+        invalid = stix._relocate(error, where, header.id)
+        return StixObject(header.type, header.id, header, text, invalid)
     return StixObject(header.type, header.id, typed, text)
 
 
@@ -98,3 +99,29 @@ def test_an_indicator_is_typed_and_keeps_its_bytes() -> None:
     assert isinstance(decoded.typed, stix.Indicator)
     assert (decoded.type, decoded.id, decoded.json) == ("indicator", "indicator--1", text)
     assert decoded == two_pass(text)
+
+
+def test_an_object_too_deep_to_decode_is_named_by_its_id() -> None:
+    deep = b'{"type":"indicator","id":"indicator--1","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    result = read_object(deep)
+    assert isinstance(result, DecodeError)
+    assert "nested too deeply" in result.reason
+    assert result.object_id == "indicator--1"
+
+
+def test_an_event_given_as_text_names_its_object_when_it_fails() -> None:
+    cut = '{"type":"create","data":{"type":"indicator","id":"indicator--1","pattern":"[a:b'
+    result = stix.read_event("1-0", "create", cut)
+    assert isinstance(result, DecodeError)
+    assert result.object_id == "indicator--1"
+
+
+def test_a_typed_view_that_fails_keeps_the_header_and_the_reason() -> None:
+    text = b'{"type":"indicator","id":"indicator--1","pattern":5,"object_marking_refs":["m"]}'
+    decoded = read_object(text, "$.data")
+    assert isinstance(decoded, StixObject)
+    assert isinstance(decoded.typed, stix.OtherObject)
+    assert decoded.typed.object_marking_refs == ("m",)
+    assert decoded.invalid is not None
+    assert decoded.invalid.where == "$.data.pattern"
+    assert decoded.invalid.object_id == "indicator--1"

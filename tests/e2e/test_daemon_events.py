@@ -375,6 +375,73 @@ def test_unknown_markings_fail_closed_and_are_read_from_the_platform(
     assert "marking-definition--00000000-0000-4000-8000-00000000dead" in connector.daemon.output()
 
 
+def test_tlp_markings_whose_level_cannot_be_read_fail_closed(connector: ConnectorHarness) -> None:
+    """Issue 12: a TLP marking is never taken for "no TLP" because its level is written in a
+    shape or a spelling the connector does not read."""
+    level_in_definition_only = custom_marking("x")
+    del level_in_definition_only["name"]
+    level_in_definition_only["definition"] = {"TLP": "TLP:RED"}
+    test_level = custom_marking("TLP:TEST")
+    internal_red = custom_marking("TLP:RED-INTERNAL")  # created in OpenCTI, never streamed
+    connector.publish("create", level_in_definition_only)
+    connector.publish("create", test_level)
+    connector.standin.store_only(internal_red)
+    red = ip_indicator(markings=[str(level_in_definition_only["id"])])
+    unreadable = ip_indicator(markings=[str(test_level["id"])])
+    unreadable_read = ip_indicator(markings=[str(internal_red["id"])])
+    connector.publish("create", red)
+    connector.publish("create", unreadable)
+    connector.publish_and_ack("create", unreadable_read)
+
+    assert only(connector, red, unreadable, unreadable_read) == {}
+    output = connector.daemon.output()
+    assert f"not exported: {doc_id(red)} (marked TLP:RED" in output
+    for indicator, marking in ((unreadable, test_level), (unreadable_read, internal_red)):
+        assert f"not exported: {doc_id(indicator)} (carries marking {marking['id']}" in output
+
+
+def author(name: str) -> Json:
+    return {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": f"identity--{uuid.uuid4()}",
+        "name": name,
+        "identity_class": "organization",
+    }
+
+
+def test_provider_is_the_name_of_the_author(connector: ConnectorHarness) -> None:
+    streamed = author("CERT-Streamed")
+    known_to_the_platform = author("CERT-Platform")  # never sent on the stream
+    connector.publish("create", streamed)
+    connector.standin.store_only(known_to_the_platform)
+    first = make_indicator(
+        f"[ipv4-addr:value = '{unique_ip()}']", created_by_ref=str(streamed["id"])
+    )
+    second = make_indicator(
+        f"[ipv4-addr:value = '{unique_ip()}']", created_by_ref=str(known_to_the_platform["id"])
+    )
+    third = make_indicator(
+        f"[ipv4-addr:value = '{unique_ip()}']", created_by_ref=str(known_to_the_platform["id"])
+    )
+    connector.publish("create", first)
+    connector.publish_and_ack("create", second)
+    connector.publish_and_ack("create", third)
+
+    documents = only(connector, first, second, third)
+    assert dig(documents[doc_id(first)], "threat.indicator.provider") == "CERT-Streamed"
+    assert dig(documents[doc_id(second)], "threat.indicator.provider") == "CERT-Platform"
+    assert dig(documents[doc_id(third)], "threat.indicator.provider") == "CERT-Platform"
+    reads = [
+        r
+        for r in connector.standin.graphql_requests
+        if r.fields == ("identity",) and r.variables.get("id") == known_to_the_platform["id"]
+    ]
+    assert len(reads) == 1  # read once, then cached
+    streamed_reads = [r for r in connector.standin.graphql_requests if r.fields == ("identity",)]
+    assert all(r.variables.get("id") != streamed["id"] for r in streamed_reads)
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

@@ -187,7 +187,7 @@ WRONG_TYPES: Mapping[str, st.SearchStrategy[object]] = {
     "valid_from": _NOT_DATE,
     "valid_until": _NOT_DATE,
     "modified": _NOT_DATE,
-    "revoked": st.text(max_size=5) | st.integers(min_value=2) | st.just([]),
+    "revoked": st.integers(min_value=2) | st.just([]) | st.just({}),
     "confidence": _NOT_INT,
     "extensions": st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=2),
 }
@@ -229,20 +229,92 @@ def test_any_json_in_place_of_the_stix_object(
         one_skip(actions)
 
 
+HEADER_FIELDS = frozenset({"id", "object_marking_refs", "extensions"})
+"""What every mode needs (the document id, the export policy): a wrong type there skips the
+object in both modes. Elsewhere only ``ecs`` mode, which maps the field, skips it; ``stix`` mode
+indexes the object (its typed fields only where the value fits), and a delete needs the id only.
+"""
+
+
 @given(
     event=event_names,
     field=st.sampled_from(sorted(WRONG_TYPES)),
     data=st.data(),
     plan_settings=plan_modes,
 )
-def test_a_wrong_type_in_an_indicator_field_is_skipped_naming_the_field(
+def test_a_wrong_type_in_an_indicator_field_is_skipped_naming_the_field_and_the_object(
     event: str, field: str, data: st.DataObject, plan_settings: PlanSettings
 ) -> None:
     value = data.draw(WRONG_TYPES[field], label=field)
     obj = indicator()
     obj[field] = value
-    skip = one_skip(plan(frame(obj, event), plan_settings, event))
-    assert f"$.data.{field}" in skip.reason
+    actions = plan(frame(obj, event), plan_settings, event)
+    if field in HEADER_FIELDS or (plan_settings is ECS and event != "delete"):
+        skip = one_skip(actions)
+        assert f"$.data.{field}" in skip.reason
+        assert skip.object_id == ("" if field == "id" else obj["id"])
+    else:
+        assert not any(isinstance(a, Skip) for a in actions), actions
+        kinds = {type(a) for a in actions}
+        assert kinds == ({Delete} if event == "delete" else {Upsert}), actions
+
+
+@pytest.mark.parametrize(
+    ("spelling", "revoked"),
+    [
+        ("true", True),
+        ("True", True),
+        ("YES", True),
+        ("1", True),
+        ("False", False),
+        ("false", False),
+        ("no", False),
+        ("0", False),
+        (" off ", False),
+    ],
+)
+def test_booleans_spelled_as_strings_are_read(spelling: str, revoked: bool) -> None:
+    ext = {"id": "9a7f3b52-8f0e-4c61-b6a9-1d2e3f4a5b6c", "is_inferred": spelling}
+    obj = indicator(revoked=spelling, extensions={OPENCTI_EXTENSION: ext})
+    (action,) = plan(frame(obj), ECS)
+    if revoked:
+        assert isinstance(action, Delete)
+        assert action.code == "revoked"
+    else:
+        assert isinstance(action, Upsert)
+        assert json.loads(action.document)["opencti"]["indicator"]["is_inferred"] is False
+
+
+def test_a_revoked_flag_that_spells_no_boolean_is_withheld() -> None:
+    (action,) = plan(frame(indicator(revoked="maybe")), ECS)
+    assert isinstance(action, Delete)
+    assert action.code == "revoked"
+    assert "'maybe'" in action.reason
+
+
+@MODES
+def test_fields_the_mapping_does_not_use_never_make_an_object_fail(
+    plan_settings: PlanSettings,
+) -> None:
+    """OpenCTI-extension fields spelled oddly, STIX properties of any type the mapping does not
+    read: the object is planned as if they were absent."""
+    ext = {
+        "id": "9a7f3b52-8f0e-4c61-b6a9-1d2e3f4a5b6c",
+        "type": 7,
+        "created_at": "not a date",
+        "is_inferred": "False",
+        "labels_ids": "x",
+        "workflow_id": {"a": [1]},
+    }
+    odd = indicator(
+        spec_version=2.1,
+        lang=["en"],
+        external_references=[{"source_name": "s", "description": 5, "hashes": "x"}],
+        kill_chain_phases=[{"kill_chain_name": "mitre-attack"}],
+        extensions={OPENCTI_EXTENSION: ext, MITRE_EXTENSION: {"detection": 3, "platforms": []}},
+    )
+    actions = plan(frame(odd), plan_settings)
+    assert [type(a) for a in actions] == [Upsert]
 
 
 @given(
@@ -320,6 +392,7 @@ def test_deeply_nested_json_never_raises(
     elif depth >= 5_000:
         skip = one_skip(actions)
         assert "nested too deeply" in skip.reason
+        assert skip.object_id == indicator()["id"]  # the skip names the object
     elif depth <= 200:
         # Still an ordinary object (stix mode keeps the deep part out of the flattened field).
         assert actions == () or not isinstance(actions[0], Skip), actions
@@ -356,8 +429,8 @@ def test_unknown_stix_types_are_ignored_in_ecs_and_indexed_in_stix_mode(
     ecs = plan(data, ECS)
     stix = plan(data, STIX)
     if any(isinstance(a, Skip) for a in ecs + stix):
-        # Only when an extension we read is malformed (the typed view refuses it).
-        assert {OPENCTI_EXTENSION, MITRE_EXTENSION} & set(extensions)
+        # Only when the OpenCTI id is malformed (it would be the document id).
+        assert OPENCTI_EXTENSION in extensions
         return
     assert ecs == ()  # ECS mode exports indicators only
     assert len(stix) == 1

@@ -72,6 +72,9 @@ def test_poison_events_are_skipped_and_the_stream_goes_on(
     assert doc_id(parens) not in documents or mode == "stix"
     assert f"skipped event {utf8}: not valid UTF-8" in output
     assert f"skipped event {deep}: JSON nested too deeply" in output
+    # Each skip names its object, whose id is readable though the object is not.
+    assert "object_id=indicator--1 " in output
+    assert "object_id=indicator--2 " in output
     assert daemon.metric("skips", code="undecodable") == undecodable_before + 2
     if mode == "ecs_no_signals":
         assert f"not exported: {doc_id(parens)} (pattern does not parse" in output

@@ -10,6 +10,7 @@ the event id, counted as ``internal_error``) and goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 import pytest
@@ -42,10 +43,11 @@ def test_a_planner_exception_skips_that_event_and_the_rest_is_written(
         state: PlannerState,
         settings: PlanSettings,
         now: datetime,
+        authors: Mapping[str, str],
     ) -> Plan:
         if data == envelope(poisoned):
             raise ValueError("a planner bug")
-        return plan_frame(event_id, event, data, state, settings, now)
+        return plan_frame(event_id, event, data, state, settings, now, authors)
 
     monkeypatch.setattr("elastic_connector.shell.pipeline.plan_frame", buggy)
     settings = PlanSettings(mode=Mode.ECS_NO_SIGNALS, index=index)

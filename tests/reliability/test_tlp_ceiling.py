@@ -1,13 +1,15 @@
 """Nothing marked above ``max_tlp`` reaches Elasticsearch, whatever the sequence of updates.
 
 A property over many generated histories of a few indicators — created, re-marked (standard TLP
-1.0 and 2.0 markings, custom TLP markings defined on the stream, a PAP marking, a marking never
-defined), revoked and un-revoked, deleted — each run through the real write path: the shell's
+1.0 and 2.0 markings, custom TLP markings defined on the stream, one with its level only in
+``definition.TLP``, one whose level cannot be read, a PAP marking, a marking never defined),
+revoked and un-revoked, deleted — each run through the real write path: the shell's
 ``Pipeline`` (batches of any size, the real planner, the real ``BulkWriter``) into Elasticsearch.
 Once the last event is written, the index is read back and compared with an oracle written
 independently of the planner, from the TLP rules themselves: an indicator's document exists
 exactly when its last version is not deleted, not revoked, carries no marking unknown at that
-point (fail closed: it could be a custom TLP:RED), and has no TLP marking above the ceiling.
+point or whose level cannot be read (fail closed: either could be a custom TLP:RED), and has no
+TLP marking above the ceiling.
 No document in the index ever carries a level above the ceiling.
 """
 
@@ -62,6 +64,17 @@ def custom_marking(definition_type: str, definition: str) -> Json:
     }
 
 
+UNREADABLE = "unreadable"
+
+
+def level_in_definition_only(level: str) -> Json:
+    """A TLP marking with no name, its level only in ``definition`` under an upper-case key."""
+    marking = custom_marking("TLP", level)
+    del marking["name"]
+    marking["definition"] = {"TLP": level}
+    return marking
+
+
 def marking_refs(stix: Json) -> list[str]:
     refs = stix.get("object_marking_refs")
     return [str(ref) for ref in refs] if isinstance(refs, list) else []
@@ -93,11 +106,15 @@ def stories(draw: st.DrawFn) -> Story:
         "custom TLP:RED": custom_marking("TLP", "TLP:RED"),
         "custom TLP:GREEN": custom_marking("TLP", "TLP:GREEN"),
         "PAP:AMBER": custom_marking("PAP", "PAP:AMBER"),
+        "RED in definition.TLP only": level_in_definition_only("TLP:RED"),
+        "TLP:TEST": custom_marking("TLP", "TLP:TEST"),
     }
     custom_level = {
         customs["custom TLP:RED"]["id"]: "RED",
         customs["custom TLP:GREEN"]["id"]: "GREEN",
         customs["PAP:AMBER"]["id"]: None,
+        customs["RED in definition.TLP only"]["id"]: "RED",
+        customs["TLP:TEST"]["id"]: UNREADABLE,
     }
     choices = [*STANDARD, *(str(m["id"]) for m in customs.values()), UNDEFINED]
     known: dict[str, str | None] = {}  # custom markings defined so far on the stream
@@ -147,6 +164,8 @@ def stories(draw: st.DrawFn) -> Story:
         if any(r not in STANDARD and r not in known_then for r in refs):
             continue  # fail closed on a marking not defined (yet)
         levels = [STANDARD.get(r) or custom_level.get(r) for r in refs]
+        if UNREADABLE in levels:
+            continue  # fail closed on a TLP marking whose level cannot be read
         ranks = [RANK[level] for level in levels if level is not None]
         rank = max(ranks) if ranks else None
         if rank is not None and rank > RANK[story.max_tlp.value]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -120,9 +120,10 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
         state: PlannerState,
         settings: PlanSettings,
         now: datetime,
+        authors: Mapping[str, str],
     ) -> Plan:
         planned.append(event_id)
-        return plan_frame(event_id, event, data, state, settings, now)
+        return plan_frame(event_id, event, data, state, settings, now, authors)
 
     monkeypatch.setattr("elastic_connector.shell.pipeline.plan_frame", recording)
     store = MemoryStore()

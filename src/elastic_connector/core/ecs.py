@@ -129,6 +129,15 @@ class FileHash(_Doc, frozen=True, kw_only=True):
     tlsh: tuple[Keyword, ...] = ()
 
 
+class FilePe(_Doc, frozen=True, kw_only=True):
+    imphash: tuple[Keyword, ...] = ()
+    pehash: tuple[Keyword, ...] = ()
+
+
+class FileElf(_Doc, frozen=True, kw_only=True):
+    telfhash: tuple[Keyword, ...] = ()
+
+
 class IndicatorFile(_Doc, frozen=True, kw_only=True):
     name: tuple[Keyword, ...] = ()
     directory: tuple[Keyword, ...] = ()
@@ -136,6 +145,8 @@ class IndicatorFile(_Doc, frozen=True, kw_only=True):
     size: tuple[Long, ...] = ()
     mime_type: tuple[Keyword, ...] = ()
     hash: FileHash | None = None
+    pe: FilePe | None = None
+    elf: FileElf | None = None
 
 
 class IndicatorUrl(_Doc, frozen=True, kw_only=True):

@@ -6,6 +6,9 @@ delete. It never raises; an event it cannot understand becomes a ``Skip`` with t
 
 The only state carried from event to event is what TLP level custom marking definitions stand
 for (learnt from marking-definition objects on the stream), threaded through ``PlannerState``.
+Author names (``threat.indicator.provider``) come in as an argument, ``authors``: the shell
+keeps a bounded cache of them, fills it from the identities each ``Plan`` reports seeing
+(``Plan.authors``) and, where it can, reads the ones a plan lacked (``Plan.missing_authors``).
 """
 
 from __future__ import annotations
@@ -21,18 +24,18 @@ from returns.result import Failure
 from elastic_connector.core import ecs, indicators, stix_documents
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config import OFFLINE_OPENCTI_URL, Config, Mode
-from elastic_connector.core.markings import resolve_markings, tlp_of_marking
+from elastic_connector.core.markings import MarkingLevel, resolve_markings, tlp_of_marking
 from elastic_connector.core.pattern import parse
 from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
 from elastic_connector.core.stix import (
     DecodeError,
+    Identity,
     Indicator,
     MarkingDefinition,
     StixObject,
     StreamEvent,
     read_event,
 )
-from elastic_connector.core.tlp import Tlp
 
 PATTERN_CACHE_SIZE: Final = 4096
 """Parsed patterns kept for reuse: an update re-sends the pattern of the indicator it changes."""
@@ -72,10 +75,10 @@ class PlanSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PlannerState(msgspec.Struct, frozen=True):
-    """Every marking definition known beyond the standard TLP ones: id -> its TLP level, or
-    None for a marking that is not a TLP marking (PAP, statement...)."""
+    """Every marking definition known beyond the standard TLP ones: id -> its TLP level, None
+    for a marking that is not a TLP marking (PAP, statement...), or ``UNREADABLE``."""
 
-    markings: Mapping[str, Tlp | None] = msgspec.field(default_factory=dict)
+    markings: Mapping[str, MarkingLevel] = msgspec.field(default_factory=dict)
 
     def learn(self, obj: StixObject, deleted: bool) -> PlannerState:
         """The state after seeing ``obj`` (unchanged unless it is a marking definition)."""
@@ -90,7 +93,7 @@ class PlannerState(msgspec.Struct, frozen=True):
             return self
         return PlannerState({**self.markings, obj.id: level})
 
-    def with_markings(self, markings: Mapping[str, Tlp | None]) -> PlannerState:
+    def with_markings(self, markings: Mapping[str, MarkingLevel]) -> PlannerState:
         """The state with ``markings`` (read from the platform) added or updated."""
         return PlannerState({**self.markings, **markings})
 
@@ -98,6 +101,13 @@ class PlannerState(msgspec.Struct, frozen=True):
 class Plan(msgspec.Struct, frozen=True):
     actions: tuple[Action, ...]
     state: PlannerState
+    authors: tuple[tuple[str, str], ...] = ()
+    """(identity id, name) of the identities this event carried, for the shell's cache."""
+    missing_authors: tuple[str, ...] = ()
+    """``created_by_ref`` ids an exported indicator had whose name ``authors`` lacked."""
+
+
+_NO_AUTHORS: Final[Mapping[str, str]] = {}
 
 
 def plan_frame(
@@ -107,13 +117,15 @@ def plan_frame(
     state: PlannerState,
     settings: PlanSettings,
     now: datetime,
+    authors: Mapping[str, str] = _NO_AUTHORS,
 ) -> Plan:
-    """Decode one SSE data frame and plan it; undecodable frames become a ``Skip``."""
+    """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
+    object when its id can be read. ``authors``: identity id -> name, known to the caller."""
     decoded = read_event(event_id, event, data)
     if isinstance(decoded, DecodeError):
-        return Plan((Skip(event_id, "", "undecodable", str(decoded)),), state)
+        return Plan((Skip(event_id, decoded.object_id, "undecodable", str(decoded)),), state)
     try:
-        return plan_event(decoded, state, settings, now)
+        return plan_event(decoded, state, settings, now, authors)
     except RecursionError:
         # An object the decoder accepted can still be too deep for the document builders,
         # which recurse over it (stix mode): the event is unusable, never a crash.
@@ -123,17 +135,36 @@ def plan_frame(
 
 
 def plan_event(
-    event: StreamEvent, state: PlannerState, settings: PlanSettings, now: datetime
+    event: StreamEvent,
+    state: PlannerState,
+    settings: PlanSettings,
+    now: datetime,
+    authors: Mapping[str, str] = _NO_AUTHORS,
 ) -> Plan:
     """The actions one decoded stream event calls for, and the state after it."""
     obj = event.object
     deleted = event.kind == "delete"
     state = state.learn(obj, deleted)
+    seen = _author_of(obj) if obj.type == "identity" and not deleted else ()
     if settings.mode is Mode.STIX:
-        actions = _plan_stix(event, state, settings, now)
-    else:
-        actions = _plan_ecs(event, state, settings, now)
-    return Plan(tuple(actions), state)
+        return Plan(tuple(_plan_stix(event, state, settings, now)), state, seen)
+    actions = _plan_ecs(event, state, settings, now, authors)
+    typed = obj.typed
+    if (
+        isinstance(typed, Indicator)
+        and typed.created_by_ref
+        and typed.created_by_ref not in authors
+        and actions[-1].__class__ is Upsert  # the indicator's own action comes last
+    ):
+        return Plan(tuple(actions), state, seen, (typed.created_by_ref,))
+    return Plan(tuple(actions), state, seen)
+
+
+def _author_of(obj: StixObject) -> tuple[tuple[str, str], ...]:
+    typed = obj.typed
+    if isinstance(typed, Identity) and typed.name and typed.name.strip():
+        return ((typed.id, typed.name.strip()),)
+    return ()
 
 
 def _merged_away(event: StreamEvent, settings: PlanSettings) -> list[Action]:
@@ -146,16 +177,24 @@ def _merged_away(event: StreamEvent, settings: PlanSettings) -> list[Action]:
 
 
 def _plan_ecs(
-    event: StreamEvent, state: PlannerState, settings: PlanSettings, now: datetime
+    event: StreamEvent,
+    state: PlannerState,
+    settings: PlanSettings,
+    now: datetime,
+    authors: Mapping[str, str],
 ) -> list[Action]:
     obj = event.object
-    if not isinstance(obj.typed, Indicator):
+    if obj.type != "indicator":
         # Only indicators become ECS documents; the rest of the knowledge graph is not exported.
         return []
     if event.kind == "delete":
         return [Delete(settings.index, obj.opencti_id, "deleted", "deleted in OpenCTI")]
     actions = _merged_away(event, settings) if event.kind == "merge" else []
-    actions.append(_indicator_action(event, obj, obj.typed, state, settings, now))
+    if not isinstance(obj.typed, Indicator):
+        problem = obj.invalid or DecodeError("not an indicator", object_id=obj.id)
+        actions.append(Skip(event.event_id, obj.id, "undecodable", str(problem)))
+        return actions
+    actions.append(_indicator_action(event, obj, obj.typed, state, settings, now, authors))
     return actions
 
 
@@ -166,6 +205,7 @@ def _indicator_action(
     state: PlannerState,
     settings: PlanSettings,
     now: datetime,
+    authors: Mapping[str, str],
 ) -> Action:
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
@@ -186,8 +226,13 @@ def _indicator_action(
             "invalid_pattern",
             f"pattern does not parse: {parsed.failure()}",
         )
+    author = indicator.created_by_ref
     context = indicators.MappingContext(
-        now=now, tlp=markings.tlp, feed_name=settings.feed_name, opencti_url=settings.opencti_url
+        now=now,
+        tlp=markings.tlp,
+        feed_name=settings.feed_name,
+        opencti_url=settings.opencti_url,
+        provider=authors.get(author) if author else None,
     )
     mapped = indicators.indicator_document(indicator, parsed.unwrap(), context)
     if isinstance(mapped, Failure):

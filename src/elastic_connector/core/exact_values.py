@@ -118,9 +118,8 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
             continue
         ecs_type = rule.ecs_type
         if handler is address and isinstance(literal, StringLiteral):
+            # What the document carries is an address, whichever object it came from.
             ecs_type = "ipv6-addr" if ":" in literal.value else "ipv4-addr"
-            if stix_type == "domain-name":
-                ecs_type = "domain-name"
         found.found(ecs_type, stix_type, _shown(literal))
 
 

@@ -25,6 +25,7 @@ from elastic_connector.core.pattern_ast import (
 )
 from elastic_connector.core.value_forms import (
     ECS_FILE_HASHES,
+    EXECUTABLE_HASHES,
     HASH_ALGORITHMS,
     HEX,
     HEX_DIGESTS,
@@ -32,6 +33,7 @@ from elastic_connector.core.value_forms import (
     distinguished_name,
     hash_algorithm,
     normal_mac,
+    registry_key_text,
     registry_parts,
     serial_number,
     url_parts,
@@ -153,8 +155,11 @@ def mac(found: FoundValues, literal: Literal, _arg: str) -> str | None:
 _hash_name: Final = functools.lru_cache(maxsize=256)(hash_algorithm)
 
 
-def hashes(ecs_prefix: str | None, extra_prefix: str) -> Handler:
-    """Hashes: ECS file hash fields when ``ecs_prefix`` is given, else (and for SHA-3) custom.
+def hashes(
+    ecs_prefix: str | None, extra_prefix: str, executable_prefix: str | None = None
+) -> Handler:
+    """Hashes: ECS file hash fields when ``ecs_prefix`` is given, else (and for SHA-3) custom;
+    the executable's import/structure hashes under ``executable_prefix`` (``file.pe.imphash``).
 
     A hex digest is written as given and, when it has upper-case letters, also in lower case:
     Elastic's sources write lower-case hex and keyword matching is case-sensitive.
@@ -164,11 +169,15 @@ def hashes(ecs_prefix: str | None, extra_prefix: str) -> Handler:
     fields = {name: f"{extra_prefix}.{name}" for name in HASH_ALGORITHMS}
     if ecs_prefix is not None:
         fields.update({name: f"{ecs_prefix}.{name}" for name in ECS_FILE_HASHES})
+    if executable_prefix is not None:
+        fields.update({k: f"{executable_prefix}.{v}" for k, v in EXECUTABLE_HASHES.items()})
 
     def handle(found: FoundValues, literal: Literal, algorithm: str) -> str | None:
         name = _hash_name(algorithm)
         if name is None:
             return f"unknown hash algorithm {algorithm[:40]!r}"
+        if name not in fields:
+            return f"no field for {name} hashes of this object"
         if isinstance(literal, HexLiteral):
             value: str | None = literal.value.hex() or None
         else:
@@ -197,7 +206,16 @@ def file_name(found: FoundValues, literal: Literal, _arg: str) -> str | None:
 
 
 def directory(found: FoundValues, literal: Literal, _arg: str) -> str | None:
-    """A directory path (joined with a file name ANDed with it into the file's path)."""
+    """A directory path (``directory:path``: a directory object of its own)."""
+    value = _keyword(literal)
+    if value is None:
+        return "not a non-empty string"
+    found.text("threat.indicator.file.directory", value)
+    return None
+
+
+def parent_directory(found: FoundValues, literal: Literal, _arg: str) -> str | None:
+    """A file's own directory (joined with its name, ANDed with it, into the file's path)."""
     value = _keyword(literal)
     if value is None:
         return "not a non-empty string"
@@ -226,6 +244,7 @@ def registry_key(found: FoundValues, literal: Literal, _arg: str) -> str | None:
     value = _keyword(literal)
     if value is None:
         return "not a non-empty string"
+    value = registry_key_text(value)
     hive, key = registry_parts(value)
     if hive is None:
         found.text("threat.indicator.registry.key", value)

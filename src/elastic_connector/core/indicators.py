@@ -28,7 +28,7 @@ from elastic_connector.core.found_values import FoundValues, field_groups
 from elastic_connector.core.indicator_types import ecs_indicator_type
 from elastic_connector.core.observable_parts import observable, threat_indicator_parts
 from elastic_connector.core.pattern_ast import Pattern
-from elastic_connector.core.stix import ExternalReference, Indicator
+from elastic_connector.core.stix import ExternalReference, Indicator, truth
 from elastic_connector.core.tlp import Tlp
 
 
@@ -126,9 +126,11 @@ def _threat_indicator(
         internal_id = None
         main_type = indicator.x_opencti_main_observable_type
         modified = _opt_date(indicator.modified)
+    # Only a type ECS allows, and only one the document carries a value of: OpenCTI's main
+    # observable type when it is one of them, else the first the pattern gave (or none).
     indicator_type = _ecs_type_of(main_type) if isinstance(main_type, str) else None
-    if indicator_type is None:
-        indicator_type = next(iter(found.types), None) or next(iter(found.stix_types), None)
+    if indicator_type not in found.types:
+        indicator_type = next(iter(found.types), None)
     reference = None
     if context.opencti_url:
         base = context.opencti_url.rstrip("/")
@@ -195,10 +197,19 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
     kill_chain: tuple[str, ...] = ()
     if indicator.kill_chain_phases:
         kill_chain = _unique(
-            f"[{phase.kill_chain_name}] {phase.phase_name}" for phase in indicator.kill_chain_phases
+            f"[{phase.kill_chain_name}] {phase.phase_name}"
+            for phase in indicator.kill_chain_phases
+            if phase.kill_chain_name and phase.phase_name
         )
     confidence = indicator.confidence
+    # Booleans may come spelled as strings; most are real booleans (or absent): skip the call.
     revoked = indicator.revoked
+    if revoked is not None and revoked.__class__ is not bool:
+        revoked = truth(revoked)
+    if detection is not None and detection.__class__ is not bool:
+        detection = truth(detection)
+    if is_inferred is not None and is_inferred.__class__ is not bool:
+        is_inferred = truth(is_inferred)
     document = ecs.OpenCTIIndicator(
         id=_opt_text(internal_id),
         standard_id=_opt_text(indicator.id),

@@ -46,6 +46,14 @@ def _indicator_file(found: FoundValues, groups: set[str]) -> ecs.IndicatorFile:
             ssdeep=s("threat.indicator.file.hash.ssdeep"),
             tlsh=s("threat.indicator.file.hash.tlsh"),
         )
+    pe = elf = None
+    if "threat.indicator.file.pe" in groups:
+        pe = ecs.FilePe(
+            imphash=s("threat.indicator.file.pe.imphash"),
+            pehash=s("threat.indicator.file.pe.pehash"),
+        )
+    if "threat.indicator.file.elf" in groups:
+        elf = ecs.FileElf(telfhash=s("threat.indicator.file.elf.telfhash"))
     return ecs.IndicatorFile(
         name=s("threat.indicator.file.name"),
         directory=s("threat.indicator.file.directory"),
@@ -53,6 +61,8 @@ def _indicator_file(found: FoundValues, groups: set[str]) -> ecs.IndicatorFile:
         size=found.i("threat.indicator.file.size"),
         mime_type=s("threat.indicator.file.mime_type"),
         hash=file_hash,
+        pe=pe,
+        elf=elf,
     )
 
 

@@ -20,6 +20,7 @@ from elastic_connector.core.field_handlers import (
     into,
     mac,
     number_into,
+    parent_directory,
     registry_key,
     url,
     x509_name,
@@ -40,7 +41,9 @@ class Rule(NamedTuple):
 
 _LONG_MAX: Final = 2**63 - 1
 _PORT_RANGE: Final = (0, 65535)
-_FILE_HASH: Final = hashes("threat.indicator.file.hash", "opencti.observable.file.hash")
+_FILE_HASH: Final = hashes(
+    "threat.indicator.file.hash", "opencti.observable.file.hash", "threat.indicator.file"
+)
 _EMAIL: Final = into("threat.indicator.email.address")
 _DOMAIN: Final = into("threat.indicator.url.domain")
 
@@ -59,7 +62,10 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("file", "size"): Rule(number_into("threat.indicator.file.size", 0, _LONG_MAX), "file"),
     ("file", "mime_type"): Rule(into("threat.indicator.file.mime_type"), "file"),
     ("file", "hashes.*"): Rule(_FILE_HASH, "file"),
-    ("file", "parent_directory_ref.path"): Rule(directory, "file"),
+    ("file", "parent_directory_ref.path"): Rule(parent_directory, "file"),
+    ("file", "extensions.windows-pebinary-ext.imphash"): Rule(
+        into("threat.indicator.file.pe.imphash"), "file"
+    ),
     ("artifact", "hashes.*"): Rule(_FILE_HASH, "artifact"),
     ("artifact", "mime_type"): Rule(into("threat.indicator.file.mime_type"), "artifact"),
     ("directory", "path"): Rule(directory, "directory"),
@@ -191,4 +197,13 @@ def rule_for(path: ObjectPath) -> tuple[Rule, str] | None:
         rule = RULES.get((object_type, ".".join([*keys[:-1], "*"])))
         return (rule, algorithm) if rule is not None else None
     rule = RULES.get((object_type, ".".join(keys)))
+    if rule is None:
+        # STIX 2.0 producers leave out the list index (``network-traffic:protocols = 'tcp'``):
+        # a list property without one is read as "any element".
+        for position, key in enumerate(keys):
+            if not key.endswith("[*]"):
+                listed = [*keys[:position], key + "[*]", *keys[position + 1 :]]
+                rule = RULES.get((object_type, ".".join(listed)))
+                if rule is not None:
+                    break
     return (rule, "") if rule is not None else None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from elastic_connector.core.markings import MarkingResolution
-from elastic_connector.core.stix import Indicator
+from elastic_connector.core.stix import Indicator, truth
 from elastic_connector.core.tlp import Tlp
 
 
@@ -37,7 +37,8 @@ def _aware(moment: datetime) -> datetime:
 
 def tlp_allowed(markings: MarkingResolution, settings: PolicySettings) -> Withheld | None:
     """A marking above ``max_tlp`` never reaches Elasticsearch, nor does an object carrying a
-    marking not known yet (it could be a custom TLP:RED); unmarked objects may."""
+    marking not known yet, or a marking that may be a TLP marking but whose level cannot be read
+    (either could be a custom TLP:RED); unmarked objects may."""
     tlp = markings.tlp
     if tlp is not None and tlp.rank > settings.max_tlp.rank:
         return Withheld("tlp", f"marked {tlp.label}, above max_tlp {settings.max_tlp.label}")
@@ -48,6 +49,13 @@ def tlp_allowed(markings: MarkingResolution, settings: PolicySettings) -> Withhe
             "its definition is read",
             markings.unknown[0],
         )
+    if markings.unreadable:
+        return Withheld(
+            "unreadable_marking",
+            f"carries marking {markings.unreadable[0]}, which is or may be a TLP marking but "
+            "whose level cannot be read: withheld (fail closed)",
+            markings.unreadable[0],
+        )
     return None
 
 
@@ -55,7 +63,13 @@ def indicator_withheld(
     indicator: Indicator, markings: MarkingResolution, settings: PolicySettings, now: datetime
 ) -> Withheld | None:
     """None when the indicator may be exported, else the first reason it may not."""
-    if indicator.revoked:
+    revoked = indicator.revoked
+    if revoked.__class__ is not bool:
+        revoked = truth(revoked)
+    if revoked is None:
+        shown = str(indicator.revoked)[:40]
+        return Withheld("revoked", f"revoked flag {shown!r} is not a boolean: withheld")
+    if revoked:
         return Withheld("revoked", "revoked in OpenCTI")
     if indicator.valid_until is not None and _aware(indicator.valid_until) <= _aware(now):
         return Withheld("expired", f"valid_until {indicator.valid_until.isoformat()} has passed")
@@ -73,8 +87,9 @@ def indicator_withheld(
 
 
 def detection_flag(indicator: Indicator) -> bool:
-    """OpenCTI's detection flag: from the extension (stream), else the x_opencti_ property."""
+    """OpenCTI's detection flag: from the extension (stream), else the x_opencti_ property; a
+    flag that spells no boolean is not set."""
     ext = indicator.extensions.opencti
     if ext is not None and ext.detection is not None:
-        return ext.detection
-    return bool(indicator.x_opencti_detection)
+        return truth(ext.detection) is True
+    return truth(indicator.x_opencti_detection) is True

@@ -1,8 +1,13 @@
 """Typed STIX 2.1 objects and the OpenCTI stream-event envelope.
 
 Only what the connector reads is typed; everything else in an object is ignored by the typed
-view and kept verbatim in ``raw`` (``stix`` mode indexes the raw object). Decoding never raises:
-it returns a ``Result`` whose failure says what was wrong and where.
+view and kept verbatim in ``raw`` (``stix`` mode indexes the raw object), so a field the
+connector does not read can never make an object fail. Booleans are also read from their usual
+string spellings (``"False"``, ``"yes"``...), as OpenCTI and its connectors sometimes write them.
+Decoding never raises: it returns a ``Result`` whose failure says what was wrong and where (and
+names the object's id when it has one); an object whose typed view does not decode, but whose
+header (``type``, ``id``, markings, OpenCTI id) does, is still returned, with the reason in
+``invalid``: ``stix`` mode indexes it, ``ecs`` mode skips it.
 
 Wire format (see ``shared/reference/opencti.md``): an SSE frame ``id: <ms>-<seq>``,
 ``event: create|update|delete|merge``, ``data: {"type", "data": <STIX object>, "context"...}``.
@@ -14,7 +19,10 @@ from datetime import datetime
 from typing import Final, TypeAlias
 
 import msgspec
+import msgspec.structs
 from returns.result import Failure, Result, Success
+
+from elastic_connector.core import json_scan
 
 OPENCTI_EXTENSION: Final = "extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba"
 """OpenCTI's property extension: internal id, score, detection flag, main observable type."""
@@ -22,36 +30,55 @@ OPENCTI_EXTENSION: Final = "extension-definition--ea279b3e-5c71-4632-ac08-831c66
 MITRE_EXTENSION: Final = "extension-definition--322b8f77-262a-4cb8-a915-1e441e00329b"
 """OpenCTI's MITRE ATT&CK extension: platforms, detection text."""
 
+TLP2_EXTENSION: Final = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+"""OASIS's TLP 2.0 marking extension (``{"tlp_2_0": "amber+strict"}``)."""
+
 DATA_EVENTS: Final = frozenset({"create", "update", "delete", "merge"})
 
 JsonObject: TypeAlias = dict[str, object]
+
+Flag: TypeAlias = bool | str | None
+"""A boolean as producers write it: ``true``, or a string such as ``"False"``; read with
+``truth``."""
+
+_TRUE: Final = frozenset({"true", "t", "yes", "y", "1", "on"})
+_FALSE: Final = frozenset({"false", "f", "no", "n", "0", "off"})
+
+
+def truth(flag: Flag) -> bool | None:
+    """A flag's value; None when it is absent or a string that spells no boolean."""
+    if flag is None or isinstance(flag, bool):
+        return flag
+    word = flag.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    return None
 
 
 # --- shared pieces --------------------------------------------------------------------------
 
 
 class KillChainPhase(msgspec.Struct, frozen=True):
-    kill_chain_name: str
-    phase_name: str
+    kill_chain_name: str | None = None
+    phase_name: str | None = None
 
 
 class ExternalReference(msgspec.Struct, frozen=True):
     source_name: str | None = None
     url: str | None = None
     external_id: str | None = None
-    description: str | None = None
 
 
 class OpenCTIExtension(msgspec.Struct, frozen=True):
-    """Fields OpenCTI adds to every object it streams."""
+    """Fields OpenCTI adds to every object it streams (those the mapping reads)."""
 
     id: str | None = None
-    type: str | None = None
-    created_at: datetime | None = None
     updated_at: datetime | None = None
-    is_inferred: bool | None = None
+    is_inferred: Flag = None
     score: int | None = None
-    detection: bool | None = None
+    detection: Flag = None
     main_observable_type: str | None = None
 
 
@@ -64,6 +91,26 @@ class Extensions(msgspec.Struct, frozen=True):
     mitre: MitreExtension | None = msgspec.field(default=None, name=MITRE_EXTENSION)
 
 
+class OpenCTIId(msgspec.Struct, frozen=True):
+    """Only the OpenCTI internal id of the extension (objects that are not mapped field by
+    field: nothing else in the extension can make them fail)."""
+
+    id: str | None = None
+
+
+class IdExtensions(msgspec.Struct, frozen=True):
+    opencti: OpenCTIId | None = msgspec.field(default=None, name=OPENCTI_EXTENSION)
+
+
+class Tlp2Extension(msgspec.Struct, frozen=True):
+    tlp_2_0: object = None
+
+
+class MarkingExtensions(msgspec.Struct, frozen=True):
+    opencti: OpenCTIId | None = msgspec.field(default=None, name=OPENCTI_EXTENSION)
+    tlp2: Tlp2Extension | None = msgspec.field(default=None, name=TLP2_EXTENSION)
+
+
 # --- the STIX objects the connector understands ----------------------------------------------
 
 
@@ -71,14 +118,13 @@ class Indicator(msgspec.Struct, frozen=True, tag="indicator", tag_field="type"):
     id: str
     pattern: str
     pattern_type: str = "stix"
-    spec_version: str | None = None
     name: str | None = None
     description: str | None = None
     pattern_version: str | None = None
     indicator_types: tuple[str, ...] = ()
     valid_from: datetime | None = None
     valid_until: datetime | None = None
-    revoked: bool = False
+    revoked: Flag = False
     confidence: int | None = None
     labels: tuple[str, ...] = ()
     created: datetime | None = None
@@ -90,51 +136,60 @@ class Indicator(msgspec.Struct, frozen=True, tag="indicator", tag_field="type"):
     extensions: Extensions = Extensions()
     # Names used by older platforms and by GraphQL reads instead of the extension.
     x_opencti_score: int | None = None
-    x_opencti_detection: bool | None = None
+    x_opencti_detection: Flag = None
     x_opencti_main_observable_type: str | None = None
     x_mitre_platforms: tuple[str, ...] = ()
 
 
 class MarkingDefinition(msgspec.Struct, frozen=True, tag="marking-definition", tag_field="type"):
+    """Every shape producers give a marking's level is read (``markings.tlp_of_marking``); the
+    fields are untyped so a wrong type makes the level unreadable (withheld), never the object
+    undecodable."""
+
     id: str
-    name: str | None = None
-    definition_type: str | None = None
-    # STIX 2.0 form: {"tlp": "amber"} or {"statement": "..."}; OpenCTI also sends a string.
-    definition: dict[str, str] | str | None = None
-    x_opencti_order: int | None = None
+    name: object = None
+    definition_type: object = None
+    # STIX 2.0 form: {"tlp": "amber"} or {"statement": "..."}; OpenCTI's GraphQL gives a string.
+    definition: object = None
+    # pycti's export form: the platform's own type and text ("TLP", "TLP:RED").
+    x_opencti_definition_type: object = None
+    x_opencti_definition: object = None
     object_marking_refs: tuple[str, ...] = ()
-    extensions: Extensions = Extensions()
+    extensions: MarkingExtensions = MarkingExtensions()
 
 
 class Identity(msgspec.Struct, frozen=True, tag="identity", tag_field="type"):
+    """An author (``created_by_ref``): its name becomes ``threat.indicator.provider``."""
+
     id: str
     name: str | None = None
-    identity_class: str | None = None
     object_marking_refs: tuple[str, ...] = ()
-    extensions: Extensions = Extensions()
+    extensions: IdExtensions = IdExtensions()
 
 
-class Sighting(msgspec.Struct, frozen=True, tag="sighting", tag_field="type"):
-    id: str
-    sighting_of_ref: str | None = None
-    where_sighted_refs: tuple[str, ...] = ()
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    count: int | None = None
-    object_marking_refs: tuple[str, ...] = ()
-    extensions: Extensions = Extensions()
-
-
-KnownObject: TypeAlias = Indicator | MarkingDefinition | Identity | Sighting
+KnownObject: TypeAlias = Indicator | MarkingDefinition | Identity
 
 
 class OtherObject(msgspec.Struct, frozen=True):
-    """Any STIX object without a typed view (still indexed in ``stix`` mode)."""
+    """Any STIX object without a typed view, or whose typed view does not decode: the header
+    ``stix`` mode and the policy need (still indexed in ``stix`` mode)."""
 
     type: str
     id: str
     object_marking_refs: tuple[str, ...] = ()
-    extensions: Extensions = Extensions()
+    extensions: IdExtensions = IdExtensions()
+
+
+class DecodeError(msgspec.Struct, frozen=True):
+    """Why some bytes are not a usable event or object. ``where`` is a JSON path (``$.data.id``);
+    ``object_id`` is the STIX id of the object concerned, when it could be read."""
+
+    reason: str
+    where: str = "$"
+    object_id: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.reason} (at {self.where})" if self.where != "$" else self.reason
 
 
 class StixObject(msgspec.Struct, frozen=True):
@@ -145,6 +200,8 @@ class StixObject(msgspec.Struct, frozen=True):
     typed: KnownObject | OtherObject
     json: bytes
     """The object's JSON text exactly as received."""
+    invalid: DecodeError | None = None
+    """Why the typed view of a known type did not decode (``typed`` is then the header)."""
 
     def raw(self) -> JsonObject:
         """The whole object as a JSON dict (decoded on demand: only ``stix`` mode needs it)."""
@@ -189,16 +246,6 @@ class StreamEvent(msgspec.Struct, frozen=True):
     message: str | None = None
 
 
-class DecodeError(msgspec.Struct, frozen=True):
-    """Why some bytes are not a usable event or object. ``where`` is a JSON path (``$.data.id``)."""
-
-    reason: str
-    where: str = "$"
-
-    def __str__(self) -> str:
-        return f"{self.reason} (at {self.where})" if self.where != "$" else self.reason
-
-
 # --- decoding -------------------------------------------------------------------------------
 
 _typed_decoder: Final = msgspec.json.Decoder(KnownObject)
@@ -206,18 +253,17 @@ _header_decoder: Final = msgspec.json.Decoder(OtherObject)
 _raw_decoder: Final = msgspec.json.Decoder(JsonObject)
 _envelope_decoder: Final = msgspec.json.Decoder(_Envelope)
 _TAGS: Final[dict[type, str]] = {
-    cls: str(cls.__struct_config__.tag)
-    for cls in (Indicator, MarkingDefinition, Identity, Sighting)
+    cls: str(cls.__struct_config__.tag) for cls in (Indicator, MarkingDefinition, Identity)
 }
 _TYPED: Final = frozenset(_TAGS.values())
 
 
-def _relocate(error: msgspec.ValidationError, prefix: str) -> DecodeError:
+def _relocate(error: msgspec.ValidationError, prefix: str, object_id: str = "") -> DecodeError:
     text = str(error)
     reason, sep, where = text.rpartition(" - at `")
     if sep and where.endswith("`"):
-        return DecodeError(reason, prefix + where[1:-1])
-    return DecodeError(text, prefix)
+        return DecodeError(reason, prefix + where[1:-1], object_id)
+    return DecodeError(text, prefix, object_id)
 
 
 def decode_object(
@@ -233,17 +279,19 @@ def read_object(data: bytes | str | msgspec.Raw, where: str = "$") -> StixObject
     try:
         return _read_object(data, where)
     except (UnicodeError, RecursionError) as error:
-        return _unreadable(error, where)
+        return _unreadable(error, where, object_id_of(data))
 
 
-def _unreadable(error: UnicodeError | RecursionError, where: str) -> DecodeError:
+def _unreadable(
+    error: UnicodeError | RecursionError, where: str, object_id: str = ""
+) -> DecodeError:
     """What msgspec raises instead of ``DecodeError`` for some input, as a ``DecodeError``:
     invalid UTF-8 inside a string, and nesting deeper than the interpreter's recursion limit
     (an exception escaping here would stop the stream on that event, again at every restart).
     """
     if isinstance(error, RecursionError):
-        return DecodeError("JSON nested too deeply", where)
-    return DecodeError(f"not valid UTF-8 ({str(error)[:120]})", where)
+        return DecodeError("JSON nested too deeply", where, object_id)
+    return DecodeError(f"not valid UTF-8 ({str(error)[:120]})", where, object_id)
 
 
 def _read_object(data: bytes | str | msgspec.Raw, where: str) -> StixObject | DecodeError:
@@ -261,16 +309,23 @@ def _read_object(data: bytes | str | msgspec.Raw, where: str) -> StixObject | De
     try:
         header = _header_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return _relocate(error, where)
+        return _relocate(error, where, object_id_of(text))
     except msgspec.DecodeError as error:
-        return DecodeError(f"invalid JSON: {error}", where)
+        return DecodeError(f"invalid JSON: {error}", where, object_id_of(text))
     if header.type not in _TYPED:
         return StixObject(header.type, header.id, header, text)
     try:
         typed = _typed_decoder.decode(text)
     except msgspec.ValidationError as error:
-        return _relocate(error, where)
+        return StixObject(header.type, header.id, header, text, _relocate(error, where, header.id))
     return StixObject(header.type, header.id, typed, text)
+
+
+def object_id_of(data: bytes | str | msgspec.Raw) -> str:
+    """The ``id`` of a JSON object that may not decode (wrong types elsewhere, invalid JSON
+    after the id, nested too deeply): to name it in a skip. Empty when there is none."""
+    text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    return json_scan.string_member(text, "id") or ""
 
 
 def decode_event(event_id: str, event: str, data: bytes | str) -> Result[StreamEvent, DecodeError]:
@@ -290,9 +345,16 @@ def read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | De
             # msgspec checks only the strings it decodes, but stix mode indexes the whole
             # object: bytes that are not UTF-8 anywhere in the frame make it unusable.
             data.decode("utf-8")
-        return _read_event(event_id, event, data)
+        decoded = _read_event(event_id, event, data)
     except (UnicodeError, RecursionError) as error:
-        return _unreadable(error, "$")
+        decoded = _unreadable(error, "$")
+    if isinstance(decoded, DecodeError) and not decoded.object_id:
+        # Name the object in the skip whenever its id can be read at all.
+        text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        inner = json_scan.member(text, "data", partial=True)
+        if inner is not None:
+            return msgspec.structs.replace(decoded, object_id=object_id_of(inner))
+    return decoded
 
 
 def _read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | DecodeError:

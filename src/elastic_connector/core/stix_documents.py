@@ -31,7 +31,7 @@ from elastic_connector.core.ecs import (
     long_value,
     mapping_of,
 )
-from elastic_connector.core.stix import OPENCTI_EXTENSION, StixObject
+from elastic_connector.core.stix import OPENCTI_EXTENSION, StixObject, truth
 
 FLATTENED_DEPTH_LIMIT: Final = 20
 """Elasticsearch's default ``depth_limit`` of a ``flattened`` field, set explicitly."""
@@ -133,7 +133,8 @@ def _strings(value: object) -> tuple[str, ...]:
 
 
 def _bool(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
+    """A boolean, or one of its usual string spellings (``"False"``, ``"yes"``...)."""
+    return truth(value) if isinstance(value, (bool, str)) else None
 
 
 def _opencti(raw: dict[str, object]) -> OpenCTIProperties | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
@@ -33,14 +34,14 @@ class Tlp(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> Tlp | None:
-        """``TLP:amber``, ``amber``, ``TLP:AMBER+STRICT``... case-insensitive; None if not a TLP."""
-        name = text.strip().upper()
-        name = name.removeprefix("TLP:").removeprefix("TLP ").strip()
-        for level in cls:
-            if level.value == name:
-                return level
-        return None
+        """``TLP:amber``, ``amber``, ``TLP: AMBER+STRICT``, ``tlp-red``... case-insensitive;
+        None if ``text`` is not exactly one level (``TLP:RED-INTERNAL`` is not)."""
+        name = _PREFIX.sub("", text.strip().upper(), count=1).strip()
+        return _BY_VALUE.get(name)
 
+
+_PREFIX: Final = re.compile(r"^TLP\s*[:_ -]?")
+_BY_VALUE: Final[Mapping[str, Tlp]] = {level.value: level for level in Tlp}
 
 _RANK: Final[Mapping[Tlp, int]] = {
     Tlp.WHITE: 0,

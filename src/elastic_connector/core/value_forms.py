@@ -82,15 +82,25 @@ _HASHES: Final = {
     "SHA3512": "sha3_512",
     "SSDEEP": "ssdeep",
     "TLSH": "tlsh",
+    "IMPHASH": "imphash",
+    "PEHASH": "pehash",
+    "TELFHASH": "telfhash",
 }
-HASH_ALGORITHMS: Final = tuple(_HASHES.values())
-"""Every algorithm ``hash_algorithm`` can name, as the field name it gives."""
+EXECUTABLE_HASHES: Final = {
+    "imphash": "pe.imphash",
+    "pehash": "pe.pehash",
+    "telfhash": "elf.telfhash",
+}
+"""Hashes of an executable's structure: ECS ``file.pe.imphash``, ``file.pe.pehash``,
+``file.elf.telfhash`` (relative to ``file``); only files have them."""
+HASH_ALGORITHMS: Final = tuple(name for name in _HASHES.values() if name not in EXECUTABLE_HASHES)
+"""The content hashes ``hash_algorithm`` can name (every hashed object has fields for them)."""
 ECS_FILE_HASHES: Final = frozenset({"md5", "sha1", "sha256", "sha384", "sha512", "ssdeep", "tlsh"})
 """The algorithms ECS has a ``file.hash.*`` field for (not SHA-3)."""
 HEX_DIGESTS: Final = frozenset(
-    {"md5", "sha1", "sha256", "sha384", "sha512", "sha3_256", "sha3_512"}
+    {"md5", "sha1", "sha256", "sha384", "sha512", "sha3_256", "sha3_512", "imphash", "pehash"}
 )
-"""The algorithms whose digests are written in hex (not ssdeep or TLSH)."""
+"""The algorithms whose digests are written in hex (not ssdeep, TLSH or telfhash)."""
 HEX: Final = re.compile(r"[0-9A-Fa-f]+")
 """Hex digits only (``fullmatch``)."""
 
@@ -105,12 +115,17 @@ def hash_algorithm(name: str) -> str | None:
 
 
 def joined_path(directory: str, name: str) -> str | None:
-    """``directory`` + separator + ``name``, with the separator the directory uses; None when
-    ``name`` is itself a path."""
-    windows = "\\" in directory or re.match(r"[A-Za-z]:", directory) is not None
-    separator = "\\" if windows else "/"
+    """``directory`` + separator + ``name``, with the separator the directory uses (``\\`` for
+    a Windows path: one with a backslash, or a drive letter and no slash); None when ``name``
+    is itself a path."""
     if "/" in name or "\\" in name:
         return None
+    if "\\" in directory:
+        separator = "\\"
+    elif "/" in directory:
+        separator = "/"
+    else:
+        separator = "\\" if re.match(r"[A-Za-z]:", directory) else "/"
     return directory.rstrip("\\/") + separator + name
 
 
@@ -185,8 +200,15 @@ _HIVES: Final = {
 _KERNEL_HIVES: Final = {"MACHINE": "HKLM", "USER": "HKU"}
 
 
+def registry_key_text(key: str) -> str:
+    """A registry key with each run of backslashes made one: a key has no empty component, so
+    doubled backslashes are escaping left over by a producer (``HKLM\\\\Software``)."""
+    return re.sub(r"\\{2,}", r"\\", key) if "\\\\" in key else key
+
+
 def registry_parts(key: str) -> tuple[str | None, str]:
-    """(ECS hive abbreviation or None, hive-relative key) of a registry key path."""
+    """(ECS hive abbreviation or None, hive-relative key) of a registry key path (backslash
+    runs already made one by ``registry_key_text``)."""
     trimmed = key.lstrip("\\")
     first, _, rest = trimmed.partition("\\")
     hive = _HIVES.get(first.upper())
@@ -285,12 +307,17 @@ def _dn_value(raw: str) -> str:
     return "".join(out)
 
 
+_SLASH_ATTRIBUTE: Final = re.compile(r"(?<!\\)/(?=\s*[A-Za-z][A-Za-z0-9.-]*\s*=)")
+
+
 def distinguished_name(text: str) -> list[tuple[str, str]] | None:
     """The (ECS x509 name field, value) pairs of a DN (``CN=a, O=b`` or ``/C=US/CN=a``), or None
     when ``text`` is not a DN. Attributes ECS has no field for are skipped."""
     stripped = text.strip()
     if stripped.startswith("/"):
-        pieces = [p for p in _split_unescaped(stripped[1:], "/") if p.strip()]
+        # OpenSSL's one-line form: a "/" starts a new attribute only before "KEY=", so values
+        # keep their own slashes (``OU=Terms of use at https://www.verisign.com/rpa (c)04``).
+        pieces = [p for p in _SLASH_ATTRIBUTE.split(stripped[1:]) if p.strip()]
     else:
         pieces = [p for p in _split_unescaped(stripped, ",;+") if p.strip()]
     if not pieces:

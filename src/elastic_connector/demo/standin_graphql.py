@@ -125,6 +125,10 @@ _IDENTITY_CLASSES: Final = {
     "Sector": "class",
 }
 
+_IDENTITY_TYPES: Final = {
+    identity_class: kind for kind, identity_class in _IDENTITY_CLASSES.items()
+}
+
 
 def _parse_date(value: object, field: str) -> datetime | None:
     if value is None:
@@ -376,10 +380,13 @@ class PlatformState:
         if found is None or found[1].type != "identity":
             return None
         stix = _decode_json.decode(found[1].stix)
+        # The platform's type for an imported identity follows its identity_class.
+        identity_class = stix.get("identity_class")
+        entity_type = _IDENTITY_TYPES.get(str(identity_class).lower(), "Organization")
         return {
             "id": found[1].internal_id,
             "standard_id": stix_id,
-            "entity_type": "Organization",
+            "entity_type": entity_type,
             "parent_types": ["Basic-Object", "Stix-Object", "Stix-Core-Object", "Identity"],
             "name": stix.get("name"),
             "identity_class": stix.get("identity_class"),

@@ -29,6 +29,7 @@ from elastic_connector.core.config import Config, Mode
 from elastic_connector.core.events import PlannerState, PlanSettings
 from elastic_connector.core.stream_position import initial_position
 from elastic_connector.shell import logs, opencti
+from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import (
@@ -229,6 +230,7 @@ class Daemon:
             position=lambda: reader.position,
             on_reset=restart_from_scratch,
             refresh_markings=lambda: opencti.load_marking_levels(helper.api),
+            authors=AuthorNames(lambda author: opencti.read_author_name(helper.api, author)),
             max_batch=config.elasticsearch.bulk_max_actions,
             flush_interval=config.elasticsearch.bulk_flush_interval,
             retry_delay=config.elasticsearch.retry_max_backoff,

@@ -25,15 +25,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import Config
 from elastic_connector.core.config_pycti import pycti_config, pycti_environment
-from elastic_connector.core.markings import tlp_of_marking
+from elastic_connector.core.markings import MarkingLevel, tlp_of_marking
 from elastic_connector.core.stix import MarkingDefinition
-from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp
+from elastic_connector.core.tlp import STANDARD_MARKINGS
 from elastic_connector.shell.stream import _ca_bundle
 
 if TYPE_CHECKING:
@@ -149,9 +149,10 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp | None] | None:
+def load_marking_levels(api: OpenCTIApiClient) -> dict[str, MarkingLevel] | None:
     """Every marking definition the platform knows beyond the standard TLP ones: its TLP level,
-    or None when it is not a TLP marking (PAP, statements...). None when the read failed.
+    None when it is not a TLP marking (PAP, statements...), ``UNREADABLE`` when it is a TLP
+    marking whose level cannot be read (withheld). None when the read failed.
 
     Read at start, and again whenever an object refers to a marking not known yet, so
     indicators streamed without their marking objects (pycti's default ``no-dependencies``)
@@ -162,7 +163,7 @@ def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp | None] | None:
     except (ValueError, OSError) as error:
         _log.warning("could not read marking definitions from OpenCTI: %s", _first_line(error))
         return None
-    levels: dict[str, Tlp | None] = {}
+    levels: dict[str, MarkingLevel] = {}
     for record in records:
         marking_id = record.get("standard_id")
         if not isinstance(marking_id, str) or marking_id in STANDARD_MARKINGS:
@@ -175,6 +176,26 @@ def load_marking_levels(api: OpenCTIApiClient) -> dict[str, Tlp | None] | None:
         )
         levels[marking_id] = tlp_of_marking(marking)
     return levels
+
+
+AUTHOR_ATTRIBUTES: Final = "id standard_id entity_type name"
+"""What ``read_author_name`` selects of an identity (pycti's default selection is large)."""
+
+
+def read_author_name(api: OpenCTIApiClient, identity_id: str) -> str | None:
+    """The name of the identity ``identity_id`` (an indicator's ``created_by_ref``), read from
+    the platform (``query Identity($id: String!) { identity(id: $id) {...} }``, which takes the
+    STIX or the internal id). None when it does not exist, is not visible to the connector's
+    user, or the read failed (logged)."""
+    try:
+        record = api.identity.read(id=identity_id, customAttributes=AUTHOR_ATTRIBUTES)
+    except (ValueError, OSError) as error:
+        _log.warning(
+            "could not read the author %s from OpenCTI: %s", identity_id, _first_line(error)
+        )
+        return None
+    name = record.get("name") if record is not None else None
+    return name.strip() if isinstance(name, str) and name.strip() else None
 
 
 def shutdown(helper: OpenCTIConnectorHelper, timeout: float) -> None:

@@ -23,6 +23,7 @@ from typing import Final
 
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
+from elastic_connector.core.markings import MarkingLevel
 from elastic_connector.core.stix import DATA_EVENTS
 from elastic_connector.core.stream_ids import parse_stream_id
 from elastic_connector.core.stream_position import (
@@ -30,7 +31,7 @@ from elastic_connector.core.stream_position import (
     is_past_recovery,
     position_state,
 )
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkStopped, BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import PermanentElasticsearchError
@@ -70,7 +71,8 @@ class Pipeline:
         metrics: Metrics,
         position: Callable[[], StreamPosition],
         on_reset: Callable[[], None],
-        refresh_markings: Callable[[], Mapping[str, Tlp | None] | None] | None = None,
+        refresh_markings: Callable[[], Mapping[str, MarkingLevel] | None] | None = None,
+        authors: AuthorNames | None = None,
         max_batch: int,
         flush_interval: float,
         retry_delay: float,
@@ -86,6 +88,7 @@ class Pipeline:
         self._position = position
         self._on_reset = on_reset
         self._refresh_markings = refresh_markings
+        self._authors = authors if authors is not None else AuthorNames()
         self._unresolvable: dict[str, float] = {}
         self._max_batch = max_batch
         self._flush_interval = flush_interval
@@ -156,6 +159,9 @@ class Pipeline:
             self._metrics.events.labels(event).inc(count)
         before = self._planner_state
         actions, after = self._plan(batch, before, now)
+        if self._authors.fetch_missing():
+            # Indicators by authors read just now from OpenCTI: map them with the names.
+            actions, after = self._plan(batch, before, now)
         if self._refresh_markings is not None and self._should_refresh_markings(actions):
             # An object refers to a marking definition we have not seen (created after we
             # started, and not sent on the stream): read them again and plan the batch anew.
@@ -191,7 +197,13 @@ class Pipeline:
                 continue
             try:
                 plan = plan_frame(
-                    message.id, message.event, message.data, state, self._settings, now
+                    message.id,
+                    message.event,
+                    message.data,
+                    state,
+                    self._settings,
+                    now,
+                    self._authors.names,
                 )
             except Exception:
                 # The core promises never to raise. If a bug makes it, the event is skipped
@@ -203,6 +215,7 @@ class Pipeline:
                 )
                 continue
             state = plan.state
+            self._authors.learn(plan)
             actions.extend(plan.actions)
         return actions, state
 

@@ -6,6 +6,11 @@ from pycti._types import EntityRef
 class Identity:
     @staticmethod
     def generate_id(name: str, identity_class: str) -> str: ...
+    def read(
+        self, *, id: str, customAttributes: str | None = ..., withFiles: bool = ...
+    ) -> dict[str, object] | None:
+        """``query Identity($id: String!) { identity(id: $id) {...} }`` (internal or any STIX
+        id); None when the platform answers null. Raises ``ValueError`` on GraphQL errors."""
     def create(
         self,
         *,
