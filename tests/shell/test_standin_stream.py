@@ -263,7 +263,7 @@ def test_a_collection_turns_updates_into_deletes_and_creates_as_its_filters_say(
     )
     shown = make_indicator("[ipv4-addr:value = '10.0.4.1']", labels=["c2"])
     hidden = make_indicator("[ipv4-addr:value = '10.0.4.2']", labels=["spam"])
-    patch = {"patch": [], "reverse_patch": []}
+    patch: dict[str, object] = {"patch": [], "reverse_patch": []}
     ids = [
         standin.publish("create", shown),
         standin.publish("create", hidden),
