@@ -85,6 +85,17 @@ def data_frames(frames: list[Frame]) -> list[tuple[str | None, str, dict[str, ob
     return [(i, e, json.loads(d)) for i, e, d in frames if e not in ("connected", "heartbeat")]
 
 
+def stix_of(envelope: dict[str, object]) -> dict[str, object]:
+    data = envelope["data"]
+    assert isinstance(data, dict)
+    return data
+
+
+def labelled_c2(stix: dict[str, object]) -> bool:
+    labels = stix.get("labels")
+    return isinstance(labels, list) and "c2" in labels
+
+
 # --- envelopes and dependency groups ------------------------------------------------------------
 
 
@@ -101,7 +112,7 @@ def test_an_event_comes_after_its_dependencies_under_its_own_id(standin: OpenCTI
     _, frames = read_frames(standin, "/stream/live", 5, heartbeats=False)
 
     sent = data_frames(frames)
-    assert [(i, e, d["data"]["id"]) for i, e, d in sent] == [  # type: ignore[index]
+    assert [(i, e, stix_of(d)["id"]) for i, e, d in sent] == [
         (ids[0], "create", GREEN),  # in the order the object names them
         (ids[0], "create", AUTHOR),
         (ids[0], "create", first["id"]),
@@ -226,7 +237,7 @@ def test_recovery_ids_are_current_update_times_some_after_the_recovery_date(
         ("1000-0", {"referer": "init-create"}),
         (str(StreamId(int(edit_id.split("-")[0]), 0)), {"referer": "init-create"}),
     ]
-    assert sent[1][2]["data"]["confidence"] == 10  # type: ignore[index]
+    assert stix_of(sent[1][2])["confidence"] == 10
     assert "type" not in sent[0][2]
     assert "scope" not in sent[0][2]
 
@@ -259,7 +270,7 @@ def test_a_collection_turns_updates_into_deletes_and_creates_as_its_filters_say(
 ) -> None:
     standin.add_stream_collection(
         "c2-only",
-        filters=lambda stix: "c2" in (stix.get("labels") or []),  # type: ignore[operator]
+        filters=labelled_c2,
     )
     shown = make_indicator("[ipv4-addr:value = '10.0.4.1']", labels=["c2"])
     hidden = make_indicator("[ipv4-addr:value = '10.0.4.2']", labels=["spam"])
