@@ -22,6 +22,7 @@ from elastic_connector.shell.elastic import build_client, cluster_version, descr
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind
 from elastic_connector.shell.logs import SecretMask, secret_values
 from elastic_connector.shell.opencti import tls_problem
+from elastic_connector.shell.stream import unauthorized_causes
 
 _ME_QUERY: Final = "query Me { me { name capabilities { name } } }"
 
@@ -117,6 +118,17 @@ def _check_opencti(config: Config, report: Report) -> None:
     if not settings.ssl_verify:
         report.warn("opencti", "TLS certificate verification is off")
     _check_stream(config, report)
+    _check_deletions(config, report)
+
+
+def _check_deletions(config: Config, report: Report) -> None:
+    """Without deletions (``live_stream_listen_delete: false``) deleted indicators stay."""
+    if not config.connector.live_stream_listen_delete:
+        report.warn(
+            "stream",
+            "connector.live_stream_listen_delete is false: indicators deleted in OpenCTI are "
+            f"never removed from {config.index} (they keep matching until they expire)",
+        )
 
 
 def _check_stream(config: Config, report: Report) -> None:
@@ -151,8 +163,7 @@ def _check_stream(config: Config, report: Report) -> None:
         if response.status == 401:
             report.fail(
                 "stream",
-                f"{url} refused the token (401): /stream/live needs BYPASS; a live stream "
-                "collection needs TAXIIAPI or a public stream",
+                f"{url} refused the token (401): {unauthorized_causes(connector.live_stream_id)}",
             )
         elif response.status == 410:
             report.fail("stream", f"{url}: the live stream is stopped (410); start it in OpenCTI")
