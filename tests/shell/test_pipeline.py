@@ -281,7 +281,8 @@ def _saved_after(
     start: StreamPosition = FROM_START,
     reader_at: StreamPosition | None = None,
 ) -> list[object]:
-    """Every position the pipeline saves while writing ``messages`` (then stopping)."""
+    """Every position the pipeline saves while writing ``messages`` (then stopping), each
+    once (an unchanged position is saved again after each batch)."""
     stop = threading.Event()
     inbox: queue.Queue[StreamMessage] = queue.Queue()
     for message in messages:
@@ -291,7 +292,9 @@ def _saved_after(
     class Recording(MemoryStore):
         def set_state(self, state: dict[str, object] | None) -> None:
             super().set_state(state)
-            saved.append(None if state is None else state.get("start_from"))
+            position = None if state is None else state.get("start_from")
+            if not saved or saved[-1] != position:
+                saved.append(position)
 
     pipeline = Pipeline(
         inbox=inbox,

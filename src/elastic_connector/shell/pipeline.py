@@ -294,6 +294,7 @@ class Pipeline:
     def _restart_progress(self, start: StreamPosition) -> None:
         self._progress = start_progress(start.start_from)
         self._committed: StreamId = self._progress.floor
+        self._has_committed = False
 
     def _commit(self, batch: list[StreamMessage]) -> bool:
         """Save the position the written ``batch`` allows, if it moved forward."""
@@ -305,8 +306,11 @@ class Pipeline:
             self._margin_ms,
         )
         target = resume_position(self._progress)
-        if target > self._committed and is_past_recovery(str(target), position.recover_until):
-            committed = StreamPosition(str(target), position.recover_until)
+        forward = target > self._committed and is_past_recovery(str(target), position.recover_until)
+        # Saving an unchanged position again is how a reset from the UI is noticed at once.
+        if forward or self._has_committed:
+            saved = target if forward else self._committed
+            committed = StreamPosition(str(saved), position.recover_until)
             if not self._state.update(position_state(committed)):
                 _log.warning(
                     "the connector state was reset from OpenCTI: restarting the stream from "
@@ -314,7 +318,8 @@ class Pipeline:
                 )
                 self._restart_progress(self._on_reset())
                 return True
-            self._committed = target
+            self._committed = saved
+            self._has_committed = True
             self.status.committed_position = committed.start_from
         now = time.time()
         self.status.last_ack_id = last_id
