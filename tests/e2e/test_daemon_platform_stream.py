@@ -197,7 +197,7 @@ def test_a_queue_full_for_too_long_disconnects_and_resumes(
     )
     connector.es_settings = msgspec.structs.replace(es_settings, hosts=(faulty_proxy.url,))
     daemon = connector.start()
-    faulty_proxy.inject(Stall(30), times=None, path="/_bulk")
+    faulty_proxy.inject(Stall(4), times=1, path="/_bulk")
     indicators = [indicator(100 + n) for n in range(250)]
     ids = connector.standin.publish_many(("create", stix) for stix in indicators)
     daemon.wait_for_line(r"WARNING .*queue full.*disconnected from the OpenCTI stream")
