@@ -659,9 +659,9 @@ def _refusal(
             slow_retry=True,
         )
     if status == 401:
+        causes = unauthorized_causes(live_stream_id)
         return _Outcome(
-            f"OpenCTI refused the stream (HTTP 401{reason}): {unauthorized_causes(live_stream_id)}",
-            slow_retry=True,
+            f"OpenCTI refused the stream token (HTTP 401{reason}): {causes}", slow_retry=True
         )
     if status == 410:
         return _Outcome(
