@@ -267,3 +267,32 @@ def test_a_recovered_indicator_is_indexed_with_its_marking_learnt(e2e_harness: H
     assert dig(documents[doc_id(stix)], "threat.indicator.marking.tlp") == "GREEN"
     assert daemon.metric("skips", code="undecodable") == 0
     assert daemon.terminate() == 0
+
+
+def test_a_collection_that_drops_an_update_from_its_filters_deletes_the_document(
+    e2e_harness: Harnesses,
+) -> None:
+    """A live stream's filters turn an update into ``event: delete`` when the object leaves
+    them (``create`` when it enters them), the JSON ``type`` still saying ``update``."""
+    connector = e2e_harness(env={"CONNECTOR_LIVE_STREAM_ID": "c2-only"})
+
+    def labelled_c2(stix: Json) -> bool:
+        labels = stix.get("labels")
+        return isinstance(labels, list) and "c2" in labels
+
+    connector.standin.add_stream_collection("c2-only", filters=labelled_c2)
+    daemon = connector.start()
+    stix = make_indicator("[ipv4-addr:value = '10.11.9.9']", labels=["c2"])
+    patch: Json = {"patch": [], "reverse_patch": []}
+    connector.publish("create", stix)
+    connector.wait_for_documents(lambda found: doc_id(stix) in found, what="the indicator")
+
+    connector.publish("update", {**stix, "labels": ["spam"]}, patch)  # leaves the filters
+    connector.wait_for_documents(lambda found: doc_id(stix) not in found, what="its removal")
+    back = connector.publish("update", {**stix, "labels": ["c2"], "confidence": 12}, patch)
+    connector.wait_for_commit(back)
+    document = connector.documents()[doc_id(stix)]
+    assert dig(document, "opencti.indicator.confidence") == 12
+    assert daemon.metric("events", event="delete") == 1
+    assert daemon.metric("events", event="create") == 2
+    assert daemon.terminate() == 0
