@@ -102,7 +102,7 @@ def test_stream_drops_500s_restarts_and_silence_lose_nothing(e2e_harness: Harnes
         connector.standin.resume_heartbeats()
 
         ids = publisher.join(120)
-        connector.wait_for_ack(ids[-1], timeout=60)
+        connector.wait_for_commit(ids[-1], timeout=60)
 
         # No event skipped; re-read only what a resume must read again: per connection, the
         # last event (its group may still have been arriving) and the markings sent before

@@ -687,3 +687,22 @@ def test_a_401_on_a_collection_names_an_unknown_id(
     assert "401" in error
     assert "no live stream has the id 'no-such-stream'" in error
     assert "TAXIIAPI" in error
+
+
+def test_a_queue_full_during_the_replay_keeps_the_connection(
+    opencti_standin: OpenCTIStandin, start_reader: ReaderFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(20):
+        opencti_standin.publish(
+            "create", make_indicator(f"[ipv4-addr:value = '10.9.0.{n}']"), at_ms=1000 + n
+        )
+    start = StreamPosition("0-0", "1970-01-01T00:00:05Z")
+    reader, out = start_reader(start, live_stream_id="live", queue_size=5, queue_full_timeout=0.3)
+    wait_until(out.full, what="a full queue")
+    time.sleep(0.8)
+    # A reconnect would restart the replay from its beginning: the reader waits instead.
+    assert opencti_standin.open_stream_connections == 1
+    assert reader.status().recovering
+    assert any("during the knowledge base replay" in r.getMessage() for r in caplog.records)
+    assert len(_take(out, 20)) == 20
+    assert len(opencti_standin.stream_requests) == 1

@@ -16,7 +16,8 @@ Elasticsearch is busy.
   the first start's recovery replay are marked (``recovery``), as they carry no position;
 * when the queue is full it stops reading, which back-pressures the TCP stream; but the
   platform does not wait for a socket to drain (it buffers the stream in memory), so after
-  ``queue_full_timeout`` it disconnects, and reconnects once the queue has room;
+  ``queue_full_timeout`` it disconnects, and reconnects once the queue has room (except
+  during the recovery replay, which a reconnect would start again);
 * never dies: on a silent connection (no byte for ``read_timeout``), end of stream, network
   error or 5xx it reconnects with capped exponential backoff and jitter; on 401 (token lacks
   rights, or no such live stream) or 410 (live stream stopped) it logs what to fix and keeps
@@ -271,6 +272,7 @@ class StreamReader:
         self._gaps = 0
         self._last_gap: StreamGap | None = None
         self._reported_gaps: set[str] = set()
+        self._stalled_in_replay = False
         self._response: urllib3.BaseHTTPResponse | None = None
         self._connected = False
         self._connections = 0
@@ -550,7 +552,20 @@ class StreamReader:
                 now = time.monotonic()
                 full_since = now if full_since is None else full_since
                 if now - full_since >= self._settings.queue_full_timeout:
-                    raise _QueueStalled from None
+                    with self._lock:
+                        replaying = self._recovery is not None
+                    if not replaying:
+                        raise _QueueStalled from None
+                    # A reconnect would restart the replay from the beginning, and a replay
+                    # slower than Elasticsearch would never end: stay, and wait.
+                    if not self._stalled_in_replay:
+                        self._stalled_in_replay = True
+                        _log.warning(
+                            "Elasticsearch has taken no stream event for %g s (queue full) "
+                            "during the knowledge base replay: staying connected, since a "
+                            "reconnect would start the replay again",
+                            self._settings.queue_full_timeout,
+                        )
                 continue
             return
 
