@@ -162,6 +162,30 @@ def test_stream_events_as_ndjson_with_a_malformed_line(run: Invoke) -> None:
     assert skip["skip"].startswith("not a stream event")
 
 
+def test_a_recovery_frame_without_type_or_scope_is_mapped(run: Invoke) -> None:
+    # The repro: the platform's recovery replay (and its dependency frames) carry only
+    # {data, message, origin, version}; the SSE event name is the kind.
+    indicator = _indicator(1, "[ipv4-addr:value = '198.51.100.7']")
+    recovery = {"data": indicator, "message": "creates", "origin": {"referer": "init-create"}}
+    lines = [
+        {"id": "1700000000000-0", "event": "create", "data": {**recovery, "version": "4"}},
+        {
+            "id": "1700000000000-1",
+            "event": "create",
+            "data": {**recovery, "version": "4", "type": "create", "scope": "external"},
+        },
+    ]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    code, out, err = run("--now", NOW, stdin=text.encode())
+    assert code == 0
+    assert err == ""
+    documents = _lines(out)
+    assert [line.get("index") for line in documents[::2]] == [
+        {"_index": "logs-ti_opencti_connector.indicator", "_id": "internal-1"}
+    ] * 2
+    assert _get(documents[1], "threat.indicator.ip") == ["198.51.100.7"]
+
+
 def test_output_is_deterministic_for_a_given_now(run: Invoke, tmp_path: Path) -> None:
     path = _write(tmp_path, "b.json", BUNDLE)
     first = run("--now", NOW, path)

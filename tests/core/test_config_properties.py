@@ -97,6 +97,8 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     "connector.live_stream_with_inferences": st.booleans(),
     "connector.live_stream_recover_iso_date": st.one_of(iso_dates, st.just("false")),
     "connector.live_stream_start_timestamp": st.integers(0, 2**53),
+    "connector.stream_heartbeat_margin": positive_seconds,
+    "connector.stream_queue_full_timeout": positive_seconds,
     "connector.max_tlp": st.sampled_from([level for level in Tlp if level is not Tlp.WHITE]),
     "connector.require_detection": st.booleans(),
     "connector.expiry_sweep_interval": positive_seconds,

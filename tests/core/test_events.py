@@ -217,6 +217,48 @@ def test_stix_mode_still_withholds_objects_above_max_tlp() -> None:
     assert action.code == "tlp"
 
 
+def platform_frame(obj: Mapping[str, object], referer: str) -> bytes:
+    """A frame the live stream builds itself: ``{data, message, origin, version}`` only
+    (sseMiddleware.js: the recovery replay and the dependencies sent before an event)."""
+    return _encode(
+        {"data": obj, "message": "creates", "origin": {"referer": referer}, "version": "4"}
+    )
+
+
+@pytest.mark.parametrize("referer", ["init-create", "init-dependencies"])
+def test_frames_without_type_or_scope_are_planned_by_their_sse_event_name(referer: str) -> None:
+    result = plan_frame(
+        "9-0", "create", platform_frame(indicator(), referer), PlannerState(), ECS, NOW
+    )
+    action = only(result.actions)
+    assert isinstance(action, Upsert), action
+    assert action.id == "internal-1"
+
+
+def test_a_marking_sent_as_a_dependency_is_learnt() -> None:
+    marking = {
+        "type": "marking-definition",
+        "id": CUSTOM,
+        "definition_type": "TLP",
+        "name": "TLP:RED",
+    }
+    state = plan_frame(
+        "9-0", "create", platform_frame(marking, "init-dependencies"), PlannerState(), ECS, NOW
+    ).state
+    assert state.markings == {CUSTOM: Tlp.RED}
+
+
+def test_a_collection_rewritten_update_follows_the_event_name_not_the_json_type() -> None:
+    # A collection whose filters the object left sends ``event: delete`` with the update's
+    # JSON (``"type": "update"``); one it entered sends ``event: create``.
+    data = frame("update", indicator())
+    deleted = only(plan_frame("9-0", "delete", data, PlannerState(), ECS, NOW).actions)
+    assert isinstance(deleted, Delete)
+    assert deleted.code == "deleted"
+    created = only(plan_frame("9-0", "create", data, PlannerState(), ECS, NOW).actions)
+    assert isinstance(created, Upsert)
+
+
 @pytest.mark.parametrize(
     ("event", "data"),
     [

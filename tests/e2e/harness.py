@@ -383,6 +383,13 @@ class ConnectorProcess:
         value = elastic.get("last_ack_id") if isinstance(elastic, dict) else None
         return value if isinstance(value, str) else None
 
+    def committed_position(self) -> str | None:
+        """The stream position the daemon last saved in the connector state (``/healthz``)."""
+        health = self.health()
+        stream = health[1].get("stream") if health is not None else None
+        value = stream.get("committed_position") if isinstance(stream, dict) else None
+        return value if isinstance(value, str) else None
+
     def status_last_event_id(self) -> str | None:
         """The last stream id the daemon has read (``/healthz``), acknowledged or not."""
         health = self.health()
@@ -593,6 +600,18 @@ class ConnectorHarness:
             lambda: is_at_or_after(daemon.last_ack_id(), event_id),
             timeout=timeout,
             what=f"the daemon to acknowledge event {event_id}",
+            context=daemon.tail,
+        )
+
+    def wait_for_commit(self, event_id: str, *, timeout: float = WAIT_TIMEOUT) -> None:
+        """Wait until the daemon saved a position at or after ``event_id``: its frames were
+        written and a later frame showed no more can carry its id (an idle heartbeat does,
+        within two heartbeat periods)."""
+        daemon = self.daemon
+        wait_for(
+            lambda: is_at_or_after(daemon.committed_position(), event_id),
+            timeout=timeout,
+            what=f"the daemon to save a position at or after {event_id}",
             context=daemon.tail,
         )
 

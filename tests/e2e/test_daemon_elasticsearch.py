@@ -40,7 +40,7 @@ def test_a_document_elasticsearch_refuses_is_reported_and_the_rest_proceed(
     for stix in (first, refused, last):
         connector.publish("create", stix)
     last_id = connector.standin.event_ids[-1]
-    connector.wait_for_ack(last_id)
+    connector.wait_for_commit(last_id)
 
     assert sorted(connector.documents()) == sorted([doc_id(first), doc_id(last)])
     lines = [line for line in daemon.lines() if "rejected" in line]

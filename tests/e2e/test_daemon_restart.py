@@ -63,7 +63,7 @@ def test_sigterm_exits_0_within_10_s_and_saves_the_position(e2e_harness: Harness
     recover = first_request.query["recover"]
     indicators = [ip_indicator("a", n) for n in range(5)]
     ids = publish_all(connector, [("create", stix) for stix in indicators])
-    connector.wait_for_ack(ids[-1])
+    connector.wait_for_commit(ids[-1])
     pings = connector.standin.ping_count(connector.connector_id)
 
     began = time.monotonic()
@@ -84,7 +84,7 @@ def test_restart_after_sigterm_resumes_exactly_where_it_stopped(e2e_harness: Har
     first = connector.start()
     created = [ip_indicator("b", n) for n in range(6)]
     ids = publish_all(connector, [("create", stix) for stix in created])
-    connector.wait_for_ack(ids[-1])
+    connector.wait_for_commit(ids[-1])
     assert first.terminate() == 0
     saved = connector.saved_state()
     assert saved is not None
@@ -99,7 +99,7 @@ def test_restart_after_sigterm_resumes_exactly_where_it_stopped(e2e_harness: Har
     )
 
     second = connector.start()
-    connector.wait_for_ack(down[-1])
+    connector.wait_for_commit(down[-1])
 
     requests = connector.standin.stream_requests
     assert len(requests) == 2
@@ -124,7 +124,7 @@ def test_restart_after_sigkill_replays_from_the_last_ping_without_duplicates(
     run1 = connector.start()
     wave1 = [ip_indicator("c", n) for n in range(4)]
     ids1 = publish_all(connector, [("create", stix) for stix in wave1])
-    connector.wait_for_ack(ids1[-1])
+    connector.wait_for_commit(ids1[-1])
     assert run1.terminate() == 0
     p1 = ids1[-1]
 
@@ -157,7 +157,7 @@ def test_restart_after_sigkill_replays_from_the_last_ping_without_duplicates(
     )
 
     run3 = connector.start()
-    connector.wait_for_ack(ids3[-1])
+    connector.wait_for_commit(ids3[-1])
 
     requests = connector.standin.stream_requests
     assert [r.headers["last-event-id"] for r in requests] == ["0-0", p1, at_kill]
@@ -238,6 +238,7 @@ def test_sigterm_with_elasticsearch_stalled_still_exits_within_10_s_without_comm
     run1 = connector.start()
     written = ip_indicator("f", 1)
     acked = connector.publish_and_ack("create", written)
+    connector.wait_for_commit(acked)
     # Elasticsearch stops answering bulk requests (they hang until the client's timeout).
     faulty_proxy.inject(Stall(60), times=None, path="/_bulk")
     stuck = ip_indicator("f", 2)
@@ -291,7 +292,7 @@ def test_a_dropped_stream_resumes_after_the_last_event_received(e2e_harness: Har
     daemon = connector.start()
     before = [ip_indicator("h", n) for n in range(3)]
     ids = publish_all(connector, [("create", stix) for stix in before])
-    connector.wait_for_ack(ids[-1])
+    connector.wait_for_commit(ids[-1])
 
     assert connector.standin.drop_connections() == 1
     after = [ip_indicator("h", n) for n in range(3, 6)]
@@ -315,7 +316,7 @@ def test_a_state_reset_in_opencti_restarts_the_stream_from_scratch(
     daemon = connector.start()
     first = [ip_indicator("i", n) for n in range(3)]
     ids = publish_all(connector, [("create", stix) for stix in first])
-    connector.wait_for_ack(ids[-1])
+    connector.wait_for_commit(ids[-1])
     connector.standin.reset_connector_state(connector.connector_id)
 
     daemon.wait_for_line("the connector state was reset from OpenCTI", timeout=50)
@@ -327,6 +328,7 @@ def test_a_state_reset_in_opencti_restarts_the_stream_from_scratch(
     assert connector.stream_request_positions() == ["0-0", "0-0"]
     later = ip_indicator("i", 9)
     last = connector.publish_and_ack("create", later)
+    connector.wait_for_commit(last)
     expect_index(connector, [*first, later])
     assert daemon.terminate() == 0
     state = connector.saved_state()
@@ -369,7 +371,7 @@ def test_only_acknowledged_events_are_saved_while_the_reader_runs_ahead(
 
     faulty_proxy.clear()
     connector.start()
-    connector.wait_for_ack(ids[-1])
+    connector.wait_for_commit(ids[-1])
     expect_index(connector, [*first, *second])
 
 
@@ -410,6 +412,7 @@ def test_first_start_replays_the_knowledge_base_then_follows_the_live_stream(
 
     live = ip_indicator("k", 5)
     live_id = connector.publish_and_ack("create", live)
+    connector.wait_for_commit(live_id)
     expect_index(connector, [kept, latest, live])
     assert daemon.terminate() == 0
     state = connector.saved_state()

@@ -65,12 +65,13 @@ def run_pipeline(
         state=ConnectorState(store),
         metrics=metrics,
         position=lambda: StreamPosition(ids[-1], None),
-        on_reset=lambda: None,
+        on_reset=lambda: StreamPosition("0-0", None),
         max_batch=batch,
         flush_interval=0.01,
         retry_delay=0.1,
         clock=lambda: NOW,
         stop=stop,
+        start=StreamPosition("0-0", None),
     )
     pipeline.start()
     pipeline.drain_and_stop(timeout=30)

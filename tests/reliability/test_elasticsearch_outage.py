@@ -92,7 +92,6 @@ def test_a_two_minute_elasticsearch_outage_is_waited_out(
         daemon = connector.start()
         first_ids = publish_all(connector.standin, before)
         connector.wait_for_ack(first_ids[-1], timeout=60)
-        acked_before = first_ids[-1]
         sampler = Sampler(daemon).start()
         baseline = sampler.sample()
 
@@ -120,13 +119,15 @@ def test_a_two_minute_elasticsearch_outage_is_waited_out(
 
         during_ids = publisher.join(60)
         later_ids = publish_all(connector.standin, after)
-        connector.wait_for_ack(later_ids[-1], timeout=120)
+        connector.wait_for_commit(later_ids[-1], timeout=120)
         sampler.stop()
         all_ids = [parse_stream_id(i) for i in [*first_ids, *during_ids, *later_ids]]
         published = [i for i in all_ids if i is not None]
 
-        # Nothing was acknowledged, and no position was saved, past what was written before.
-        assert {sample.ack_id for sample in outage} <= {acked_before}, outage[-1]
+        # Nothing was acknowledged, and no position was saved, past what was written before
+        # (idle heartbeats, ids from the platform's clock, may have been).
+        acked = [position(published, sample.ack_id) for sample in outage]
+        assert max(acked) <= len(first_ids), outage[-1]
         if saved_during is not None:
             assert position(published, str(saved_during["start_from"])) <= len(first_ids)
         # Back-pressure: bounded queue, bounded read-ahead, flat memory.

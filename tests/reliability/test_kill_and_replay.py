@@ -17,10 +17,16 @@ After every kill:
   exactly that position (``Last-Event-ID``);
 * every indicator whose last event is at or before the saved position is in its final state in
   the index: a saved position never covers an event that was not written.
+
+The stand-in streams as the platform does (``shared/reference/opencti.md``): the markings an
+indicator refers to come first as dependency frames under the indicator's id, with a heartbeat
+inside every such group; idle heartbeats carry the platform's clock; and the stream is bounded,
+trimmed so that the oldest events (replayed by the first start) are gone when the replay runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +35,7 @@ import msgspec
 import pytest
 
 from elastic_connector.core.config import ElasticsearchSettings
+from elastic_connector.demo.opencti_standin import OpenCTIStandin, StreamSwitches
 from tests.e2e.harness import ConnectorHarness, doc_id, is_at_or_after
 from tests.reliability.expected_index import (
     assert_index_matches,
@@ -46,6 +53,17 @@ SEED = 4_242
 EVENTS = 20_000
 BULK_DELAY = 0.4
 BATCH = 100
+PREHISTORY = 50
+"""Events before the first start: replayed by its recovery, then trimmed from the stream."""
+
+
+def platform_standin(keep: int) -> OpenCTIStandin:
+    """A stand-in with a heartbeat inside every dependency group, keeping ``keep`` events."""
+    return OpenCTIStandin(
+        heartbeat_interval=0.2,
+        switches=StreamSwitches(heartbeat_in_groups=True),
+        max_stream_length=keep,
+    ).start()
 
 
 def touched_ids(event: Event) -> list[str]:
@@ -70,33 +88,61 @@ def settled_before(events: Sequence[Event], ids: Sequence[str], saved: str) -> s
 def test_an_undisturbed_daemon_reaches_the_state_the_core_computes(
     e2e_harness: Harnesses,
 ) -> None:
+    prehistory = generate(SEED + 3, PREHISTORY, tag="basebefore", population=PREHISTORY)
     events = generate(SEED, 2_000, tag="baseline", population=300)
-    connector = e2e_harness(env={"ELASTICSEARCH_BULK_MAX_ACTIONS": str(BATCH)})
-    daemon = connector.start()
-    ids = publish_all(connector.standin, events)
-    connector.wait_for_ack(ids[-1], timeout=60)
-    assert_index_matches(
-        connector.documents(), expected_documents(events, plan_settings(connector))
-    )
-    kinds = {event.kind for event in events}
-    assert kinds == {"create", "update", "delete", "merge"}
-    assert daemon.terminate() == 0
+    standin = platform_standin(keep=len(events))  # the prehistory is trimmed, nothing else
+    try:
+        connector = e2e_harness(env={"ELASTICSEARCH_BULK_MAX_ACTIONS": str(BATCH)}, standin=standin)
+        publish_all(standin, prehistory)
+        time.sleep(1.1)  # the recovery date has a one-second resolution: keep it after them
+        daemon = connector.start()
+        ids = publish_all(standin, events)
+        assert standin.event_ids[0] == ids[0], "the stream was not trimmed"
+        connector.wait_for_commit(ids[-2], timeout=60)
+        connector.wait_for_ack(ids[-1], timeout=60)
+        assert_index_matches(
+            connector.documents(),
+            expected_documents([*prehistory, *events], plan_settings(connector)),
+        )
+        kinds = {event.kind for event in events}
+        assert kinds == {"create", "update", "delete", "merge"}
+        assert daemon.metric("stream_gaps") == 0
+        assert daemon.terminate() == 0
+    finally:
+        standin.stop()
 
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_of_a_20k_event_replay(
     e2e_harness: Harnesses, faulty_proxy: FaultyProxy, es_settings: ElasticsearchSettings
 ) -> None:
+    with contextlib.ExitStack() as stack:
+        _kill_9_rounds(stack, e2e_harness, faulty_proxy, es_settings)
+
+
+def _kill_9_rounds(
+    stack: contextlib.ExitStack,
+    e2e_harness: Harnesses,
+    faulty_proxy: FaultyProxy,
+    es_settings: ElasticsearchSettings,
+) -> None:
     rng = random.Random(SEED)
+    prehistory = generate(SEED + 2, PREHISTORY, tag="before", population=PREHISTORY)
     seed_event = generate(SEED + 1, 1, tag="seed")[0]
     events = generate(SEED, EVENTS, tag="replay")
-    connector = e2e_harness(env={"ELASTICSEARCH_BULK_MAX_ACTIONS": str(BATCH)})
+    # The stream keeps the seed and what follows it: the prehistory is trimmed by the replay.
+    standin = platform_standin(keep=EVENTS + 1)
+    stack.callback(standin.stop)
+    connector = e2e_harness(env={"ELASTICSEARCH_BULK_MAX_ACTIONS": str(BATCH)}, standin=standin)
     connector.es_settings = msgspec.structs.replace(es_settings, hosts=(faulty_proxy.url,))
-    expected = expected_documents([seed_event, *events], plan_settings(connector))
+    expected = expected_documents([*prehistory, seed_event, *events], plan_settings(connector))
+    publish_all(standin, prehistory)
+    time.sleep(1.1)  # the recovery date has a one-second resolution: keep it after them
 
     # A first run that stops cleanly: P0 is saved, past the first-start recovery.
     first = connector.start()
-    p0 = connector.publish_and_ack(seed_event.kind, seed_event.stix)
+    p0 = connector.publish(seed_event.kind, seed_event.stix)
+    connector.wait_for_commit(p0)
     assert first.terminate() == 0
     assert connector.saved_state() == {
         "start_from": p0,
@@ -104,6 +150,7 @@ def test_kill_9_at_random_moments_of_a_20k_event_replay(
     }
 
     ids = publish_all(connector.standin, events)
+    assert standin.event_ids[0] == p0, "the stream was not trimmed up to P0"
     faulty_proxy.inject(Delay(BULK_DELAY), times=None, path="/_bulk")
     # Seconds after the stream connects. The second round outlives pycti's 40 s ping, so the
     # rounds after it resume from a position saved in the middle of the replay.
@@ -144,5 +191,6 @@ def test_kill_9_at_random_moments_of_a_20k_event_replay(
     assert connector.stream_request_positions()[-1] == resumed_from[-1]
     connector.wait_for_ack(ids[-1], timeout=180)
     assert_index_matches(connector.documents(), expected)  # documents() fails on a duplicate
+    assert last.metric("stream_gaps") == 0
     assert last.terminate() == 0
     assert connector.saved_state() is not None

@@ -56,7 +56,9 @@ def test_a_planner_exception_skips_that_event_and_the_rest_is_written(
 
     assert pipeline.status.last_ack_id == ids[-1]
     assert store.state is not None
-    assert store.state["start_from"] == ids[-1]  # the position moved past the event
+    # The position moved past the event (up to the last id but one: no frame came after the
+    # last, which may still be a group arriving).
+    assert store.state["start_from"] == ids[-2]
     skips = metrics.registry.get_sample_value(
         "elastic_connector_skips_total", {"code": "internal_error"}
     )

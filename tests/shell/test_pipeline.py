@@ -1,8 +1,11 @@
 """The write path's promises, one at a time: a position is committed only after its batch was
-acknowledged, and in stream order; one write at a time; while a write waits, nothing more is
-taken from the reader's queue (so the stream is back-pressured, not buffered); a stop waits
-for the write in flight, then writes and commits what is queued; after a state reset nothing
-read before it is written or committed; a bug in the write ends the pipeline without a commit.
+acknowledged, and in stream order; never the id of a group of frames that may still be arriving
+(the platform sends an event's dependencies under its id), nor a heartbeat's id without the
+safety margin, nor anything during the recovery replay; one write at a time; while a write
+waits, nothing more is taken from the reader's queue (so the stream is back-pressured, not
+buffered); a stop waits for the write in flight, then writes and commits what is queued; after
+a state reset nothing read before it is written or committed; a bug in the write ends the
+pipeline without a commit.
 
 The writer here is a ``BulkWriter`` whose ``write`` blocks until the test lets it finish, so
 each test can look at the pipeline while a write is in flight. No server is involved (the
@@ -35,6 +38,7 @@ from tests.reliability.pipeline_run import MemoryStore
 from tests.reliability.workload import envelope, generate
 
 NOW: Final = datetime(2025, 6, 1, tzinfo=UTC)
+FROM_START: Final = StreamPosition("0-0", None)
 BATCH: Final = 3
 WAIT: Final = 10.0
 
@@ -103,12 +107,18 @@ def _messages(count: int, first: int = 0) -> list[StreamMessage]:
     ]
 
 
+def _heartbeat(after: str, ms: int = 1) -> StreamMessage:
+    """An idle heartbeat ``ms`` after ``after`` (its id comes from the platform's clock)."""
+    at = int(after.split("-", maxsplit=1)[0]) + ms
+    return StreamMessage(f"{at}-0", "heartbeat", b'"2027-01-15T08:00:00.000Z"')
+
+
 @pytest.fixture
 def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     stop = threading.Event()
     inbox: queue.Queue[StreamMessage] = queue.Queue()
     messages = _messages(3 * BATCH)
-    for message in messages:
+    for message in [*messages, _heartbeat(messages[-1].id)]:
         inbox.put(message)
     ids = [message.id for message in messages]
     planned: list[str] = []
@@ -131,11 +141,12 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     writer = GatedWriter(stop)
     resets: list[int] = []
 
-    def on_reset() -> None:
+    def on_reset() -> StreamPosition:
         resets.append(1)
         while not inbox.empty():
             inbox.get_nowait()
         state.acknowledge_reset()
+        return StreamPosition("0-0", None)
 
     pipeline = Pipeline(
         inbox=inbox,
@@ -151,6 +162,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
         retry_delay=0.1,
         clock=lambda: NOW,
         stop=stop,
+        start=StreamPosition("0-0", None),
     )
     rig = Rig(pipeline, writer, store, state, inbox, ids, planned, resets)
     pipeline.start()
@@ -170,7 +182,7 @@ def test_while_a_write_waits_nothing_more_is_taken_from_the_queue(rig: Rig) -> N
     rig.wait_for_write(1)
     time.sleep(0.2)  # time enough to run ahead, if it would
     assert rig.planned == _batch_ids(rig, 0)
-    assert rig.inbox.qsize() == 2 * BATCH
+    assert rig.inbox.qsize() == 2 * BATCH + 1
     assert len(rig.writer.calls) == 1
     assert rig.position() is None
     assert rig.pipeline.status.last_ack_id is None
@@ -179,12 +191,14 @@ def test_while_a_write_waits_nothing_more_is_taken_from_the_queue(rig: Rig) -> N
 def test_positions_are_committed_in_order_and_only_after_the_acknowledgement(rig: Rig) -> None:
     for number in range(3):
         rig.wait_for_write(1)
-        # The write of batch N starts only once batch N-1 was committed.
-        assert rig.position() == (_batch_ids(rig, number - 1)[-1] if number else None)
+        # The write of batch N starts only once batch N-1 was committed: up to its last id
+        # but one, since the next frame may still carry the last one (a dependency group).
+        assert rig.position() == (_batch_ids(rig, number - 1)[-2] if number else None)
         assert len(rig.writer.calls) == number + 1
         rig.writer.release()
+    # The idle heartbeat after the last event completes its group.
     rig.wait_until(lambda: rig.position() == rig.ids[-1])
-    assert rig.pipeline.status.last_ack_id == rig.ids[-1]
+    assert rig.pipeline.status.last_ack_id == _heartbeat(rig.ids[-1]).id
     assert rig.planned == rig.ids
 
 
@@ -217,7 +231,7 @@ def test_nothing_read_before_a_state_reset_is_written_after_it(rig: Rig) -> None
 
     # The restarted stream is written and committed as usual.
     fresh = _messages(2, first=100)
-    for message in fresh:
+    for message in [*fresh, _heartbeat(fresh[-1].id)]:
         rig.inbox.put(message)
     rig.wait_for_write(1)
     rig.writer.release()
@@ -246,3 +260,100 @@ def test_a_bug_in_the_write_ends_the_pipeline_without_a_commit(
     assert raised == [("es-writer", bug)]
     assert rig.position() is None
     assert len(rig.writer.calls) == 1
+
+
+# --- positions under the platform's rules (shared/reference/opencti.md) -------------------------
+
+
+class InstantWriter(BulkWriter):
+    """Acknowledges every write at once."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(Elasticsearch("http://127.0.0.1:9"), require_alias=False, stop=stop)
+
+    def write(self, actions: Sequence[WriteAction]) -> BulkResult:
+        return BulkResult(written=sum(isinstance(a, Upsert) for a in actions))
+
+
+def _saved_after(
+    messages: Sequence[StreamMessage],
+    *,
+    batch: int,
+    start: StreamPosition = FROM_START,
+    reader_at: StreamPosition | None = None,
+) -> list[object]:
+    """Every position the pipeline saves while writing ``messages`` (then stopping), each
+    once (an unchanged position is saved again after each batch)."""
+    stop = threading.Event()
+    inbox: queue.Queue[StreamMessage] = queue.Queue()
+    for message in messages:
+        inbox.put(message)
+    saved: list[object] = []
+
+    class Recording(MemoryStore):
+        def set_state(self, state: dict[str, object] | None) -> None:
+            super().set_state(state)
+            position = None if state is None else state.get("start_from")
+            if not saved or saved[-1] != position:
+                saved.append(position)
+
+    pipeline = Pipeline(
+        inbox=inbox,
+        settings=PlanSettings(mode=Mode.ECS_NO_SIGNALS, index="ti"),
+        planner_state=PlannerState(),
+        writer=InstantWriter(stop),
+        state=ConnectorState(Recording()),
+        metrics=Metrics(),
+        position=lambda: reader_at or StreamPosition(messages[-1].id, None),
+        on_reset=lambda: start,
+        max_batch=batch,
+        flush_interval=0.01,
+        retry_delay=0.1,
+        clock=lambda: NOW,
+        stop=stop,
+        start=start,
+    )
+    pipeline.start()
+    pipeline.drain_and_stop(timeout=WAIT)
+    assert not pipeline.is_alive()
+    return saved
+
+
+def _group(event_id: str, events: Sequence[StreamMessage]) -> list[StreamMessage]:
+    """``events`` re-sent under one id, as the platform sends dependencies before an event."""
+    return [StreamMessage(event_id, m.event, m.data) for m in events]
+
+
+def test_a_batch_cut_inside_a_group_saves_the_position_before_the_group() -> None:
+    events = _messages(5)
+    before, group_id = events[0].id, events[1].id
+    messages = [events[0], *_group(group_id, events[1:4])]  # the marking, the author, the event
+    # Batches of 2: [before, dependency], [dependency, event]. The stream stops there.
+    assert _saved_after(messages, batch=2) == [before]
+    # Once a later frame arrives the group is known complete.
+    later = [*messages, events[4]]
+    assert _saved_after(later, batch=2) == [before, group_id]
+
+
+def test_a_heartbeat_inside_a_group_does_not_complete_it() -> None:
+    events = _messages(3)
+    group_id = events[1].id
+    beat = StreamMessage(group_id, "heartbeat", b'"x"')  # it carries the group's id
+    messages = [events[0], events[1], beat, *_group(group_id, events[2:])]
+    assert _saved_after(messages, batch=10) == [events[0].id]
+
+
+def test_a_heartbeat_position_is_stepped_back_by_the_margin() -> None:
+    events = _messages(1)
+    much_later = _heartbeat(events[0].id, ms=600_000)
+    saved = _saved_after([*events, much_later], batch=10)
+    # Resuming after the heartbeat's own id could skip events the platform appends with
+    # smaller ids (its idle ids come from its clock): 60 s before it is saved instead.
+    assert saved == [f"{int(much_later.id.split('-', maxsplit=1)[0]) - 60_001}-0"]
+
+
+def test_the_recovery_replay_saves_nothing() -> None:
+    replayed = [StreamMessage(m.id, m.event, m.data, recovery=True) for m in _messages(4, first=10)]
+    beat = StreamMessage(replayed[-1].id, "heartbeat", b'"x"', recovery=True)
+    recovering = StreamPosition("0-0", "2027-01-15T08:00:00Z")
+    assert _saved_after([*replayed, beat], batch=2, start=recovering, reader_at=recovering) == []

@@ -7,6 +7,7 @@ import json
 import logging
 import queue
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import trustme
 
 from elastic_connector.core.config import Config, ConnectorSettings, OpenCTISettings, Secret
 from elastic_connector.core.stix import DATA_EVENTS
-from elastic_connector.core.stream_ids import parse_stream_id
+from elastic_connector.core.stream_ids import StreamId, parse_stream_id
 from elastic_connector.core.stream_position import (
     StreamPosition,
     initial_position,
@@ -26,6 +27,7 @@ from elastic_connector.core.stream_position import (
 )
 from elastic_connector.demo.opencti_standin import OpenCTIStandin, make_indicator
 from elastic_connector.shell.stream import (
+    StreamGap,
     StreamMessage,
     StreamReader,
     StreamReaderSettings,
@@ -98,11 +100,13 @@ def start_reader(opencti_standin: OpenCTIStandin) -> Iterator[ReaderFactory]:
 def _take(
     out: queue.Queue[StreamMessage], count: int, timeout: float = 10.0
 ) -> list[StreamMessage]:
-    """The next ``count`` data messages (heartbeats and other events skipped)."""
+    """The next ``count`` data messages (heartbeats and other events skipped), within
+    ``timeout`` seconds in all (heartbeats never stop coming)."""
     taken: list[StreamMessage] = []
+    deadline = time.monotonic() + timeout
     while len(taken) < count:
         try:
-            message = out.get(timeout=timeout)
+            message = out.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             pytest.fail(f"only {len(taken)} of {count} data messages arrived")
         if message.event in DATA_EVENTS:
@@ -157,13 +161,20 @@ def test_the_request_is_the_one_pycti_sends(
     assert "authorization" not in request.headers  # the stand-in never keeps it
 
 
+def _settled(reader: StreamReader, event_id: str) -> None:
+    """Until the reader knows ``event_id``'s group is complete (a later frame arrived: an idle
+    heartbeat with the platform's clock), so that it resumes after it."""
+    wait_until(lambda: reader.status().resume_from == event_id, what=f"{event_id} to be complete")
+
+
 @pytest.mark.parametrize("graceful", [False, True], ids=["cut", "closed"])
-def test_a_dropped_connection_resumes_after_the_last_id_without_loss_or_duplicates(
+def test_a_dropped_connection_resumes_after_the_last_complete_id_without_loss_or_duplicates(
     opencti_standin: OpenCTIStandin, start_reader: ReaderFactory, graceful: bool
 ) -> None:
     first = opencti_standin.publish_many(("create", i) for i in _indicators(50, "10.1"))
     reader, out = start_reader()
     received = _take(out, 50)
+    _settled(reader, first[-1])
 
     assert opencti_standin.drop_connections(graceful=graceful) == 1
     second = opencti_standin.publish_many(("create", i) for i in _indicators(50, "10.2"))
@@ -181,6 +192,7 @@ def test_a_platform_restart_is_waited_out_without_loss(
     before = opencti_standin.publish_many(("create", i) for i in _indicators(20, "10.3"))
     reader, out = start_reader()
     received = _take(out, 20)
+    _settled(reader, before[-1])
 
     opencti_standin.stop()
     wait_until(lambda: reader.status().consecutive_failures >= 2, what="failed reconnections")
@@ -536,3 +548,161 @@ def test_a_position_saved_through_pycti_resumes_the_next_run(
 
     assert restarted.get_state() == {"start_from": ids[2], "recover_until": False}
     assert [m.id for m in _take(out, 3)] == ids[3:]
+
+
+# --- the platform's harder behaviours (shared/reference/opencti.md) ------------------------------
+
+GREEN = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
+
+
+def _requests_ok(standin: OpenCTIStandin) -> list[tuple[str | None, dict[str, str]]]:
+    return [
+        (r.headers.get("last-event-id"), r.query)
+        for r in standin.stream_requests
+        if r.status == 200
+    ]
+
+
+def test_a_connection_lost_inside_a_group_resumes_before_the_group(
+    opencti_standin: OpenCTIStandin, start_reader: ReaderFactory
+) -> None:
+    before = opencti_standin.publish("create", make_indicator("[ipv4-addr:value = '10.7.0.1']"))
+    marked = make_indicator("[ipv4-addr:value = '10.7.0.2']", markings=[GREEN])
+    group = opencti_standin.publish("create", marked)
+    opencti_standin.hold_group(group)  # the platform sent the marking, not the indicator yet
+    _, out = start_reader(live_stream_id="live")
+    assert [m.id for m in _take(out, 2)] == [before, group]  # the event, the marking
+    assert opencti_standin.wait_for_held(group)
+
+    opencti_standin.drop_connections()
+    opencti_standin.release_group(group)
+    rest = _take(out, 2)
+
+    # Resuming after the group's id would have skipped the indicator, which carries it too.
+    assert _requests_ok(opencti_standin)[1][0] == before
+    assert [(m.id, _stix_id(m)) for m in rest] == [(group, GREEN), (group, marked["id"])]
+
+
+def test_a_reconnect_during_the_replay_asks_for_the_same_replay(
+    opencti_standin: OpenCTIStandin, start_reader: ReaderFactory
+) -> None:
+    for n in range(6):
+        opencti_standin.publish(
+            "create", make_indicator(f"[ipv4-addr:value = '10.7.1.{n}']"), at_ms=1000 + n
+        )
+    opencti_standin.set_event_delay(0.2)
+    start = StreamPosition("0-0", "1970-01-01T00:00:05Z")
+    reader, out = start_reader(start, live_stream_id="live")
+    replayed = _take(out, 2)
+    assert all(m.recovery for m in replayed)
+    assert reader.status().recovering
+
+    opencti_standin.drop_connections()
+    wait_until(lambda: len(_requests_ok(opencti_standin)) == 2, what="a reconnection")
+    # Replay ids are update times in no order: resuming after one could skip the rest.
+    assert _requests_ok(opencti_standin) == [("0-0", {"recover": "1970-01-01T00:00:05Z"})] * 2
+    opencti_standin.set_event_delay(0)
+    live = opencti_standin.publish("create", make_indicator("[ipv4-addr:value = '10.7.1.9']"))
+    messages = _take(out, 7)
+    assert [m.recovery for m in messages[-1:]] == [False]
+    assert messages[-1].id == live
+    assert not reader.status().recovering
+    resumed = parse_stream_id(reader.status().resume_from)
+    assert resumed is not None
+    assert resumed >= StreamId(5000, 0)  # live positions start at the recovery date
+
+
+def test_heartbeats_during_the_replay_are_marked_and_the_clock_ends_it(
+    opencti_standin: OpenCTIStandin, start_reader: ReaderFactory
+) -> None:
+    opencti_standin.publish("create", make_indicator("[ipv4-addr:value = '10.7.2.1']"), at_ms=1000)
+    reader, out = start_reader(StreamPosition("0-0", "1970-01-01T00:00:05Z"), live_stream_id="live")
+    seen: list[StreamMessage] = []
+    while not any(m.event == "heartbeat" and not m.recovery for m in seen):
+        seen.append(out.get(timeout=5))
+    assert seen[0].recovery
+    assert seen[0].event == "create"
+    # The replay is over once a heartbeat carries an id above all it sent: the live part's.
+    assert not reader.status().recovering
+
+
+def test_a_position_the_platform_trimmed_is_reported_as_a_gap_once(
+    clean_opencti_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    gaps: list[StreamGap] = []
+    with OpenCTIStandin(heartbeat_interval=0.2, max_stream_length=3) as standin:
+        ids = [
+            standin.publish("create", make_indicator(f"[ipv4-addr:value = '10.7.3.{n}']"))
+            for n in range(6)
+        ]
+        out: queue.Queue[StreamMessage] = queue.Queue()
+        settings = StreamReaderSettings(
+            url=standin.url, token=Secret(standin.token), backoff_base=0.01, backoff_cap=0.05
+        )
+        reader = StreamReader(settings, StreamPosition(ids[1], None), out, on_gap=gaps.append)
+        reader.start()
+        try:
+            assert [m.id for m in _take(out, 3)] == ids[3:]
+            standin.drop_connections()
+            wait_until(lambda: len(standin.stream_requests) == 2, what="a reconnection")
+            wait_until(lambda: reader.status().connected, what="the reconnection")
+        finally:
+            reader.stop()
+    assert gaps == [StreamGap(ids[1], ids[3])]
+    status = reader.status()
+    assert (status.gaps, status.last_gap) == (1, gaps[0])
+    warnings = [r.getMessage() for r in caplog.records if "stream gap" in r.getMessage()]
+    assert len(warnings) == 1
+    assert ids[1] in warnings[0]
+    assert ids[3] in warnings[0]
+    assert "deletions" in warnings[0]
+
+
+def test_a_queue_full_for_too_long_disconnects_then_resumes(
+    opencti_standin: OpenCTIStandin, start_reader: ReaderFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = opencti_standin.publish_many(("create", i) for i in _indicators(40, "10.8"))
+    reader, out = start_reader(queue_size=5, queue_full_timeout=0.5)
+    wait_until(out.full, what="a full queue")
+    # Nobody takes: the platform would buffer the stream in memory; the reader hangs up.
+    wait_until(lambda: opencti_standin.open_stream_connections == 0, what="a disconnect")
+    assert not reader.status().connected
+    assert any("queue full" in r.getMessage() for r in caplog.records)
+    assert len(opencti_standin.stream_requests) == 1
+
+    received = _take(out, 41)
+    # Resumed from the last id received whose group was known complete: nothing lost.
+    assert _requests_ok(opencti_standin)[1][0] == ids[3]
+    assert list(dict.fromkeys(m.id for m in received)) == ids
+    assert [m.id for m in received].count(ids[4]) == 2  # its group is read again
+
+
+def test_a_401_on_a_collection_names_an_unknown_id(
+    opencti_standin: OpenCTIStandin, start_reader: ReaderFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="elastic_connector.shell.stream")
+    reader, _ = start_reader(live_stream_id="no-such-stream")
+    wait_until(lambda: reader.status().last_error is not None, what="the refusal")
+    error = str(reader.status().last_error)
+    assert "401" in error
+    assert "no live stream has the id 'no-such-stream'" in error
+    assert "TAXIIAPI" in error
+
+
+def test_a_queue_full_during_the_replay_keeps_the_connection(
+    opencti_standin: OpenCTIStandin, start_reader: ReaderFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(20):
+        opencti_standin.publish(
+            "create", make_indicator(f"[ipv4-addr:value = '10.9.0.{n}']"), at_ms=1000 + n
+        )
+    start = StreamPosition("0-0", "1970-01-01T00:00:05Z")
+    reader, out = start_reader(start, live_stream_id="live", queue_size=5, queue_full_timeout=0.3)
+    wait_until(out.full, what="a full queue")
+    time.sleep(0.8)
+    # A reconnect would restart the replay from its beginning: the reader waits instead.
+    assert opencti_standin.open_stream_connections == 1
+    assert reader.status().recovering
+    assert any("during the knowledge base replay" in r.getMessage() for r in caplog.records)
+    assert len(_take(out, 20)) == 20
+    assert len(opencti_standin.stream_requests) == 1

@@ -87,6 +87,8 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     live_stream_with_inferences: bool = False
     live_stream_recover_iso_date: str | None = None
     live_stream_start_timestamp: int | None = None
+    stream_heartbeat_margin: float = 60.0
+    stream_queue_full_timeout: float = 30.0
     max_tlp: Tlp = Tlp.AMBER_STRICT
     require_detection: bool = False
     expiry_sweep_interval: float = 3600.0

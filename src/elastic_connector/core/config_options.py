@@ -104,6 +104,19 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         not_negative,
         parse_start_timestamp,
     ),
+    "connector.stream_heartbeat_margin": _Spec(
+        "A stream position taken from a heartbeat is saved this much earlier: the platform "
+        "takes idle heartbeat ids from its own clock, and events may still come with ids "
+        "below them (replayed events are rewritten, never duplicated).",
+        _SECONDS,
+        greater_than_zero,
+    ),
+    "connector.stream_queue_full_timeout": _Spec(
+        "When Elasticsearch has taken nothing for this long, disconnect from the stream and "
+        "resume later, rather than let OpenCTI buffer it in memory.",
+        _SECONDS,
+        greater_than_zero,
+    ),
     "connector.max_tlp": _Spec(
         "Most restrictive TLP marking an indicator may carry to be exported to Elastic."
     ),

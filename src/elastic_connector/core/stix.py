@@ -10,7 +10,11 @@ header (``type``, ``id``, markings, OpenCTI id) does, is still returned, with th
 ``invalid``: ``stix`` mode indexes it, ``ecs`` mode skips it.
 
 Wire format (see ``shared/reference/opencti.md``): an SSE frame ``id: <ms>-<seq>``,
-``event: create|update|delete|merge``, ``data: {"type", "data": <STIX object>, "context"...}``.
+``event: create|update|delete|merge``, ``data: {"data": <STIX object>, "context"...}``. The SSE
+event name is the only kind there is: the frames a live stream makes itself (the recovery replay,
+``origin.referer: init-create``, and the dependencies sent before an event, ``init-dependencies``)
+carry only ``{data, message, origin, version}``, and a collection rewrites an update into a
+``delete``/``create`` event whose JSON ``type`` still says ``update``.
 """
 
 from __future__ import annotations
@@ -227,8 +231,11 @@ class EventContext(msgspec.Struct, frozen=True):
 
 
 class _Envelope(msgspec.Struct, frozen=True):
-    type: str
+    # Everything but ``data`` is optional: frames the platform builds itself (recovery,
+    # dependencies) have no ``type``/``scope``/``context`` (sseMiddleware.js). The kind is
+    # the SSE event name, never ``type``.
     data: msgspec.Raw
+    type: str | None = None
     version: str | None = None
     scope: str | None = None
     message: str | None = None

@@ -14,12 +14,14 @@ implements the surface a STREAM connector touches (see ``shared/reference/openct
   sends them (``AUTH_REQUIRED`` for a bad token, ``MISSING_REFERENCE_ERROR``...).
 * ``GET /stream``, ``/stream/live``, ``/stream/<collection id>``: server-sent events with
   ``<ms>-<seq>`` ids, resume after ``Last-Event-ID``/``from`` (numeric comparison), first-run
-  recovery (``?recover=``), ``listen-delete: false``, heartbeats carrying the last id, and the
-  platform's 401/410/500 answers.
+  recovery (``?recover=``), ``listen-delete: false``, heartbeats, and the platform's 401/410/500
+  answers; with the platform's harder behaviours (dependency frames sharing an event's id,
+  clock heartbeat ids, frames without ``type``, trimming, collection filters), described and
+  switchable in ``standin_stream``.
 
 Tests drive it through ``publish`` and the fault-injection methods (``fail_graphql``,
-``fail_stream``, ``drop_connections``, ``pause_heartbeats``, ``forget_object``) and assert on
-what clients sent (``sighting_inputs``, ``stream_requests``, ``graphql_requests``).
+``fail_stream``, ``drop_connections``, ``pause_heartbeats``, ``hold_group``, ``forget_object``)
+and assert on what clients sent (``sighting_inputs``, ``stream_requests``, ``graphql_requests``).
 
 Run ``python -m elastic_connector.demo.opencti_standin --port 8080 --token T`` to use it by hand.
 """
@@ -27,7 +29,6 @@ Run ``python -m elastic_connector.demo.opencti_standin --port 8080 --token T`` t
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
 import logging
 import signal
@@ -36,12 +37,12 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Final, NamedTuple, Self
+from typing import Final, Self
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -58,7 +59,6 @@ from elastic_connector.demo.opencti_data import (
     identity_standard_id,
     indicator_standard_id,
     internal_id,
-    iso_ms,
     make_indicator,
     now_iso,
     sighting_standard_id,
@@ -72,6 +72,20 @@ from elastic_connector.demo.standin_graphql import (
     auth_required,
     has_capability,
 )
+from elastic_connector.demo.standin_stream import (
+    DEFAULT_TRIMMING,
+    Channel,
+    Connection,
+    LogEntry,
+    StreamControls,
+    StreamLog,
+    StreamSwitches,
+    Visibility,
+    create_message,
+    encode_frame,
+    frame_header_size,
+    object_refs,
+)
 
 __all__ = [
     "DEFAULT_MARKINGS",
@@ -81,6 +95,7 @@ __all__ = [
     "StandinUser",
     "StreamCollection",
     "StreamRequest",
+    "StreamSwitches",
     "identity_standard_id",
     "indicator_standard_id",
     "make_indicator",
@@ -90,7 +105,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_BATCH: Final = 500  # events per chunk written to a stream connection
 _DEFAULT_VERSION: Final = "6.9.0"
 
 
@@ -114,12 +128,6 @@ class GraphQLRequest(msgspec.Struct, frozen=True):
     variables: Json
 
 
-class _Entry(NamedTuple):
-    id: StreamId
-    kind: str
-    frame: bytes
-
-
 class _GraphQLFault(msgspec.Struct):
     status: int | None
     code: str
@@ -131,15 +139,6 @@ class _GraphQLFault(msgspec.Struct):
 class _StreamFault(msgspec.Struct):
     status: int
     remaining: int | None
-
-
-class _Connection:
-    """One open stream response."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.dropped = False
-        self.graceful = False
 
 
 _enc = msgspec.json.encode
@@ -188,6 +187,11 @@ class OpenCTIStandin:
     the stream as ``create`` events, as they do on the platform. Sightings follow the platform's
     upsert rules (``standin_sightings``); ``merge_sightings=False`` sets the platform's
     deduplication window to 0 days (only ids find an existing sighting).
+
+    The stream behaves as the platform's (``standin_stream``): ``switches`` turns some of its
+    harder behaviours off (or forces a heartbeat inside every dependency group);
+    ``max_stream_length`` trims the log (None: never); ``retry_ms`` adds a ``retry:`` line the
+    platform never sends.
     """
 
     def __init__(
@@ -197,7 +201,9 @@ class OpenCTIStandin:
         host: str = "127.0.0.1",
         port: int = 0,
         heartbeat_interval: float = 1.0,
-        retry_ms: int | None = 3000,
+        retry_ms: int | None = None,
+        switches: StreamSwitches | None = None,
+        max_stream_length: int | None = DEFAULT_TRIMMING,
         version: str = _DEFAULT_VERSION,
         ssl_context: ssl.SSLContext | None = None,
         echo_writes: bool = True,
@@ -207,6 +213,7 @@ class OpenCTIStandin:
         self.echo_writes = echo_writes
         self.heartbeat_interval = heartbeat_interval
         self.retry_ms = retry_ms
+        self.switches = switches or StreamSwitches()
         self.version = version
         self._host = host
         self._port = port
@@ -220,14 +227,14 @@ class OpenCTIStandin:
         self._platform.users[token] = StandinUser(
             ADMIN_USER_ID, "admin", "admin@opencti.io", ("BYPASS",)
         )
-        self._log: list[_Entry] = []
+        self._log = StreamLog(max_stream_length)
+        self._controls = StreamControls()
+        self._collection_filters: dict[str, Visibility] = {}
         self._graphql_requests: list[GraphQLRequest] = []
         self._stream_requests: list[StreamRequest] = []
         self._graphql_faults: list[_GraphQLFault] = []
         self._stream_faults: list[_StreamFault] = []
-        self._connections: set[_Connection] = set()
-        self._heartbeats = True
-        self._stopping = False
+        self._connections: set[Connection] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -246,7 +253,7 @@ class OpenCTIStandin:
         if self._server is not None:
             return self
         with self._cond:
-            self._stopping = False
+            self._controls.stopping = False
         server = _Server((self._host, self._port), self, self._ssl_context)
         self._server = server
         self._port = server.server_address[1]  # a restart (stop, start) keeps the URL
@@ -266,7 +273,7 @@ class OpenCTIStandin:
         if server is None:
             return
         with self._cond:
-            self._stopping = True
+            self._controls.stopping = True
             self._cond.notify_all()
         server.shutdown()
         server.close_all()
@@ -320,8 +327,11 @@ class OpenCTIStandin:
         live: bool = True,
         public: bool = False,
         recover_supported: bool = True,
+        filters: Visibility | None = None,
     ) -> StreamCollection:
-        """A live stream served at ``/stream/<collection_id>``."""
+        """A live stream served at ``/stream/<collection_id>``; ``filters`` says which STIX
+        objects it shows (all when None), and its updates follow them: ``delete`` when an
+        object leaves them, ``create`` when it enters them (``sseMiddleware.js``)."""
         collection = StreamCollection(
             id=collection_id,
             name=name or collection_id,
@@ -331,6 +341,10 @@ class OpenCTIStandin:
         )
         with self._cond:
             self._platform.collections[collection_id] = collection
+            if filters is not None:
+                self._collection_filters[collection_id] = filters
+            else:
+                self._collection_filters.pop(collection_id, None)
         return collection
 
     def set_stream_live(self, collection_id: str, live: bool) -> None:
@@ -339,14 +353,6 @@ class OpenCTIStandin:
             self._platform.collections[collection_id].live = live
 
     # --- the stream --------------------------------------------------------------------------
-
-    def _next_id(self, at_ms: int | None) -> StreamId:
-        last = self._log[-1].id if self._log else StreamId(0, 0)
-        ms = int(time.time() * 1000) if at_ms is None else at_ms
-        if at_ms is not None and ms < last.ms:
-            raise ValueError(f"stream ids must grow: {ms} is before {last}")
-        ms = max(ms, last.ms)
-        return StreamId(ms, last.seq + 1 if ms == last.ms and self._log else 0)
 
     def _append(
         self,
@@ -369,17 +375,11 @@ class OpenCTIStandin:
         )
         stix = _enc(stix_object)
         if message is None:
-            entity = (
-                str(extension.get("type"))
-                if isinstance(extension, Mapping) and extension.get("type")
-                else stix_type.replace("-", " ").title().replace(" ", "-")
-            )
-            label = stix_object.get("name") or stix_object.get("value") or stix_id
             verb = {"create": "creates", "update": "updates", "delete": "deletes"}.get(
                 kind, "merges"
             )
-            message = f"{verb} a {entity} `{label}`"
-        event_id = self._next_id(at_ms)
+            message = create_message(stix_object, verb)
+        event_id = self._log.next_id(at_ms)
         envelope = [
             b'{"version":"4","type":',
             _enc(kind),
@@ -393,12 +393,16 @@ class OpenCTIStandin:
         if context is not None:
             envelope += [b',"context":', _enc(context)]
         envelope.append(b"}")
-        frame = _frame(event_id, kind, b"".join(envelope))
-        self._log.append(_Entry(event_id, kind, frame))
+        frame = encode_frame(event_id, kind, b"".join(envelope))
+        previous = self._platform.objects.get(stix_id) if kind == "update" else None
+        header = frame_header_size(event_id, kind)
+        self._log.append(
+            LogEntry(event_id, kind, frame, header, stix_id, object_refs(stix_object), previous)
+        )
         if kind == "delete":
             self._platform.forget(stix_id)
         elif kind in DATA_EVENTS:
-            start = _frame_header_size(event_id, kind) + sum(len(part) for part in envelope[:7])
+            start = header + sum(len(part) for part in envelope[:7])
             stored = Stored(frame, start, start + len(stix), event_id.ms, stix_type, object_id)
             self._platform.store(stix_id, stored)
             if kind == "merge" and context is not None:
@@ -468,16 +472,17 @@ class OpenCTIStandin:
         if b"\n" in data or b"\r" in data:
             raise ValueError("data must be one line")
         with self._cond:
-            event_id = self._next_id(at_ms)
-            self._log.append(_Entry(event_id, event, _frame(event_id, event, data)))
+            event_id = self._log.next_id(at_ms)
+            frame = encode_frame(event_id, event, data)
+            self._log.append(LogEntry(event_id, event, frame, frame_header_size(event_id, event)))
             self._cond.notify_all()
         return str(event_id)
 
     @property
     def event_ids(self) -> list[str]:
-        """Every event id in the log, in order."""
+        """Every event id the log still holds (trimming drops the oldest), in order."""
         with self._cond:
-            return [str(entry.id) for entry in self._log]
+            return [str(entry.id) for entry in self._log.entries]
 
     def drop_connections(self, *, graceful: bool = False) -> int:
         """Close every open stream connection; return how many there were.
@@ -505,12 +510,48 @@ class OpenCTIStandin:
     def pause_heartbeats(self) -> None:
         """Stop sending heartbeats (a connection without events then goes silent)."""
         with self._cond:
-            self._heartbeats = False
+            self._controls.heartbeats = False
 
     def resume_heartbeats(self) -> None:
         with self._cond:
-            self._heartbeats = True
+            self._controls.heartbeats = True
             self._cond.notify_all()
+
+    def set_event_delay(self, seconds: float) -> None:
+        """Slow every connection down: wait ``seconds`` after each recovered object, each
+        dependency group and each live read (what the platform's ``delay`` option does)."""
+        with self._cond:
+            self._controls.event_delay = seconds
+            self._cond.notify_all()
+
+    def hold_group(self, event_id: str) -> None:
+        """Stop connections right after the dependency frames of event ``event_id`` (sent
+        under its id), before the event itself, until ``release_group``: a group half sent,
+        as when the platform is slow or the connection breaks there."""
+        parsed = parse_stream_id(event_id)
+        if parsed is None:
+            raise ValueError(f"not a stream id: {event_id!r}")
+        with self._cond:
+            self._controls.held.add(parsed)
+
+    def release_group(self, event_id: str) -> None:
+        parsed = parse_stream_id(event_id)
+        with self._cond:
+            if parsed is not None:
+                self._controls.held.discard(parsed)
+            self._cond.notify_all()
+
+    def wait_for_held(self, event_id: str, timeout: float = 10.0) -> bool:
+        """Whether a connection reached the held group of ``event_id`` within ``timeout``."""
+        parsed = parse_stream_id(event_id)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while parsed not in self._controls.reached:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
 
     def fail_stream(self, status: int, *, times: int | None = 1) -> None:
         """Answer the next ``times`` stream requests (all when None) with HTTP ``status``."""
@@ -790,6 +831,7 @@ class OpenCTIStandin:
             listen_delete = (query.get("listen-delete") or headers.get("listen-delete")) != "false"
         with self._cond:
             self._stream_requests.append(StreamRequest(parts.path, query, headers, 200))
+            visible = self._collection_filters.get(collection_id or "")
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
         handler.send_header("Cache-Control", "no-cache, no-transform")
@@ -797,137 +839,42 @@ class OpenCTIStandin:
         handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         handler.close_connection = True
-        connection = _Connection(handler.connection)
+        connection = Connection(handler.connection)
         with self._cond:
-            if self._stopping:
+            if self._controls.stopping:
                 return
             self._connections.add(connection)
+
+        def write(payload: bytes) -> None:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+
+        delay = query.get("delay") or headers.get("event-delay")
+        channel = Channel(
+            cond=self._cond,
+            log=self._log,
+            platform=self._platform,
+            controls=self._controls,
+            switches=self.switches,
+            connection=connection,
+            write=write,
+            heartbeat_interval=self.heartbeat_interval,
+            live=collection_id is not None,
+            listen_delete=listen_delete,
+            visible=visible,
+            delay=int(delay) / 1000 if delay and delay.isdigit() else None,
+        )
         try:
-            self._stream_to(
-                handler,
-                connection,
-                start=start,
+            channel.serve(
+                start,
                 recover_ms=recover_ms,
-                listen_delete=listen_delete,
-                collection=collection,
+                recover_supported=collection is None or collection.recover_supported,
+                retry_ms=self.retry_ms,
             )
         except OSError:
             pass  # the client went away
         finally:
             with self._cond:
                 self._connections.discard(connection)
-
-    def _stream_to(
-        self,
-        handler: _Handler,
-        connection: _Connection,
-        *,
-        start: StreamId | None,
-        recover_ms: int | None,
-        listen_delete: bool,
-        collection: StreamCollection | None,
-    ) -> None:
-        def send(payload: bytes) -> None:
-            handler.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-
-        with self._cond:
-            first = str(self._log[0].id) if self._log else "0-0"
-            last = str(self._log[-1].id) if self._log else "0-0"
-            size = len(self._log)
-        hello = _enc(
-            {
-                "lastEventId": last,
-                "firstEventId": first,
-                "streamSize": size,
-                "connectionId": str(uuid.uuid4()),
-            }
-        )
-        opening = b"retry: %d\n\n" % self.retry_ms if self.retry_ms is not None else b""
-        send(opening + b"event: connected\ndata: " + hello + b"\n\n")
-
-        last_id: StreamId | None = start
-        live_from = start
-        if recover_ms is not None and start is not None and recover_ms > start.ms:
-            if collection is not None and not collection.recover_supported:
-                notice = _enc("Recovery is not supported for this stream")
-                send(_frame(start, "no-recover", notice))
-            else:
-                for chunk, chunk_last in self._recovery_chunks(start.ms, recover_ms):
-                    if connection.dropped:
-                        break
-                    send(chunk)
-                    last_id = chunk_last
-                live_from = StreamId(recover_ms, 0)
-
-        with self._cond:
-            cursor = (
-                len(self._log)
-                if live_from is None
-                else bisect.bisect_right(self._log, live_from, key=lambda entry: entry.id)
-            )
-        next_beat = time.monotonic() + self.heartbeat_interval
-        while True:
-            with self._cond:
-                while (
-                    cursor >= len(self._log)
-                    and not connection.dropped
-                    and not self._stopping
-                    and time.monotonic() < next_beat
-                ):
-                    self._cond.wait(max(0.0, next_beat - time.monotonic()))
-                if connection.dropped or self._stopping:
-                    break
-                batch = self._log[cursor : cursor + _BATCH]
-                beat = self._heartbeats and time.monotonic() >= next_beat
-            if batch:
-                cursor += len(batch)
-                frames = [e.frame for e in batch if listen_delete or e.kind != "delete"]
-                if frames:
-                    send(b"".join(frames))
-                # Like the platform, the position moves past events this consumer filtered out.
-                last_id = batch[-1].id
-            if beat and last_id is not None:
-                send(_frame(last_id, "heartbeat", _enc(iso_ms(last_id.ms))))
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + self.heartbeat_interval
-        if connection.graceful and not self._stopping:
-            handler.wfile.write(b"0\r\n\r\n")
-
-    def _recovery_chunks(self, start_ms: int, recover_ms: int) -> Iterator[tuple[bytes, StreamId]]:
-        """The knowledge base as it is now, updated in (start, recover], as ``create`` events
-        with ids derived from the update time (``origin.referer = init-create``)."""
-        with self._cond:
-            snapshot = sorted(
-                (stored.ms, stix_id, stored.stix)
-                for stix_id, stored in self._platform.objects.items()
-                if start_ms < stored.ms <= recover_ms
-            )
-        frames: list[bytes] = []
-        for ms, _stix_id, stix in snapshot:
-            event_id = StreamId(ms, 0)
-            envelope = b"".join(
-                [
-                    b'{"version":"4","type":"create","scope":"external","message":"creates",'
-                    b'"origin":{"referer":"init-create"},"data":',
-                    stix,
-                    b"}",
-                ]
-            )
-            frames.append(_frame(event_id, "create", envelope))
-            if len(frames) >= _BATCH:
-                yield b"".join(frames), event_id
-                frames = []
-        if frames:
-            yield b"".join(frames), StreamId(snapshot[-1][0], 0)
-
-
-def _frame(event_id: StreamId, event: str, data: bytes) -> bytes:
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (str(event_id).encode(), event.encode(), data)
-
-
-def _frame_header_size(event_id: StreamId, event: str) -> int:
-    """Where ``data`` starts in ``_frame(event_id, event, data)``."""
-    return len(b"id: \nevent: \ndata: ") + len(str(event_id)) + len(event.encode())
 
 
 def _bearer(header: str | None) -> str | None:

@@ -30,6 +30,7 @@ from elastic_connector.shell.opencti_reach import opencti_problem
 
 if TYPE_CHECKING:
     from pycti import OpenCTIApiClient
+from elastic_connector.shell.stream import unauthorized_causes
 
 _ME_QUERY: Final = "query Me { me { name capabilities { name } } }"
 
@@ -133,6 +134,17 @@ def _check_opencti(config: Config, report: Report) -> None:
     if config.connector.mode is Mode.ECS:
         check_sighting_marking(api, config, report)
     _check_stream(config, report)
+    _check_deletions(config, report)
+
+
+def _check_deletions(config: Config, report: Report) -> None:
+    """Without deletions (``live_stream_listen_delete: false``) deleted indicators stay."""
+    if not config.connector.live_stream_listen_delete:
+        report.warn(
+            "stream",
+            "connector.live_stream_listen_delete is false: indicators deleted in OpenCTI are "
+            f"never removed from {config.index} (they keep matching until they expire)",
+        )
 
 
 _MARKINGS_QUERY: Final = (
@@ -207,8 +219,7 @@ def _check_stream(config: Config, report: Report) -> None:
         if response.status == 401:
             report.fail(
                 "stream",
-                f"{url} refused the token (401): /stream/live needs BYPASS; a live stream "
-                "collection needs TAXIIAPI or a public stream",
+                f"{url} refused the token (401): {unauthorized_causes(connector.live_stream_id)}",
             )
         elif response.status == 410:
             report.fail("stream", f"{url}: the live stream is stopped (410); start it in OpenCTI")

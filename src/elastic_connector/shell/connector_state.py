@@ -57,8 +57,3 @@ class ConnectorState:
         """The caller has restarted from scratch: the next ``update`` writes a fresh state."""
         with self._lock:
             self._written = False
-
-    def persist(self) -> None:
-        """Send the state to the platform now (pycti's force_ping logs its own failures)."""
-        with self._lock:
-            self._store.force_ping()

@@ -27,7 +27,7 @@ from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Config, Mode
 from elastic_connector.core.events import PlannerState, PlanSettings
-from elastic_connector.core.stream_position import initial_position
+from elastic_connector.core.stream_position import StreamPosition, initial_position
 from elastic_connector.shell import logs, opencti
 from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkWriter
@@ -47,7 +47,12 @@ from elastic_connector.shell.index_setup import (
 )
 from elastic_connector.shell.metrics import Metrics, MetricsServer
 from elastic_connector.shell.pipeline import Pipeline
-from elastic_connector.shell.stream import StreamMessage, StreamReader, StreamReaderSettings
+from elastic_connector.shell.stream import (
+    StreamGap,
+    StreamMessage,
+    StreamReader,
+    StreamReaderSettings,
+)
 from elastic_connector.shell.sweeper import Sweeper
 
 if TYPE_CHECKING:
@@ -145,6 +150,10 @@ class Daemon:
             maxsize=max(100, 2 * config.elasticsearch.bulk_max_actions)
         )
         self._metrics_server: MetricsServer | None = None
+        self.gap_listeners: list[Callable[[StreamGap], None]] = []
+        """Called (in the stream reader's thread) when the stream has lost events: a saved
+        position older than the oldest event the platform still holds. What can repair the
+        index (a full re-read of the knowledge base) registers here."""
         # Error texts quote what the servers said, which may name a secret (Elasticsearch
         # names the API key id in a 403): /healthz masks them as the logs do.
         self._mask = logs.SecretMask(logs.secret_values(config))
@@ -204,12 +213,18 @@ class Daemon:
             position.start_from,
             position.recover_until or "-",
         )
-        reader = StreamReader(StreamReaderSettings.from_config(config), position, self._inbox)
+        warn_without_deletions(config)
+        reader = StreamReader(
+            StreamReaderSettings.from_config(config),
+            position,
+            self._inbox,
+            on_gap=self._gap_detected,
+        )
         writer = BulkWriter.from_settings(
             client, config.elasticsearch, require_alias=require_alias, stop=self._writer_stop
         )
 
-        def restart_from_scratch() -> None:
+        def restart_from_scratch() -> StreamPosition:
             fresh = initial_position(
                 None,
                 start_timestamp=config.connector.live_stream_start_timestamp,
@@ -219,6 +234,7 @@ class Daemon:
             reader.restart_from(fresh)
             _drain(self._inbox)
             state.acknowledge_reset()
+            return fresh
 
         pipeline = Pipeline(
             inbox=self._inbox,
@@ -236,6 +252,8 @@ class Daemon:
             retry_delay=config.elasticsearch.retry_max_backoff,
             clock=self._clock,
             stop=self._writer_stop,
+            start=position,
+            heartbeat_margin=config.connector.stream_heartbeat_margin,
         )
         self._reader, self._pipeline, self._writer = reader, pipeline, writer
         pipeline.start()
@@ -348,13 +366,20 @@ class Daemon:
         if self._reader is None or self._pipeline is None:
             return False, {**details, "phase": "starting"}
         stream = self._reader.status()
+        writer = self._pipeline.status
+        gap = stream.last_gap
         details["stream"] = {
             "connected": stream.connected,
             "last_event_id": stream.last_event_id,
+            "committed_position": writer.committed_position,
+            "recovering": stream.recovering,
             "consecutive_failures": stream.consecutive_failures,
             "last_error": self._masked(stream.last_error),
+            "gaps": stream.gaps,
+            "last_gap": None
+            if gap is None
+            else {"saved_position": gap.saved_position, "first_event_id": gap.first_event_id},
         }
-        writer = self._pipeline.status
         now = time.time()
         # Refusals an operator must fix (401/403...) are the pipeline's; outages still being
         # retried (refused connections, 429, 5xx) are the bulk writer's.
@@ -386,6 +411,14 @@ class Daemon:
     def _masked(self, text: str | None) -> str | None:
         return None if text is None else self._mask.mask(text)
 
+    def _gap_detected(self, gap: StreamGap) -> None:
+        self.metrics.stream_gaps.inc()
+        for listener in list(self.gap_listeners):
+            try:
+                listener(gap)
+            except Exception:  # a listener's bug must not stop the stream
+                _log.exception("a stream gap listener failed")
+
 
 class _Alive:
     """Adapts an ``is_alive`` callable to the ``Worker`` protocol for the watchdog."""
@@ -401,6 +434,17 @@ class _Alive:
 
     def is_alive(self) -> bool:
         return self._alive()
+
+
+def warn_without_deletions(config: Config) -> None:
+    """``live_stream_listen_delete: false``: the platform then sends no deletions, and
+    indicators deleted in OpenCTI stay exported (and matched) until they expire."""
+    if not config.connector.live_stream_listen_delete:
+        _log.warning(
+            "connector.live_stream_listen_delete is false: indicators deleted in OpenCTI are "
+            "never removed from %s (they keep matching until they expire)",
+            config.index,
+        )
 
 
 def _drain(inbox: queue.Queue[StreamMessage]) -> None:

@@ -89,6 +89,13 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self.stream_gaps = Counter(
+            "stream_gaps",
+            "Times the saved stream position was older than the oldest event OpenCTI still "
+            "holds (events lost to trimming)",
+            namespace=ns,
+            registry=r,
+        )
         self.stream_connected = Gauge(
             "stream_connected", "1 while the OpenCTI stream is connected", namespace=ns, registry=r
         )

@@ -10,12 +10,16 @@ connector state every 40 s, and GraphQL calls — but not for reading the stream
 * the helper replaces ``sys.excepthook`` with a hook that SIGTERMs the process; we put back one
   that only logs, so a bug surfaces as a log line and an orderly exit, not a silent kill;
 * ``helper.stop()`` *deletes* the connector on the platform, saved state included: a clean
-  shutdown only stops the ping thread, after one last ping that saves the state.
+  shutdown only stops the ping thread, after one last ping that saves the state;
+* ``helper.force_ping()`` pings a second time with the local state when the platform answers
+  another one, which after a "reset state" in the OpenCTI UI writes the old position back:
+  the last ping is ours (``final_ping``), and adopts the answer as the ping thread does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -40,6 +44,11 @@ if TYPE_CHECKING:
     from pycti import OpenCTIApiClient, OpenCTIConnectorHelper
 
 _log = logging.getLogger(__name__)
+
+_PING: Final = """
+mutation PingConnector($id: ID!, $state: String, $connectorInfo: ConnectorInfoInput) {
+  pingConnector(id: $id, state: $state, connectorInfo: $connectorInfo) { id connector_state }
+}"""
 
 
 def apply_pycti_environment(config: Config) -> None:
@@ -198,11 +207,47 @@ def read_author_name(api: OpenCTIApiClient, identity_id: str) -> str | None:
     return name.strip() if isinstance(name, str) and name.strip() else None
 
 
+def final_ping(helper: OpenCTIConnectorHelper) -> None:
+    """Send the state once more, as pycti's ping thread does, and adopt the state the platform
+    answers when it differs.
+
+    After "reset state" in the OpenCTI UI the platform empties the stored state and answers it
+    once while ignoring the state sent (``domain/connector.ts``, ``connector_state_reset``):
+    pinging again with the local state, as pycti's ``force_ping`` does, would undo the reset.
+    Failures are logged, never raised (the previous ping's position stays saved).
+    """
+    state = helper.get_state()
+    variables = {"id": helper.connector_id, "state": json.dumps(state), "connectorInfo": None}
+    try:
+        answer = helper.api.query(_PING, variables)
+    except (ValueError, OSError) as error:
+        _log.warning(
+            "the final ping failed (%s): the position of the previous ping is kept",
+            _first_line(error),
+        )
+        return
+    data = answer.get("data")
+    pinged = data.get("pingConnector") if isinstance(data, dict) else None
+    stored = pinged.get("connector_state") if isinstance(pinged, dict) else None
+    try:
+        remote = json.loads(stored) if isinstance(stored, str) and stored else None
+    except ValueError:
+        remote = None
+    if remote == state:
+        return
+    helper.set_state(remote if isinstance(remote, dict) else None)
+    _log.warning(
+        "the connector state was reset from OpenCTI: it is not written back, and the next "
+        "start reads the stream from the configured start"
+    )
+
+
 def shutdown(helper: OpenCTIConnectorHelper, timeout: float) -> None:
-    """Save the state on the platform and stop pinging (never ``helper.stop()``: it deletes the
-    connector and its state). The ping gets at most ``timeout`` s: pycti's own request timeout
-    is 300 s, far beyond any orchestrator's patience with a stopping container."""
-    pinger = threading.Thread(target=helper.force_ping, name="final-ping", daemon=True)
+    """Save the state on the platform (``final_ping``) and stop pinging (never
+    ``helper.stop()``: it deletes the connector and its state). The ping gets at most
+    ``timeout`` s: pycti's own request timeout is 300 s, far beyond any orchestrator's
+    patience with a stopping container."""
+    pinger = threading.Thread(target=final_ping, args=(helper,), name="final-ping", daemon=True)
     pinger.start()
     pinger.join(timeout)
     if pinger.is_alive():

@@ -2,9 +2,16 @@
 
 One thread takes messages from the reader's bounded queue in batches (count or time), plans each
 one with the pure core, writes the resulting actions with one ``BulkWriter.write`` call and, only
-once Elasticsearch has acknowledged all of them, saves the id of the batch's last message as the
-stream position. Until then nothing is committed, so a crash, a kill or a lost connection
-replays the batch, and replays are harmless because every document has a deterministic ``_id``.
+once Elasticsearch has acknowledged all of them, saves the stream position they allow. Until
+then nothing is committed, so a crash, a kill or a lost connection replays the batch, and
+replays are harmless because every document has a deterministic ``_id``.
+
+The position saved is not simply the last id written (``core.stream_progress``): the platform
+sends an event's dependencies under the event's own id, so an id is saved only once a frame
+with a greater id was written (a batch cut, a shutdown or a reconnect inside such a group
+resumes before it); a heartbeat's id is stepped back by ``heartbeat_margin``; the frames of the
+first start's recovery replay save nothing, and no position up to the recovery date is saved
+(the next start would replay again).
 
 While Elasticsearch is down the writer keeps retrying the same batch; the queue fills up and the
 reader stops reading, so the OpenCTI stream is back-pressured instead of buffered in memory.
@@ -25,12 +32,13 @@ from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.markings import MarkingLevel
 from elastic_connector.core.stix import DATA_EVENTS
-from elastic_connector.core.stream_ids import parse_stream_id
+from elastic_connector.core.stream_ids import StreamId, parse_stream_id
 from elastic_connector.core.stream_position import (
     StreamPosition,
     is_past_recovery,
     position_state,
 )
+from elastic_connector.core.stream_progress import observe_all, resume_position, start_progress
 from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkStopped, BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
@@ -52,6 +60,9 @@ class PipelineStatus:
 
     def __init__(self) -> None:
         self.last_ack_id: str | None = None
+        """The id of the last message written (acknowledged by Elasticsearch)."""
+        self.committed_position: str | None = None
+        """The last position saved in the connector state."""
         self.last_ack_time: float | None = None
         self.last_error: str | None = None
         self.failing_since: float | None = None
@@ -70,7 +81,7 @@ class Pipeline:
         state: ConnectorState,
         metrics: Metrics,
         position: Callable[[], StreamPosition],
-        on_reset: Callable[[], None],
+        on_reset: Callable[[], StreamPosition],
         refresh_markings: Callable[[], Mapping[str, MarkingLevel] | None] | None = None,
         authors: AuthorNames | None = None,
         max_batch: int,
@@ -78,7 +89,11 @@ class Pipeline:
         retry_delay: float,
         clock: Callable[[], datetime],
         stop: threading.Event,
+        start: StreamPosition | None = None,
+        heartbeat_margin: float = 60.0,
     ) -> None:
+        """``start`` is where the stream is read from (by default the reader's position now);
+        ``on_reset`` restarts the stream after a state reset and returns where from."""
         self._inbox = inbox
         self._settings = settings
         self._planner_state = planner_state
@@ -95,6 +110,8 @@ class Pipeline:
         self._retry_delay = retry_delay
         self._clock = clock
         self._stop = stop
+        self._margin_ms = int(heartbeat_margin * 1000)
+        self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
         self._thread = threading.Thread(target=self._run, name="es-writer", daemon=True)
@@ -186,7 +203,7 @@ class Pipeline:
                 writes.append(action)
         if writes and not self._write(writes):
             return False
-        return self._commit(batch[-1].id)
+        return self._commit(batch)
 
     def _plan(
         self, batch: list[StreamMessage], state: PlannerState, now: datetime
@@ -287,21 +304,36 @@ class Pipeline:
             return True
         return False
 
-    def _commit(self, last_id: str) -> bool:
+    def _restart_progress(self, start: StreamPosition) -> None:
+        self._progress = start_progress(start.start_from)
+        self._committed: StreamId = self._progress.floor
+        self._has_committed = False
+
+    def _commit(self, batch: list[StreamMessage]) -> bool:
+        """Save the position the written ``batch`` allows, if it moved forward."""
         position = self._position()
-        # The reader may already be further on; we commit only what was acknowledged.
-        committed = StreamPosition(last_id, position.recover_until)
-        # While the platform replays the knowledge base, ids follow update times in no
-        # guaranteed order: saving one could skip objects on resume. The replay is redone
-        # instead (idempotent), and the position is saved from the first live event on.
-        saving = is_past_recovery(last_id, position.recover_until)
-        if saving and not self._state.update(position_state(committed)):
-            _log.warning(
-                "the connector state was reset from OpenCTI: restarting the stream from the "
-                "configured start"
-            )
-            self._on_reset()
-            return True
+        last_id = batch[-1].id
+        self._progress = observe_all(
+            self._progress,
+            ((m.id, m.event in DATA_EVENTS) for m in batch if not m.recovery),
+            self._margin_ms,
+        )
+        target = resume_position(self._progress)
+        forward = target > self._committed and is_past_recovery(str(target), position.recover_until)
+        # Saving an unchanged position again is how a reset from the UI is noticed at once.
+        if forward or self._has_committed:
+            saved = target if forward else self._committed
+            committed = StreamPosition(str(saved), position.recover_until)
+            if not self._state.update(position_state(committed)):
+                _log.warning(
+                    "the connector state was reset from OpenCTI: restarting the stream from "
+                    "the configured start"
+                )
+                self._restart_progress(self._on_reset())
+                return True
+            self._committed = saved
+            self._has_committed = True
+            self.status.committed_position = committed.start_from
         now = time.time()
         self.status.last_ack_id = last_id
         self.status.last_ack_time = now
