@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -29,6 +29,7 @@ from elastic_connector.demo.opencti_data import (
     now_iso,
 )
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
+from elastic_connector.demo.standin_stream import StreamSwitches
 from tests.e2e.harness import (
     ConnectorHarness,
     dig,
@@ -417,7 +418,12 @@ def author(name: str) -> Json:
     }
 
 
-def test_provider_is_the_name_of_the_author(connector: ConnectorHarness) -> None:
+def test_provider_is_the_name_of_the_author(e2e_harness: Callable[..., ConnectorHarness]) -> None:
+    connector = e2e_harness()
+    # A live stream sends an event's author first as a dependency frame; the raw `/stream`
+    # (no live stream id) sends no dependencies, so there the author must be read from OpenCTI.
+    connector.standin.switches = StreamSwitches(dependencies=False)
+    connector.start()
     streamed = author("CERT-Streamed")
     known_to_the_platform = author("CERT-Platform")  # never sent on the stream
     connector.publish("create", streamed)
