@@ -1,7 +1,8 @@
-"""The README table and config.reference.yml are generated from the option registry.
+"""The option table (docs/config-table.md), config.reference.yml and the migration table are
+generated from the option registry.
 
 They are compared with what the registry produces now, so a new or changed option cannot be
-left undocumented. Regenerate both with
+left undocumented. Regenerate them with
 ``UPDATE_CONFIG_DOCS=1 pytest tests/core/config/test_docs.py``.
 """
 

@@ -1,4 +1,4 @@
-"""Documentation generated from the option registry: the README's configuration table
+"""Documentation generated from the option registry: the configuration table
 (``docs/config-table.md``), ``config.reference.yml`` and the migration guide's table
 (``docs/migration.md``).
 
@@ -33,13 +33,13 @@ def _default_text(option: Option) -> str:
 
 
 def _earlier_names(option: Option) -> list[str]:
-    """The earlier connector's names of ``option`` (``config_aliases``), YAML paths first."""
+    """The earlier connector's names of ``option`` (``aliases``), YAML paths first."""
     names = [alias.yaml_path for alias in option.aliases if alias.yaml_path]
     return names + [alias.env_var for alias in option.aliases if alias.env_var]
 
 
 def option_table_markdown() -> str:
-    """The README's configuration table (Markdown), one row per option."""
+    """The configuration table (Markdown), one row per option."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
@@ -139,7 +139,7 @@ def _earlier_entry(path: str | None, variable: str | None) -> Alias | Retired | 
 
 def migration_table_markdown() -> str:
     """The migration guide's table: every key the earlier connector documented, and what it is
-    here (``config_aliases``)."""
+    here (``aliases``)."""
     by_path = {option.yaml_path: option for option in OPTIONS}
     lines = [
         "| Earlier YAML key | Earlier variable | Here | Notes |",

@@ -1,7 +1,7 @@
 """A ``Config`` written back out: as YAML-shaped data, or as environment variables; and as the
 text of ``elastic-connector config`` (each value with where it came from).
 
-Both load back (``config_loading``) to an equal Config when secrets are revealed; by default
+Both load back (``load``) to an equal Config when secrets are revealed; by default
 every secret is written as ``***``.
 """
 

@@ -133,7 +133,7 @@ def _names_under(section: str) -> set[str]:
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
     """The settings found in ``environ``: one variable per option, plus the earlier connector's
-    names (``config_aliases``); other variables are ignored.
+    names (``aliases``); other variables are ignored.
 
     Values stay strings, by variable name; ``build_config`` converts them. An empty value means
     "not set".
@@ -424,7 +424,7 @@ def build_effective(
 ) -> Result[Effective, tuple[ConfigError, ...]]:
     """``build_config``, plus where each value came from and the notes on the names used.
 
-    An option may be given under its earlier name (``config_aliases``): it is then read exactly
+    An option may be given under its earlier name (``aliases``): it is then read exactly
     as under ours. Given under both names in one layer, the values must agree.
     """
     errors: list[ConfigError] = []

@@ -5,12 +5,12 @@ shows itself), ``Mode``, ``LogFormat``, and the values a Config may hold that ca
 recognise (the default indices, ``NO_RECOVER``, the offline placeholders). It imports no other
 config module, so each of them can build on it:
 
-- ``config_values``: parsers and checks, raw YAML/JSON/env value -> typed value;
-- ``config_options``: the option registry (YAML path, environment variable, description);
-- ``config_loading``: layers, precedence and ``build_config``, with its ``ConfigError``s;
-- ``config_export``: a Config written back as YAML data or environment variables;
-- ``config_docs``: the README table and ``config.reference.yml``;
-- ``config_pycti``: the settings as pycti must see them.
+- ``values``: parsers and checks, raw YAML/JSON/env value -> typed value;
+- ``options``: the option registry (YAML path, environment variable, description);
+- ``load``: layers, precedence and ``build_config``, with its ``ConfigError``s;
+- ``export``: a Config written back as YAML data or environment variables;
+- ``docs``: the option table (``docs/config-table.md``) and ``config.reference.yml``;
+- ``pycti_view``: the settings as pycti must see them.
 
 The Struct fields below are the single source of the options: the registry is derived from them.
 """

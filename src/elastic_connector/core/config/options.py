@@ -2,9 +2,9 @@
 and description.
 
 ``OPTIONS`` is derived from the ``Config`` Struct fields plus one description per field
-(``_SPECS``): the loader, ``config.reference.yml`` and the README table all come from it, so they
+(``_SPECS``): the loader, ``config.reference.yml`` and the option table all come from it, so they
 cannot drift apart. Each option has exactly one YAML path and one environment variable, plus
-the earlier names it is still read under (``config_aliases``).
+the earlier names it is still read under (``aliases``).
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ class Option(msgspec.Struct, frozen=True, kw_only=True):
     secret: bool
     description: str
     aliases: tuple[Alias, ...] = ()
-    """Earlier names it is also read under (``config_aliases``)."""
+    """Earlier names it is also read under (``aliases``)."""
 
 
 def _build_registry() -> tuple[tuple[Option, ...], Mapping[str, Parse]]:

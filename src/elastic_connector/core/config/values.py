@@ -1,7 +1,7 @@
 """Value parsers and checks for the settings: raw YAML/JSON/env value -> typed value, or why not.
 
 A parser is chosen from a settings field's type (``base_parser``); the option registry
-(``config_options``) adds each option's own checks on top (ranges, URLs, index names...). Kept
+(``options``) adds each option's own checks on top (ranges, URLs, index names...). Kept
 apart from the registry so each rule can be read on its own, next to the message it gives.
 """
 
