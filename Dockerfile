@@ -21,7 +21,7 @@ RUN pip install --no-cache-dir --no-compile /wheels/*.whl && rm -rf /wheels
 WORKDIR /app
 USER 10001:10001
 # Configuration: mount a file at /app/config.yml (read when present; `-c PATH` for another path),
-# and/or set environment variables, and/or CONNECTOR_JSON_CONFIG (see the README table).
+# and/or set environment variables, and/or CONNECTOR_JSON_CONFIG (see docs/config-table.md).
 # Health: with connector.metrics_port set, `status` asks /healthz (0 healthy, 1 unhealthy or no
 # answer; no curl needed); without a port there is nothing to ask and it exits 0. The start period
 # covers index setup and registration; a first sync that replays for hours stays healthy.

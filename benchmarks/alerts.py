@@ -3,7 +3,8 @@
 Hits are 8.x indicator-match alerts as Kibana writes them (built by the test suite's
 ``build_alert_specs``/``render_8x``: each alert matches one of six indicators on two fields,
 every third one also a foreign feed). A poll reads pages of ``page_size`` hits; each page is
-decoded (``core.alerts.decode_hit``) and aggregated into sightings (``core.sightings.aggregate``).
+decoded (``core.sightings.alerts.decode_hit``) and aggregated into sightings
+(``core.sightings.aggregate``).
 Two inputs are timed: the hits as decoded dicts (what the poller gets from the Elasticsearch
 client) and as JSON lines (what ``elastic-connector sightings`` reads).
 """
@@ -16,9 +17,8 @@ import msgspec
 from returns.result import Success
 
 from benchmarks.mapping import best_time
-from elastic_connector.core.alerts import Alert, decode_hit
 from elastic_connector.core.config import DEFAULT_ECS_INDEX
-from elastic_connector.core.sightings import OwnershipRule, aggregate
+from elastic_connector.core.sightings import Alert, OwnershipRule, aggregate, decode_hit
 
 PAGE_SIZE = 1000
 """``sightings.page_size`` default."""
@@ -40,7 +40,7 @@ def build_hits(count: int) -> list[dict[str, object]]:
     """``count`` deterministic 8.x alert hits (see the module documentation)."""
     # The builders live with the alert test strategies; they need no hypothesis at run time
     # but import it, which the benchmark environment (extra ``test``) has.
-    from tests.core.alert_strategies import build_alert_specs, render_8x
+    from tests.core.sightings.alert_strategies import build_alert_specs, render_8x
 
     return [render_8x(spec) for spec in build_alert_specs(count)]
 

@@ -21,11 +21,14 @@ from typing import Final
 import msgspec
 
 from benchmarks.generator import NOW, Event, indicator_patterns
-from elastic_connector.core import ecs, indicators, pattern, stix
 from elastic_connector.core import events as events_module
+from elastic_connector.core import stix
 from elastic_connector.core.actions import Skip, Upsert
 from elastic_connector.core.config import DEFAULT_ECS_INDEX, Mode
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_event, plan_frame
+from elastic_connector.core.indicators import document as indicators
+from elastic_connector.core.indicators import ecs
+from elastic_connector.core.pattern import parser as pattern
 from elastic_connector.core.tlp import Tlp
 from elastic_connector.shell.bulk import encode_action
 

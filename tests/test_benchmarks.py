@@ -15,7 +15,7 @@ from benchmarks.runner import SECTIONS, main
 from returns.result import Success
 from stix2patterns.v21.pattern import Pattern as ReferencePattern
 
-from elastic_connector.core.path_rules import RULES
+from elastic_connector.core.indicators.path_rules import RULES
 from elastic_connector.core.pattern import comparisons, parse
 from elastic_connector.core.stix import DecodeError, Indicator, read_event
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from elastic_connector.cli import main
-from elastic_connector.core.config_aliases import ALIASES, EARLIER_KEYS, RETIRED
-from elastic_connector.core.config_loading import JSON_CONFIG_ENV
-from elastic_connector.core.config_options import OPTIONS
+from elastic_connector.core.config import OPTIONS
+from elastic_connector.core.config.aliases import ALIASES, EARLIER_KEYS, RETIRED
+from elastic_connector.core.config.load import JSON_CONFIG_ENV
 
 SAMPLE = Path(__file__).parent / "data" / "earlier_connector" / "config.yml.sample"
 CONNECTOR_ID = "5bd4ad4e-8bd8-4d8d-9d4e-62a4b4a1d3f0"

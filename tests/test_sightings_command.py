@@ -20,7 +20,7 @@ from elastic_connector.core.config import (
     Secret,
 )
 from elastic_connector.sightings_command import run_sightings
-from tests.core.alert_strategies import (
+from tests.core.sightings.alert_strategies import (
     FOREIGN_INDICES,
     INDICATORS,
     OUR_INDEX,

@@ -27,7 +27,7 @@ from typing import BinaryIO
 from returns.result import Failure
 
 from elastic_connector.core.config import Config
-from elastic_connector.core.config_loading import ConfigNote, Effective
+from elastic_connector.core.config.load import ConfigNote, Effective
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -258,7 +258,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from elastic_connector.core.config_export import effective_env, effective_yaml
+    from elastic_connector.core.config.export import effective_env, effective_yaml
 
     effective = _load(args.config, offline=False)
     if effective is None:

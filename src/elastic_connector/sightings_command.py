@@ -17,9 +17,9 @@ from typing import BinaryIO, Final, TextIO
 
 import msgspec
 
-from elastic_connector.core.alerts import Alert, decode_hit
 from elastic_connector.core.config import Config
-from elastic_connector.core.sightings import (
+from elastic_connector.core.sightings import Alert, decode_hit
+from elastic_connector.core.sightings.aggregation import (
     SightingPayload,
     aggregate,
     counts,

@@ -16,7 +16,7 @@ from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.policy import PolicySettings
 from elastic_connector.core.stix import OPENCTI_EXTENSION, Indicator
 from elastic_connector.core.tlp import Tlp
-from tests.core.indicator_strategies import indicators
+from tests.core.indicators.indicator_strategies import indicators
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 INDEX = "logs-ti_test.indicator"
@@ -278,7 +278,7 @@ def test_undecodable_frames_are_skipped_with_the_reason(event: str, data: bytes)
 
 
 def test_settings_from_config_use_the_mode_index_and_policy() -> None:
-    from elastic_connector.core.config_loading import Layer, build_config
+    from elastic_connector.core.config.load import Layer, build_config
 
     config = build_config(
         [

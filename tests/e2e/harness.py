@@ -52,7 +52,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import ElasticsearchSettings
-from elastic_connector.core.stream_ids import parse_stream_id
+from elastic_connector.core.stream import parse_stream_id
 from elastic_connector.demo.noida import free_port
 from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION
 from elastic_connector.demo.opencti_standin import OpenCTIStandin

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import msgspec
 
 from elastic_connector.core.config import ElasticsearchSettings
-from elastic_connector.core.stream_ids import parse_stream_id
+from elastic_connector.core.stream import parse_stream_id
 from elastic_connector.demo.opencti_data import Json, make_indicator
 from elastic_connector.demo.opencti_standin import OpenCTIStandin, StreamSwitches
 from tests.e2e.harness import ConnectorHarness, dig, doc_id, is_at_or_after, wait_for

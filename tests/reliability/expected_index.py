@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from elastic_connector.core.actions import Delete, Upsert
-from elastic_connector.core.config_loading import build_config, env_layer
+from elastic_connector.core.config.load import build_config, env_layer
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from tests.e2e.harness import ConnectorHarness
 from tests.reliability.workload import Event, envelope

@@ -16,7 +16,7 @@ from typing import Final
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.events import PlannerState, PlanSettings
-from elastic_connector.core.stream_position import StreamPosition
+from elastic_connector.core.stream import StreamPosition
 from elastic_connector.shell.bulk import BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics

@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
-from elastic_connector.core.sse import SseDecoder, SseFrame, feed
 from elastic_connector.core.stix import MITRE_EXTENSION, OPENCTI_EXTENSION
+from elastic_connector.core.stream import SseDecoder, SseFrame, feed
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 ECS = PlanSettings(mode=Mode.ECS, index="logs-ti_test.indicator")

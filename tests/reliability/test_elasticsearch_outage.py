@@ -26,7 +26,7 @@ import msgspec
 import pytest
 
 from elastic_connector.core.config import ElasticsearchSettings
-from elastic_connector.core.stream_ids import StreamId, parse_stream_id
+from elastic_connector.core.stream import StreamId, parse_stream_id
 from tests.e2e.harness import ConnectorHarness
 from tests.reliability.expected_index import (
     assert_index_matches,

@@ -17,8 +17,8 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Mode
-from elastic_connector.core.ecs import INDICATOR_MAPPINGS
 from elastic_connector.core.events import Plan, PlannerState, PlanSettings, plan_frame
+from elastic_connector.core.indicators import INDICATOR_MAPPINGS
 from tests.e2e.harness import documents_of
 from tests.reliability.expected_index import assert_index_matches, expected_documents
 from tests.reliability.pipeline_run import run_pipeline

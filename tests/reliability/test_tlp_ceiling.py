@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from elastic_connector.core.config import Mode
-from elastic_connector.core.ecs import INDICATOR_MAPPINGS
 from elastic_connector.core.events import PlanSettings
+from elastic_connector.core.indicators import INDICATOR_MAPPINGS
 from elastic_connector.core.policy import PolicySettings
 from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp
 from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION, Json, make_indicator

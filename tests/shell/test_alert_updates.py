@@ -17,7 +17,7 @@ from elasticsearch import Elasticsearch
 from elastic_connector.core.config import CloudSettings, ElasticsearchSettings, SightingsSettings
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 from elastic_connector.shell.elastic import build_client
-from tests.core.alert_strategies import AlertSpec, SuppressionSpec, build_alert_specs, iso
+from tests.core.sightings.alert_strategies import AlertSpec, SuppressionSpec, build_alert_specs, iso
 from tests.support.alert_loop import START, Clock, Loop, config_for
 from tests.support.alerts import (
     AlertIndices,

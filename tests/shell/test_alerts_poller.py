@@ -26,7 +26,7 @@ from elastic_connector.core.config import (
     ElasticsearchSettings,
     SightingsSettings,
 )
-from elastic_connector.core.sightings import AlertCursor, epoch_millis
+from elastic_connector.core.sightings.aggregation import AlertCursor, epoch_millis
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 from elastic_connector.shell.alerts import (
     AFTER_EVERY_UUID,
@@ -38,7 +38,7 @@ from elastic_connector.shell.alerts import (
 )
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import build_client
-from tests.core.alert_strategies import AlertSpec, build_alert_specs
+from tests.core.sightings.alert_strategies import AlertSpec, build_alert_specs
 from tests.support.alert_loop import Clock, Loop, config_for
 from tests.support.alerts import (
     AlertIndices,

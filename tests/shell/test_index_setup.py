@@ -352,8 +352,8 @@ def test_invalid_index_name_is_refused_before_any_request(es_client: Elasticsear
 def test_connector_mappings_are_accepted(
     es_client: Elasticsearch, es_prefix: str, mode: str
 ) -> None:
-    from elastic_connector.core.ecs import INDICATOR_MAPPINGS
-    from elastic_connector.core.stix_documents import STIX_MAPPINGS
+    from elastic_connector.core.indicators import INDICATOR_MAPPINGS
+    from elastic_connector.core.stix_mode import STIX_MAPPINGS
 
     mappings = INDICATOR_MAPPINGS if mode == "ecs" else STIX_MAPPINGS
     index = f"logs-ti_{es_prefix}.{mode}"

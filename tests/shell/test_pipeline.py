@@ -28,7 +28,7 @@ from elasticsearch import Elasticsearch
 from elastic_connector.core.actions import Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.events import Plan, PlannerState, PlanSettings, plan_frame
-from elastic_connector.core.stream_position import StreamPosition
+from elastic_connector.core.stream import StreamPosition
 from elastic_connector.shell.bulk import BulkResult, BulkStopped, BulkWriter, WriteAction
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics

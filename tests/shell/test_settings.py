@@ -11,12 +11,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from returns.result import Failure, Result
 
-from elastic_connector.core.config import Config, Secret
-from elastic_connector.core.config_export import config_to_mapping
-from elastic_connector.core.config_loading import ConfigError
+from elastic_connector.core.config import Config, ConfigError, Secret
+from elastic_connector.core.config.export import config_to_mapping
 from elastic_connector.core.tlp import Tlp
 from elastic_connector.shell.settings import load_config, parse_yaml, read_config_file
-from tests.core.test_config_properties import valid_configs
+from tests.core.config.test_properties import valid_configs
 
 CONNECTOR_ID = "7b1f1a44-28a7-4bb2-9f0d-3f1c1b4a5a10"
 REQUIRED_ENV = {

@@ -37,7 +37,7 @@ from elastic_connector.shell.alerts import AlertPoller
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.sightings_writer import SightingPlan, SightingWriter, WriteOutcome
-from tests.core.alert_strategies import (
+from tests.core.sightings.alert_strategies import (
     OUR_INDEX,
     RULES,
     AlertSpec,

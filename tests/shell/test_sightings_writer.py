@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pycti import MarkingDefinition, OpenCTIApiClient
 
-from elastic_connector.core.alerts import decode_hit
 from elastic_connector.core.config import KibanaSettings, SightingsSettings
-from elastic_connector.core.sightings import (
+from elastic_connector.core.sightings import decode_hit
+from elastic_connector.core.sightings.aggregation import (
     OwnershipRule,
     SightingPayload,
     aggregate,
@@ -42,7 +42,7 @@ from elastic_connector.shell.sightings_writer import (
     plan_sightings,
     prune_watermarks,
 )
-from tests.core.alert_strategies import (
+from tests.core.sightings.alert_strategies import (
     OUR_INDEX,
     AlertSpec,
     alert_specs,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import urllib3
 
-from elastic_connector.core.stream_ids import StreamId, parse_stream_id
+from elastic_connector.core.stream import StreamId, parse_stream_id
 from elastic_connector.demo.opencti_data import identity_standard_id, internal_id, make_indicator
 from elastic_connector.demo.opencti_standin import OpenCTIStandin, StreamSwitches
 

@@ -19,12 +19,8 @@ import trustme
 
 from elastic_connector.core.config import Config, ConnectorSettings, OpenCTISettings, Secret
 from elastic_connector.core.stix import DATA_EVENTS
-from elastic_connector.core.stream_ids import StreamId, parse_stream_id
-from elastic_connector.core.stream_position import (
-    StreamPosition,
-    initial_position,
-    position_state,
-)
+from elastic_connector.core.stream import StreamId, parse_stream_id
+from elastic_connector.core.stream.position import StreamPosition, initial_position, position_state
 from elastic_connector.demo.opencti_standin import OpenCTIStandin, make_indicator
 from elastic_connector.shell.stream import (
     StreamGap,

@@ -21,7 +21,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from elastic_connector.demo.kibana_alerts import ALERTS_MAPPINGS, SIGNALS_MAPPINGS
 from elastic_connector.demo.opencti_standin import OpenCTIStandin, make_indicator
-from tests.core.alert_strategies import AlertSpec, build_alert_specs, render_7x, render_8x
+from tests.core.sightings.alert_strategies import AlertSpec, build_alert_specs, render_7x, render_8x
 
 _RENAME = uuid.UUID("6f1c2a3e-0b7d-4e59-a8c1-2d3e4f5a6b7c")
 

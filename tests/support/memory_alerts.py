@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 from pycti import OpenCTIApiClient
 
-from elastic_connector.core.alerts import get_path, parse_time
-from elastic_connector.core.sightings import epoch_millis
+from elastic_connector.core.sightings.aggregation import epoch_millis
+from elastic_connector.core.sightings.alerts import get_path, parse_time
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 
 JsonObject = dict[str, object]

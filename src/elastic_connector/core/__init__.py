@@ -1,3 +1,25 @@
 """The functional core: pure, typed functions from STIX stream events to ECS documents and from
 Elastic alerts to sightings. Imports only the standard library, msgspec and returns; no I/O,
-clock, randomness, logging or threads (time is always an argument)."""
+clock, randomness, logging or threads (time is always an argument).
+
+Entry points, at the top:
+
+- ``events``: one stream frame in, the Elasticsearch actions it calls for out (``plan_frame``);
+- ``actions``: those actions (``Upsert``, ``Delete``, ``Skip``);
+- ``stix``: typed STIX 2.1 objects and OpenCTI's stream-event envelope; ``json_scan`` reads the
+  envelope's top level without decoding it;
+- ``policy``, ``markings``, ``tlp``: what may leave OpenCTI, by TLP marking and indicator state;
+- ``stix_mode``: any STIX object as one document (mode ``stix``);
+- ``es_privileges``: what the Elasticsearch credentials must hold; ``backoff``: retry waits.
+
+Packages, one concern each (their ``__init__`` says what they export):
+
+- ``pattern``: the STIX patterning language, text to typed tree and back;
+- ``indicators``: an indicator and its pattern to one ECS threat-indicator document, with the
+  mapping's rule tables and the ECS document types;
+- ``stream``: OpenCTI's live stream: SSE frames, event ids, positions and what may be saved;
+- ``sightings``: Elastic alerts decoded, aggregated into OpenCTI sightings, paged by a cursor;
+- ``config``: the settings: their type, registry, parsers, loading, export and generated docs.
+
+``docs/architecture.md`` describes the layout, the threads and the data path.
+"""

@@ -21,11 +21,13 @@ from typing import Final
 import msgspec
 from returns.result import Failure
 
-from elastic_connector.core import ecs, indicators, stix_documents
+from elastic_connector.core import stix_mode as stix_documents
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
-from elastic_connector.core.config import OFFLINE_OPENCTI_URL, Config, Mode
+from elastic_connector.core.config.model import OFFLINE_OPENCTI_URL, Config, Mode
+from elastic_connector.core.indicators import document as indicators
+from elastic_connector.core.indicators import ecs
 from elastic_connector.core.markings import MarkingLevel, resolve_markings, tlp_of_marking
-from elastic_connector.core.pattern import parse
+from elastic_connector.core.pattern.parser import parse
 from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
 from elastic_connector.core.stix import (
     DecodeError,

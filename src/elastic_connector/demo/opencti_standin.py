@@ -47,7 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from elastic_connector.core.stream_ids import StreamId, parse_stream_id
+from elastic_connector.core.stream import StreamId, parse_stream_id
 from elastic_connector.demo.graphql_lite import GraphQLSyntaxError, parse_operation, project
 from elastic_connector.demo.opencti_data import (
     ADMIN_USER_ID,

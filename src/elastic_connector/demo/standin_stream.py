@@ -40,7 +40,7 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from elastic_connector.core.stream_ids import StreamId
+from elastic_connector.core.stream import StreamId
 from elastic_connector.demo.opencti_data import DATA_EVENTS, Json, iso_ms
 from elastic_connector.demo.standin_graphql import PlatformState, Stored
 

@@ -46,10 +46,9 @@ from elastic_transport import ApiError, TransportError
 from elasticsearch import Elasticsearch
 from returns.result import Failure
 
-from elastic_connector.core.alerts import Alert, AlertSchema, decode_hit
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import Config
-from elastic_connector.core.sightings import (
+from elastic_connector.core.sightings.aggregation import (
     SOURCE_FIELDS,
     AlertCursor,
     SightingPayload,
@@ -66,9 +65,8 @@ from elastic_connector.core.sightings import (
     suppressed_payloads,
     suppression_final_at,
 )
-from elastic_connector.core.sightings import (
-    counts as alert_counts,
-)
+from elastic_connector.core.sightings.aggregation import counts as alert_counts
+from elastic_connector.core.sightings.alerts import Alert, AlertSchema, decode_hit
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import ErrorClass, classify_error, describe_error
 from elastic_connector.shell.metrics import Metrics

@@ -20,9 +20,9 @@ from elastic_transport import ApiError, TransportError
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Config, Mode
-from elastic_connector.core.config_loading import ConfigNote, misspelled_env_vars
+from elastic_connector.core.config.load import ConfigNote, misspelled_env_vars
 from elastic_connector.core.es_privileges import alert_backing_patterns
-from elastic_connector.core.stream_position import stream_headers, stream_url
+from elastic_connector.core.stream.position import stream_headers, stream_url
 from elastic_connector.shell.elastic import build_client, cluster_version, describe_error
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind
 from elastic_connector.shell.logs import SecretMask, secret_values

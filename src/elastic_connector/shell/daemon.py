@@ -27,7 +27,7 @@ from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Config, Mode
 from elastic_connector.core.events import PlannerState, PlanSettings
-from elastic_connector.core.stream_position import StreamPosition, initial_position
+from elastic_connector.core.stream import StreamPosition, initial_position
 from elastic_connector.shell import logs, opencti
 from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkWriter
@@ -86,10 +86,10 @@ class Worker(Protocol):
 def index_mappings(mode: Mode) -> dict[str, object]:
     """The explicit mappings of the documents the core writes in ``mode``."""
     if mode is Mode.STIX:
-        from elastic_connector.core.stix_documents import STIX_MAPPINGS
+        from elastic_connector.core.stix_mode import STIX_MAPPINGS
 
         return dict(STIX_MAPPINGS)
-    from elastic_connector.core.ecs import INDICATOR_MAPPINGS
+    from elastic_connector.core.indicators import INDICATOR_MAPPINGS
 
     return dict(INDICATOR_MAPPINGS)
 

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import Config
-from elastic_connector.core.config_pycti import pycti_config, pycti_environment
+from elastic_connector.core.config.pycti_view import pycti_config, pycti_environment
 from elastic_connector.core.markings import MarkingLevel, tlp_of_marking
 from elastic_connector.core.stix import MarkingDefinition
 from elastic_connector.core.tlp import STANDARD_MARKINGS

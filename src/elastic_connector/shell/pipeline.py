@@ -6,7 +6,7 @@ once Elasticsearch has acknowledged all of them, saves the stream position they 
 then nothing is committed, so a crash, a kill or a lost connection replays the batch, and
 replays are harmless because every document has a deterministic ``_id``.
 
-The position saved is not simply the last id written (``core.stream_progress``): the platform
+The position saved is not simply the last id written (``core.stream.progress``): the platform
 sends an event's dependencies under the event's own id, so an id is saved only once a frame
 with a greater id was written (a batch cut, a shutdown or a reconnect inside such a group
 resumes before it); a heartbeat's id is stepped back by ``heartbeat_margin``; the frames of the
@@ -32,13 +32,9 @@ from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.markings import MarkingLevel
 from elastic_connector.core.stix import DATA_EVENTS
-from elastic_connector.core.stream_ids import StreamId, parse_stream_id
-from elastic_connector.core.stream_position import (
-    StreamPosition,
-    is_past_recovery,
-    position_state,
-)
-from elastic_connector.core.stream_progress import observe_all, resume_position, start_progress
+from elastic_connector.core.stream import StreamId, parse_stream_id
+from elastic_connector.core.stream.position import StreamPosition, is_past_recovery, position_state
+from elastic_connector.core.stream.progress import observe_all, resume_position, start_progress
 from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkStopped, BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState

@@ -1,4 +1,4 @@
-"""Read the settings sources and hand them to ``core.config_loading``.
+"""Read the settings sources and hand them to ``core.config.load``.
 
 Sources, lowest precedence first: the YAML file (``-c/--config``, default ``./config.yml``), the
 environment, and ``CONNECTOR_JSON_CONFIG`` (a JSON object shaped like the YAML file). This
@@ -15,7 +15,7 @@ import yaml
 from returns.result import Failure, Result, Success
 
 from elastic_connector.core.config import Config
-from elastic_connector.core.config_loading import (
+from elastic_connector.core.config.load import (
     JSON_CONFIG_ENV,
     ConfigError,
     Effective,
@@ -38,7 +38,7 @@ def load_config(
 
     ``config_path`` None means ``./config.yml`` if it exists. A file or JSON document that
     cannot be read is reported alone (other errors would be guesses without it); otherwise every
-    invalid setting is reported at once. ``offline``: see ``core.config_loading.build_config``.
+    invalid setting is reported at once. ``offline``: see ``core.config.load.build_config``.
     """
     return load_effective(config_path, environ, offline=offline).map(lambda found: found.config)
 

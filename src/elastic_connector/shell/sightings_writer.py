@@ -34,8 +34,8 @@ rules keep the counts exact:
 
 After each write the sighting is read back: the Kibana links the platform did not attach are
 added with a second call (``relationAdd``), a missing TLP marking is reported, and the count is
-checked against the upsert rules (``core.sightings.count_problem``): a sighting whose confidence
-an analyst raised keeps its count, which the poller logs once and counts.
+checked against the upsert rules (``core.sightings.aggregation.count_problem``): a sighting
+whose confidence an analyst raised keeps its count, which the poller logs once and counts.
 
 Failures are sorted into three outcomes: ``Accepted``; ``Refused`` (this sighting can never be
 written, e.g. the indicator was deleted in OpenCTI: skip it, count it, log why); ``Failed``
@@ -54,9 +54,8 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 import msgspec
 
-from elastic_connector.core.alerts import parse_time
 from elastic_connector.core.config import KibanaSettings, SightingsSettings
-from elastic_connector.core.sightings import (
+from elastic_connector.core.sightings.aggregation import (
     SightingPayload,
     StoredSighting,
     count_problem,
@@ -64,6 +63,7 @@ from elastic_connector.core.sightings import (
     epoch_millis,
     format_time,
 )
+from elastic_connector.core.sightings.alerts import parse_time
 from elastic_connector.core.tlp import Tlp
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ Elasticsearch is busy.
 ``StreamReader`` runs one thread that:
 
 * asks for the stream exactly as pycti does (same URL, headers and state keys, see
-  ``core.stream_position``), so switching readers keeps the saved position;
+  ``core.stream.position``), so switching readers keeps the saved position;
 * puts every frame that has an id into a bounded ``queue.Queue`` as a ``StreamMessage``:
   data events (``create``/``update``/``delete``/``merge``) and the platform's other named events
   (``heartbeat``, ``consumer_metrics``...), for the consumer to filter on ``event``; frames of
@@ -22,7 +22,7 @@ Elasticsearch is busy.
   error or 5xx it reconnects with capped exponential backoff and jitter; on 401 (token lacks
   rights, or no such live stream) or 410 (live stream stopped) it logs what to fix and keeps
   retrying at the longest delay, so an operator can fix OpenCTI without a restart;
-* reconnects from a position that loses nothing (``core.stream_progress``): never inside a
+* reconnects from a position that loses nothing (``core.stream.progress``): never inside a
   group of frames sharing one id, a heartbeat's clock id stepped back by ``heartbeat_margin``,
   and during the recovery replay the original start and recovery date;
 * reports a gap when the platform no longer holds the events after the requested position
@@ -52,18 +52,18 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import Config, Secret
-from elastic_connector.core.sse import SseDecoder, SseFrame, feed
 from elastic_connector.core.stix import DATA_EVENTS
-from elastic_connector.core.stream_frames import (
+from elastic_connector.core.stream import SseDecoder, SseFrame, feed
+from elastic_connector.core.stream.frames import (
     Recovery,
     next_recovery,
     read_connected,
     recovery_of,
     trimmed_gap,
 )
-from elastic_connector.core.stream_ids import is_after
-from elastic_connector.core.stream_position import StreamPosition, stream_headers, stream_url
-from elastic_connector.core.stream_progress import (
+from elastic_connector.core.stream.ids import is_after
+from elastic_connector.core.stream.position import StreamPosition, stream_headers, stream_url
+from elastic_connector.core.stream.progress import (
     StreamProgress,
     observe,
     resume_position,
@@ -127,7 +127,7 @@ class StreamReaderSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_frame_bytes: int = 64 * 1024 * 1024
     """A frame larger than this is skipped (logged with its id) instead of exhausting memory."""
     heartbeat_margin: float = 60.0
-    """Seconds a position taken from a heartbeat is moved back (``core.stream_progress``)."""
+    """Seconds a position taken from a heartbeat is moved back (``core.stream.progress``)."""
     queue_full_timeout: float = 30.0
     """Disconnect when the queue stays full this long (the platform would buffer the stream)."""
 
@@ -239,7 +239,7 @@ def _interrupt(response: urllib3.BaseHTTPResponse) -> None:
 class StreamReader:
     """Reads the stream in a thread and feeds ``out``; see the module documentation.
 
-    ``position`` is where to start (``core.stream_position.initial_position``); ``random_unit``
+    ``position`` is where to start (``core.stream.position.initial_position``); ``random_unit``
     supplies the backoff jitter (tests pass a constant); ``on_gap`` is called (in the reader's
     thread) for each gap found.
     """

@@ -1,0 +1,179 @@
+"""Which comparisons of a STIX pattern give values an indicator match rule can use.
+
+What a rule can use from a pattern is its *exact* values: ``=``, each member of an ``IN`` set,
+and the network of an ``ISSUBSET`` on an address. ``!=``, ``<``, ``>``, ``LIKE``, ``MATCHES``,
+``ISSUPERSET``, ``NOT ...`` and ``EXISTS`` say something about a value without naming it, so
+they never produce one. Each exact value goes to the fields its object path's rule names
+(``path_rules``); what gives nothing is noted, to say why when nothing at all is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from elastic_connector.core.indicators.field_handlers import address
+from elastic_connector.core.indicators.found_values import FoundValues
+from elastic_connector.core.indicators.path_rules import path_text, rule_for
+from elastic_connector.core.indicators.value_forms import joined_path
+from elastic_connector.core.pattern.tree import (
+    BinaryLiteral,
+    BoolLiteral,
+    Comparison,
+    ComparisonAnd,
+    ComparisonExpression,
+    ComparisonOr,
+    Exists,
+    FloatLiteral,
+    FollowedBy,
+    HexLiteral,
+    Literal,
+    Observation,
+    ObservationAnd,
+    ObservationExpression,
+    ObservationOr,
+    Op,
+    Pattern,
+    Qualified,
+    SetLiteral,
+    StringLiteral,
+    TimestampLiteral,
+)
+
+# A tuple, not a set: membership by identity, without hashing an Enum in Python code.
+_EXACT_OPS: Final = (Op.EQ, Op.IN, Op.ISSUBSET)
+# isinstance() tuples built once (a ``A | B`` union would be rebuilt on every call).
+_TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
+_BYTE_LITERALS: Final = (BinaryLiteral, HexLiteral)
+_NEVER_VALUES: Final = (BoolLiteral, FloatLiteral, BinaryLiteral)
+_COMPARISON_GROUPS: Final = (ComparisonOr, ComparisonAnd)
+_OBSERVATION_GROUPS: Final = (ObservationAnd, ObservationOr, FollowedBy)
+_MAX_REASON_ITEMS: Final = 3
+
+
+def exact_values(pattern: Pattern) -> FoundValues:
+    """Walk ``pattern`` and collect its exact values per document field."""
+    found = FoundValues()
+    _observations(found, pattern.expression)
+    return found
+
+
+def no_value_reason(found: FoundValues) -> str:
+    """Why ``found`` holds no value, for humans (logs, the map command)."""
+    parts: list[str] = []
+    if found.invalid:
+        parts.append("no value is valid for its field: " + _listed(found.invalid))
+    if found.unsupported:
+        parts.append("no field for " + _listed(found.unsupported))
+    if found.inexact:
+        operators = "/".join(found.inexact)
+        parts.append(f"only {operators} comparisons")
+    if not parts:
+        parts.append("no comparison")
+    return "pattern has no exact-match value: " + "; ".join(parts)
+
+
+def _describe(literal: Literal) -> str:
+    if isinstance(literal, _TEXT_LITERALS):
+        text = literal.value
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        return "'" + shown.replace("'", "\\'") + "'"
+    if isinstance(literal, _BYTE_LITERALS):
+        return f"{type(literal).__name__}({len(literal.value)} bytes)"
+    return repr(literal.value)
+
+
+def _comparison(found: FoundValues, comparison: Comparison) -> None:
+    op = comparison.op
+    if comparison.negated or op not in _EXACT_OPS:
+        found.inexact.setdefault(("NOT " if comparison.negated else "") + op.value, None)
+        return
+    path = comparison.path
+    match = rule_for(path)
+    if match is None:
+        found.unsupported.setdefault(path_text(path), None)
+        return
+    rule, argument = match
+    if op is Op.ISSUBSET and not rule.networks:
+        found.inexact.setdefault(op.value, None)
+        return
+    value = comparison.value
+    if isinstance(value, SetLiteral):
+        if op is not Op.IN:
+            found.invalid.append(f"{path_text(path)} {op.value} a set")
+            return
+        literals: tuple[Literal, ...] = value.values
+    else:
+        literals = (value,)
+    handler = rule.handler
+    stix_type = path.object_type.lower()
+    for literal in literals:
+        if isinstance(literal, _NEVER_VALUES):
+            kind = type(literal).__name__.removesuffix("Literal").lower()
+            problem: str | None = f"a {kind} is not a valid value"
+        else:
+            problem = handler(found, literal, argument)
+        if problem is not None:
+            found.invalid.append(f"{path_text(path)} {op.value} {_describe(literal)}: {problem}")
+            continue
+        ecs_type = rule.ecs_type
+        if handler is address and isinstance(literal, StringLiteral):
+            # What the document carries is an address, whichever object it came from.
+            ecs_type = "ipv6-addr" if ":" in literal.value else "ipv4-addr"
+        found.found(ecs_type, stix_type, _shown(literal))
+
+
+def _shown(literal: Literal) -> str:
+    if isinstance(literal, HexLiteral):
+        return literal.value.hex()
+    value = literal.value
+    return value if isinstance(value, str) else str(value)
+
+
+def _expression(found: FoundValues, expression: ComparisonExpression) -> None:
+    if isinstance(expression, Comparison):
+        _comparison(found, expression)
+    elif isinstance(expression, Exists):
+        found.inexact.setdefault("EXISTS", None)
+    elif isinstance(expression, _COMPARISON_GROUPS):
+        for operand in expression.operands:
+            _expression(found, operand)
+
+
+def _observation_body(found: FoundValues, expression: ComparisonExpression) -> None:
+    if not isinstance(expression, ComparisonAnd):
+        _expression(found, expression)
+        return
+    # Values ANDed directly in one observation describe one object: a file name and its
+    # directory combine into the file's path, a registry key and a value name into the
+    # value's path.
+    scope: dict[str, list[str]] = {}
+    for operand in expression.operands:
+        found.scope = scope if isinstance(operand, Comparison) else None
+        _expression(found, operand)
+    found.scope = None
+    names, directories = scope.get("file.name", []), scope.get("file.directory", [])
+    if len(names) == 1 and len(directories) == 1:
+        joined = joined_path(directories[0], names[0])
+        if joined is not None:
+            found.text("threat.indicator.file.path", joined)
+    keys, values = scope.get("registry.path", []), scope.get("registry.value", [])
+    if len(keys) == 1 and len(values) == 1:
+        found.text("threat.indicator.registry.path", f"{keys[0]}\\{values[0]}")
+
+
+def _observations(found: FoundValues, expression: ObservationExpression) -> None:
+    if isinstance(expression, Observation):
+        _observation_body(found, expression.expression)
+    elif isinstance(expression, Qualified):
+        _observations(found, expression.expression)
+    elif isinstance(expression, _OBSERVATION_GROUPS):
+        for operand in expression.operands:
+            _observations(found, operand)
+
+
+def _listed(items: Iterable[str]) -> str:
+    listed = list(items)
+    shown = ", ".join(listed[:_MAX_REASON_ITEMS])
+    more = len(listed) - _MAX_REASON_ITEMS
+    return shown + (f" (and {more} more)" if more > 0 else "")

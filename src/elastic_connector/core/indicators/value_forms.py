@@ -1,0 +1,334 @@
+"""Observable values in the normal form ECS prescribes, and the parts ECS splits them into.
+
+Values are kept as the pattern writes them except where ECS names a form: IP addresses and
+CIDR blocks (the network address), MAC addresses (``00-00-5E-00-53-23``), hash algorithm names
+(``sha256``), URL parts, registry hives (``HKLM``), x509 serial numbers (upper case, no colons)
+and the attributes of a distinguished name. Every function here is total: a value it cannot
+read gives None (or is left out), never an exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+from elastic_connector.core.indicators import ecs
+
+_text = ecs.keyword_value
+
+
+# --- IP addresses and CIDR blocks -------------------------------------------------------------
+
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+"""Dotted-quad IPv4 exactly as ``ipaddress`` accepts it (no leading zeros), but faster."""
+
+
+def address_kind(text: str) -> tuple[str, str] | None:
+    """(``ip`` | ``range``, normal text) for an address or CIDR block; None if it is neither."""
+    if _IPV4.fullmatch(text):
+        return ("ip", text)
+    if "%" in text:  # IPv6 zone ids are not accepted by Elasticsearch's ip type
+        return None
+    if "/" not in text:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return None
+        return ("ip", text)
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+    if network.prefixlen == network.max_prefixlen:
+        return ("ip", text.partition("/")[0])
+    # The network address, as ip_range accepts it (``10.1.2.3/8`` is ``10.0.0.0/8``).
+    return ("range", network.with_prefixlen)
+
+
+# --- MAC addresses ----------------------------------------------------------------------------
+
+_MAC_FORMS: Final = (
+    re.compile(
+        r"([0-9A-Fa-f]{2})(?:([:-])[0-9A-Fa-f]{2})(?:\2[0-9A-Fa-f]{2}){4}(?:(?:\2[0-9A-Fa-f]{2}){2})?"
+    ),
+    re.compile(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}"),
+    re.compile(r"[0-9A-Fa-f]{12}|[0-9A-Fa-f]{16}"),
+)
+
+
+def normal_mac(text: str) -> str | None:
+    """ECS's MAC form: upper-case hex pairs joined by ``-``; None if ``text`` is not a MAC."""
+    candidate = text.strip()
+    if not any(form.fullmatch(candidate) for form in _MAC_FORMS):
+        return None
+    digits = re.sub(r"[^0-9A-Fa-f]", "", candidate).upper()
+    return "-".join(digits[i : i + 2] for i in range(0, len(digits), 2))
+
+
+# --- hashes -----------------------------------------------------------------------------------
+
+# STIX hash names as they appear in the wild ('SHA-256', 'SHA256', 'sha256', 'SHA3-256'...),
+# reduced to upper case without separators.
+_HASHES: Final = {
+    "MD5": "md5",
+    "SHA1": "sha1",
+    "SHA256": "sha256",
+    "SHA384": "sha384",
+    "SHA512": "sha512",
+    "SHA3256": "sha3_256",
+    "SHA3512": "sha3_512",
+    "SSDEEP": "ssdeep",
+    "TLSH": "tlsh",
+    "IMPHASH": "imphash",
+    "PEHASH": "pehash",
+    "TELFHASH": "telfhash",
+}
+EXECUTABLE_HASHES: Final = {
+    "imphash": "pe.imphash",
+    "pehash": "pe.pehash",
+    "telfhash": "elf.telfhash",
+}
+"""Hashes of an executable's structure: ECS ``file.pe.imphash``, ``file.pe.pehash``,
+``file.elf.telfhash`` (relative to ``file``); only files have them."""
+HASH_ALGORITHMS: Final = tuple(name for name in _HASHES.values() if name not in EXECUTABLE_HASHES)
+"""The content hashes ``hash_algorithm`` can name (every hashed object has fields for them)."""
+ECS_FILE_HASHES: Final = frozenset({"md5", "sha1", "sha256", "sha384", "sha512", "ssdeep", "tlsh"})
+"""The algorithms ECS has a ``file.hash.*`` field for (not SHA-3)."""
+HEX_DIGESTS: Final = frozenset(
+    {"md5", "sha1", "sha256", "sha384", "sha512", "sha3_256", "sha3_512", "imphash", "pehash"}
+)
+"""The algorithms whose digests are written in hex (not ssdeep, TLSH or telfhash)."""
+HEX: Final = re.compile(r"[0-9A-Fa-f]+")
+"""Hex digits only (``fullmatch``)."""
+
+
+def hash_algorithm(name: str) -> str | None:
+    """The field name for a STIX hash key (``'SHA-256'`` -> ``sha256``); None if unknown."""
+    key = name.upper().replace("-", "").replace("_", "").replace(" ", "")
+    return _HASHES.get(key)
+
+
+# --- file paths -------------------------------------------------------------------------------
+
+
+def joined_path(directory: str, name: str) -> str | None:
+    """``directory`` + separator + ``name``, with the separator the directory uses (``\\`` for
+    a Windows path: one with a backslash, or a drive letter and no slash); None when ``name``
+    is itself a path."""
+    if "/" in name or "\\" in name:
+        return None
+    if "\\" in directory:
+        separator = "\\"
+    elif "/" in directory:
+        separator = "/"
+    else:
+        separator = "\\" if re.match(r"[A-Za-z]:", directory) else "/"
+    return directory.rstrip("\\/") + separator + name
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+_PORT_TEXT: Final = re.compile(r"[0-9]{1,5}")
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def url_parts(url: str) -> list[tuple[str, str]]:
+    """ECS ``url.*`` parts of ``url``: (``scheme``|``domain``|``port``|``path``|``query``|
+    ``fragment``|``extension``, text). Parts are cut from the text as written (nothing is
+    lower-cased); a part that cannot be read is left out. Never raises."""
+    scheme_text, sep, rest = url.partition("://")
+    if sep and _SCHEME.fullmatch(scheme_text):
+        target, scheme = "//" + rest, scheme_text
+    elif url.startswith("/"):
+        target, scheme = url, ""
+    else:
+        # No scheme (``evil.example/path``): read it as an authority and a path.
+        target, scheme = "//" + url, ""
+    try:
+        split = urlsplit(target)
+    except ValueError:
+        return []
+    parts: list[tuple[str, str]] = []
+    if scheme:
+        parts.append(("scheme", scheme))
+    host_port = split.netloc.rpartition("@")[2]
+    if host_port.startswith("["):
+        # ECS keeps the brackets of a literal IPv6 host in url.domain.
+        end = host_port.find("]")
+        host, port = (host_port[: end + 1], host_port[end + 2 :]) if end > 0 else ("", "")
+    else:
+        host, _, port = host_port.partition(":")
+    if host:
+        parts.append(("domain", host))
+    if _PORT_TEXT.fullmatch(port) and int(port) <= 65535:
+        parts.append(("port", port))
+    if split.path:
+        parts.append(("path", split.path))
+        last = split.path.rsplit("/", 1)[-1]
+        stem, dot, extension = last.rpartition(".")
+        if dot and stem and extension:
+            parts.append(("extension", extension))
+    if split.query:
+        parts.append(("query", split.query))
+    if split.fragment:
+        parts.append(("fragment", split.fragment))
+    return [(field, text) for field, text in parts if _text(text) is not None]
+
+
+# --- Windows registry keys --------------------------------------------------------------------
+
+_HIVES: Final = {
+    "HKEY_LOCAL_MACHINE": "HKLM",
+    "HKLM": "HKLM",
+    "HKEY_CURRENT_USER": "HKCU",
+    "HKCU": "HKCU",
+    "HKEY_USERS": "HKU",
+    "HKU": "HKU",
+    "HKEY_CLASSES_ROOT": "HKCR",
+    "HKCR": "HKCR",
+    "HKEY_CURRENT_CONFIG": "HKCC",
+    "HKCC": "HKCC",
+    "HKEY_PERFORMANCE_DATA": "HKPD",
+    "HKPD": "HKPD",
+    "HKEY_DYN_DATA": "HKDD",
+    "HKDD": "HKDD",
+}
+# Kernel spelling of the same hives (\REGISTRY\MACHINE\SOFTWARE...).
+_KERNEL_HIVES: Final = {"MACHINE": "HKLM", "USER": "HKU"}
+
+
+def registry_key_text(key: str) -> str:
+    """A registry key with each run of backslashes made one: a key has no empty component, so
+    doubled backslashes are escaping left over by a producer (``HKLM\\\\Software``)."""
+    return re.sub(r"\\{2,}", r"\\", key) if "\\\\" in key else key
+
+
+def registry_parts(key: str) -> tuple[str | None, str]:
+    """(ECS hive abbreviation or None, hive-relative key) of a registry key path (backslash
+    runs already made one by ``registry_key_text``)."""
+    trimmed = key.lstrip("\\")
+    first, _, rest = trimmed.partition("\\")
+    hive = _HIVES.get(first.upper())
+    if hive is not None:
+        return hive, rest
+    if first.upper() == "REGISTRY":
+        second, _, rest = rest.partition("\\")
+        hive = _KERNEL_HIVES.get(second.upper())
+        if hive is not None:
+            return hive, rest
+    return None, key
+
+
+# --- x509 certificates ------------------------------------------------------------------------
+
+
+def serial_number(text: str) -> str:
+    """ECS's form of an x509 serial number: an alphanumeric one is written without colons (or
+    spaces), in upper case; anything else is kept as written."""
+    compact = re.sub(r"[\s:]", "", text)
+    if compact and compact.isalnum() and compact.isascii():
+        return compact.upper()
+    return text
+
+
+_DN_ATTRIBUTES: Final = {
+    "cn": "common_name",
+    "commonname": "common_name",
+    "o": "organization",
+    "organizationname": "organization",
+    "ou": "organizational_unit",
+    "organizationalunitname": "organizational_unit",
+    "c": "country",
+    "countryname": "country",
+    "l": "locality",
+    "localityname": "locality",
+    "st": "state_or_province",
+    "s": "state_or_province",
+    "sp": "state_or_province",
+    "stateorprovincename": "state_or_province",
+}
+
+
+def _split_unescaped(text: str, separators: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            current.append(text[index : index + 2])
+            index += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif char in separators and not quoted:
+            parts.append("".join(current))
+            current = []
+            index += 1
+            continue
+        current.append(char)
+        index += 1
+    parts.append("".join(current))
+    return parts
+
+
+def _dn_value(raw: str) -> str:
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    out: list[str] = []
+    pending = bytearray()
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value):
+            pair = value[index + 1 : index + 3]
+            if len(pair) == 2 and HEX.fullmatch(pair):
+                pending.append(int(pair, 16))
+                index += 3
+                continue
+            if pending:
+                out.append(pending.decode("utf-8", "replace"))
+                pending.clear()
+            out.append(value[index + 1])
+            index += 2
+            continue
+        if pending:
+            out.append(pending.decode("utf-8", "replace"))
+            pending.clear()
+        out.append(char)
+        index += 1
+    if pending:
+        out.append(pending.decode("utf-8", "replace"))
+    return "".join(out)
+
+
+_SLASH_ATTRIBUTE: Final = re.compile(r"(?<!\\)/(?=\s*[A-Za-z][A-Za-z0-9.-]*\s*=)")
+
+
+def distinguished_name(text: str) -> list[tuple[str, str]] | None:
+    """The (ECS x509 name field, value) pairs of a DN (``CN=a, O=b`` or ``/C=US/CN=a``), or None
+    when ``text`` is not a DN. Attributes ECS has no field for are skipped."""
+    stripped = text.strip()
+    if stripped.startswith("/"):
+        # OpenSSL's one-line form: a "/" starts a new attribute only before "KEY=", so values
+        # keep their own slashes (``OU=Terms of use at https://www.verisign.com/rpa (c)04``).
+        pieces = [p for p in _SLASH_ATTRIBUTE.split(stripped[1:]) if p.strip()]
+    else:
+        pieces = [p for p in _split_unescaped(stripped, ",;+") if p.strip()]
+    if not pieces:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for piece in pieces:
+        name, equals, raw = piece.partition("=")
+        if not equals or not name.strip():
+            return None
+        field = _DN_ATTRIBUTES.get(name.strip().lower())
+        value = _dn_value(raw)
+        if field is not None and value and _text(value) is not None:
+            pairs.append((field, value))
+    return pairs
