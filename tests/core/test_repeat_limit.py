@@ -82,7 +82,7 @@ def test_the_summary_names_the_count_and_the_last_line() -> None:
     limits, (summary,) = close_windows(limits, 60.0)
     assert summary == LeftOut("rejected", 3, 60.0, "rejected doc-4")
     assert left_out_line(summary) == (
-        "(3 more like this in the last 60 s, not logged one by one; the last: rejected doc-4)"
+        "(3 more like this in the last 60 s; the last: rejected doc-4)"
     )
     # A new window: the budget is back.
     limits, allowed, closed = admit(limits, "rejected", "rejected doc-5", 61.0)

@@ -172,18 +172,20 @@ def test_a_replay_reports_progress_then_its_end_with_the_totals(
     (line,) = rig.later(INTERVAL)
     assert "3 withheld [expired 2; revoked 1 e.g. x3]" in line
 
-    # The first live frame: every replayed frame is written.
+    # The replay's last frames, then the first live one: every replayed frame is written.
+    rig.tracker.batch_done(frames([f"{first + 90_000}-0"], recovery=True), [], other=1)
     before = len(rig.lines())
     reader.set(recovering=False)
     rig.tracker.batch_done(frames([f"{UNTIL_MS + 1}-0"], recovery=False, event="heartbeat"), [], 0)
     (done,) = rig.lines()[before:]
     assert done == (
-        "knowledge base replay done in 1m00s: 6 events, 2 written, 0 deleted, 3 withheld "
-        "[expired 2; revoked 1], 1 skipped [undecodable 1], 0 other (0.1 events/s); reading "
+        "knowledge base replay done in 1m00s: 7 events, 2 written, 0 deleted, 3 withheld "
+        "[expired 2; revoked 1], 1 skipped [undecodable 1], 1 other (0.1 events/s); reading "
         "live events"
     )
-    rig.later(1)
+    assert rig.later(1) == []  # the replay's last interval was said by its end
     assert rig.phase() == "live"
+    assert rig.later(INTERVAL) == []
 
 
 def test_a_replay_with_frames_above_the_recovery_date_is_not_done_early(
@@ -305,8 +307,7 @@ def test_repeated_warnings_are_summed_up() -> None:
         "info 1",
         "info 2",
         "info 3",
-        "(3 more like this in the last 61 s, not logged one by one; the last: rejected "
-        "document doc-4)",
+        "(3 more like this in the last 61 s; the last: rejected document doc-4)",
     ]
     assert "WARNING" in out.getvalue().splitlines()[-1]
 
@@ -384,4 +385,27 @@ def test_the_replay_totals_are_exactly_the_replays_in_one_batch_with_live_frames
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert [m for m in debug if m.startswith("not exported:")] == [
         f"not exported: {doc_id(expired)} (valid_until 2020-01-01T00:00:00+00:00 has passed)"
+    ]
+
+
+def test_at_debug_the_lines_held_back_are_debug_lines() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(TextFormatter())
+    repeats = RepeatLimit(RepeatLimits(1, 60.0), Clock())
+    repeats.keep_as_debug = True
+    handler.addFilter(repeats)
+    logger = logging.getLogger("elastic_connector.test_repeats_debug")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.warning("refused %s", "a")
+        logger.warning("refused %s", "b")
+    finally:
+        logger.handlers[:] = []
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 2)[1:] for line in lines] == [
+        ["WARNING", "elastic_connector.test_repeats_debug: refused a"],
+        ["DEBUG", "elastic_connector.test_repeats_debug: refused b"],
     ]

@@ -130,7 +130,7 @@ _SPECS: Final[Mapping[str, _Spec]] = {
     ),
     "connector.progress_interval": _Spec(
         "How often a progress line is logged while there is work (a replay of the knowledge "
-        "base, a catch-up, events to write); none while idle.",
+        "base, a catch-up, events to write), checked every second; none while idle.",
         _SECONDS,
         greater_than_zero,
     ),

@@ -392,17 +392,23 @@ def caught_up_line(counts: Counts, seconds: float) -> str:
     )
 
 
-def report_fields(report: Report) -> dict[str, object]:
-    """The report as plain data, for JSON log lines and ``/healthz``."""
-    counts = report.counts
-    fields: dict[str, object] = {
-        "phase": report.phase.value,
+def counts_fields(counts: Counts) -> dict[str, object]:
+    """The counts as plain data."""
+    return {
         "events": counts.events,
         "written": counts.written,
         "deleted": counts.deleted,
         "withheld": dict(counts.withheld),
         "skipped": dict(counts.skipped),
         "other": counts.other,
+    }
+
+
+def report_fields(report: Report) -> dict[str, object]:
+    """The report as plain data, for JSON log lines and ``/healthz``."""
+    fields: dict[str, object] = {
+        "phase": report.phase.value,
+        **counts_fields(report.counts),
         "rate_per_second": round(rate(report.interval_events, report.interval_seconds), 2),
         "share_done": None if report.share is None else round(report.share, 4),
         "eta_seconds": None if report.eta is None else round(report.eta),

@@ -83,6 +83,6 @@ def close_windows(
 def left_out_line(left_out: LeftOut) -> str:
     """The summary of a closed window."""
     return (
-        f"({left_out.count:,} more like this in the last {left_out.seconds:.0f} s, not logged "
-        f"one by one; the last: {left_out.last})"
+        f"({left_out.count:,} more like this in the last {left_out.seconds:.0f} s; the last: "
+        f"{left_out.last})"
     )

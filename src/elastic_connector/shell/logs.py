@@ -109,7 +109,10 @@ class LibraryTracebacks(logging.Filter):
 class RepeatLimit(logging.Filter):
     """Our warnings and errors, each kind (logger, message template and reason code) limited
     to a budget of lines per window (``core.repeat_limit``); ``flush`` logs the summaries of
-    the windows that are over ("N more like this"). Critical lines are never held back."""
+    the windows that are over ("N more like this"). Critical lines are never held back.
+
+    With ``keep_as_debug`` (the log level is debug) the lines held back are written as debug
+    lines instead of dropped: nothing is lost to whoever asks for everything."""
 
     def __init__(
         self, limits: RepeatLimits | None = None, clock: Callable[[], float] = time.monotonic
@@ -120,6 +123,7 @@ class RepeatLimit(logging.Filter):
         self._lock = threading.Lock()
         self._origins: dict[str, tuple[str, int]] = {}
         self._closed: list[tuple[str, int, str]] = []
+        self.keep_as_debug = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         if (
@@ -138,6 +142,9 @@ class RepeatLimit(logging.Filter):
             self._origins[key] = (record.name, record.levelno)
             if closed is not None:
                 self._closed.append((record.name, record.levelno, left_out_line(closed)))
+        if not allowed and self.keep_as_debug:
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+            return True
         return allowed
 
     def flush(self, *, every: bool = False) -> None:
@@ -216,6 +223,7 @@ def configure(
     )
     handler.setFormatter(formatter)
     if repeats is not None:
+        repeats.keep_as_debug = level <= logging.DEBUG
         handler.addFilter(repeats)  # first: it keys on the message template, before masking
     if level > logging.DEBUG:
         handler.addFilter(LibraryTracebacks())

@@ -33,6 +33,7 @@ from elastic_connector.core.progress import (
     catch_up_share,
     caught_up_line,
     count_actions,
+    counts_fields,
     eta_seconds,
     is_behind,
     lag_seconds,
@@ -119,7 +120,7 @@ class ProgressTracker:
         status = self._status()
         events = sum(1 for message in batch if message.event in DATA_EVENTS)
         now = self._monotonic()
-        ended: str | None = None
+        ended: tuple[str, dict[str, object]] | None = None
         with self._lock:
             for message in batch:
                 if message.recovery:
@@ -138,7 +139,7 @@ class ProgressTracker:
             self._counts = count_actions(self._counts, actions, events=events, other=other)
             self._examples = add_examples(self._examples, actions)
         if ended is not None:
-            _log.info(ended)
+            _log.info(ended[0], extra=json_only(replay_done=ended[1]))
 
     def _begin_replay(self, status: ReaderStatus | None, now: float) -> None:
         self._replaying = True
@@ -148,9 +149,14 @@ class ProgressTracker:
         until = recovery_ms(status.recover_until) if status is not None else None
         self._replay = ReplaySpan(until)
 
-    def _end_replay(self, now: float) -> str:
+    def _end_replay(self, now: float) -> tuple[str, dict[str, object]]:
+        """The end-of-replay line, and its figures."""
         self._replaying = False
-        return replay_done_line(since(self._counts, self._replay_base), now - self._replay_since)
+        counts, seconds = since(self._counts, self._replay_base), now - self._replay_since
+        # This line says all about the replay's last interval: the next one starts now.
+        self._line_at, self._line_counts, self._examples = now, self._counts, {}
+        figures = {**counts_fields(counts), "seconds": round(seconds, 1)}
+        return replay_done_line(counts, seconds), figures
 
     # --- from the daemon -------------------------------------------------------------------
 
