@@ -15,6 +15,7 @@ from elastic_connector.core.progress import (
     Report,
     add_examples,
     catch_up_share,
+    caught_up_line,
     count_actions,
     counts_text,
     eta_seconds,
@@ -328,3 +329,19 @@ def test_the_report_as_data_has_the_same_figures() -> None:
         "replayed_up_to": "2024-11-02T08:14:00Z",
         "recovery_date": "2025-01-01T00:00:00Z",
     }
+
+
+def test_lines_and_data_say_what_is_not_known_yet() -> None:
+    started = Report(phase=Phase.REPLAY, counts=Counts(), replay=ReplaySpan(None))
+    assert progress_line(started).endswith("; replay started, nothing replayed yet")
+    reached = Report(phase=Phase.REPLAY, counts=Counts(), replay=ReplaySpan(None, 0, 1000))
+    assert progress_line(reached).endswith("replayed objects updated up to 1970-01-01T00:00:01Z")
+    assert report_fields(reached)["recovery_date"] is None
+    catching_up = Report(phase=Phase.CATCH_UP, counts=Counts(), target="5-0", events_left=None)
+    assert progress_line(catching_up).endswith("; at -, catching up to 5-0")
+    assert report_fields(catching_up)["catching_up_to"] == "5-0"
+    assert report_fields(catching_up)["stream_events_left"] is None
+    assert caught_up_line(Counts(events=30, written=30), 15) == (
+        "caught up with the stream in 15s: 30 events, 30 written, 0 deleted, 0 withheld, "
+        "0 skipped, 0 other (2.0 events/s)"
+    )
