@@ -190,10 +190,9 @@ def test_the_healthcheck_command_follows_the_connectors_health(tmp_path: Path) -
     try:
         result = _run_healthcheck(env)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert result.stdout.splitlines() == [
-            f"OK   healthy ({url})",
-            "     stream.connected: true",
-        ]
+        lines = result.stdout.splitlines()
+        assert lines[0] == f"OK   healthy ({url})"
+        assert lines[-2:] == ["     details:", "       stream.connected: true"]
 
         healthy["now"] = False
         result = _run_healthcheck(env)

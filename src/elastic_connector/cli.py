@@ -129,8 +129,10 @@ def _parser() -> argparse.ArgumentParser:
         "status",
         help="ask a running connector's /healthz (connector.metrics_port); exit 0 healthy",
         description="Reads /healthz of the connector running with this configuration (on "
-        "connector.metrics_port) and prints whether it is healthy, with its details; says so "
-        "when nothing answers there. Exit 0 healthy, 1 otherwise.",
+        "connector.metrics_port) and prints whether it is healthy; its phase (replay, "
+        "catch_up, live) with the share done and ETA, stream position, lag, last write and "
+        "last error; then every detail it gave. Says so when nothing answers there. Exit 0 "
+        "healthy, 1 otherwise.",
     )
     _config_option(status, default=argparse.SUPPRESS)
     _verbose_option(status)

@@ -62,7 +62,12 @@ def deployment(
                 es_settings=es_settings,
                 index=f"{prefix}-events",
                 workdir=tmp_path_factory.mktemp("events"),
-                env={"CONNECTOR_EXPIRY_SWEEP_INTERVAL": str(SWEEP_INTERVAL)},
+                # Debug: why each indicator is withheld is a debug line ("not exported: ..."),
+                # and these tests read it.
+                env={
+                    "CONNECTOR_EXPIRY_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
+                    "CONNECTOR_LOG_LEVEL": "debug",
+                },
             ) as harness,
         ):
             harness.start()
@@ -509,9 +514,14 @@ def test_healthz_and_metrics_report_position_ack_and_counters(
     status, _ = daemon.health() or (0, {})
     assert status == 200
     assert body["status"] == "ok"
+    assert body["phase"] == "live"
     stream = body["stream"]
     assert isinstance(stream, dict)
     assert is_at_or_after(str(stream.pop("last_event_id")), last)
+    # What the platform said of its event stream when the connection opened.
+    platform = stream.pop("platform")
+    assert isinstance(platform, dict)
+    assert set(platform) == {"first_event_id", "last_event_id", "size"}
     assert stream == {
         "connected": True,
         "committed_position": last,

@@ -29,7 +29,8 @@ def good(number: int) -> dict[str, object]:
 def test_poison_events_are_skipped_and_the_stream_goes_on(
     e2e_harness: Harnesses, mode: str
 ) -> None:
-    connector = e2e_harness(mode)
+    # Debug: why an indicator is withheld ("not exported: ...") is a debug line.
+    connector = e2e_harness(mode, env={"CONNECTOR_LOG_LEVEL": "debug"})
     daemon = connector.start()
     standin = connector.standin
     undecodable_before = daemon.metric("skips", code="undecodable")

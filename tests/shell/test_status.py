@@ -13,7 +13,13 @@ import pytest
 from elastic_connector.core.config import Config, ConnectorSettings, OpenCTISettings, Secret
 from elastic_connector.demo.noida import free_port
 from elastic_connector.shell.metrics import Metrics, MetricsServer
-from elastic_connector.shell.status import HealthAnswer, health_url, run_status, status_lines
+from elastic_connector.shell.status import (
+    HealthAnswer,
+    health_url,
+    run_status,
+    status_lines,
+    summary_lines,
+)
 
 
 def config(port: int | None, host: str = "0.0.0.0") -> Config:
@@ -59,11 +65,17 @@ def test_an_unhealthy_connector_is_exit_1_with_its_details(unhealthy_connector: 
     url = f"http://127.0.0.1:{unhealthy_connector}/healthz"
     assert out.getvalue().splitlines() == [
         f"FAIL unhealthy ({url} answered 503)",
-        "     queue_depth: 3",
-        "     stream.connected: false",
-        "     stream.last_error: HTTP 401",
-        "     stream.last_event_id: -",
-        '     dead_threads: ["alert poller"]',
+        "     phase:      -",
+        "     position:   at -; saved position - (none yet)",
+        "     lag:        -",
+        "     last write: - (nothing written yet)",
+        "     last error: OpenCTI stream: HTTP 401",
+        "     details:",
+        "       queue_depth: 3",
+        "       stream.connected: false",
+        "       stream.last_error: HTTP 401",
+        "       stream.last_event_id: -",
+        '       dead_threads: ["alert poller"]',
     ]
 
 
@@ -106,4 +118,56 @@ def test_something_else_on_the_port_is_not_taken_for_the_connector() -> None:
 
 def test_status_lines_of_a_healthy_answer() -> None:
     answer = HealthAnswer(url="http://x/healthz", status=200, details={"status": "ok", "a": 1})
-    assert status_lines(answer) == ["OK   healthy (http://x/healthz)", "     a: 1"]
+    lines = status_lines(answer)
+    assert lines[0] == "OK   healthy (http://x/healthz)"
+    assert lines[-2:] == ["     details:", "       a: 1"]
+
+
+def test_the_summary_of_a_replay() -> None:
+    details: dict[str, object] = {
+        "phase": "replay",
+        "progress": {
+            "phase": "replay",
+            "phase_seconds": 252.0,
+            "share_done": 0.38,
+            "eta_seconds": 790,
+            "replayed_up_to": "2024-11-02T08:14:00Z",
+            "recovery_date": "2025-01-01T00:00:00Z",
+            "lag_seconds": None,
+        },
+        "stream": {"committed_position": None, "last_error": None},
+        "elasticsearch": {"last_ack_id": "1730535240000-0", "last_ack_age_seconds": 2.1},
+    }
+    assert summary_lines(details) == [
+        "     phase:      replay for 4m12s, 38% done by update time, ETA 13m10s",
+        "     position:   replayed objects updated up to 2024-11-02T08:14:00Z of "
+        "2025-01-01T00:00:00Z; saved position - (none yet)",
+        "     lag:        -",
+        "     last write: 2s ago (event 1730535240000-0)",
+        "     last error: -",
+    ]
+
+
+def test_the_summary_of_a_catch_up_and_of_errors() -> None:
+    details: dict[str, object] = {
+        "phase": "catch_up",
+        "progress": {
+            "phase_seconds": 30,
+            "share_done": 0.5,
+            "stream_events_left": 12000,
+            "eta_seconds": 30,
+            "position": "3000-0",
+            "catching_up_to": "5000-0",
+            "lag_seconds": 7200,
+        },
+        "stream": {"committed_position": "2999-0", "last_error": "lost the OpenCTI stream"},
+        "elasticsearch": {"last_error": "HTTP 403: missing privilege"},
+    }
+    assert summary_lines(details) == [
+        "     phase:      catch_up for 30s, 50% done, about 12,000 stream events left, ETA 30s",
+        "     position:   at 3000-0, catching up to 5000-0; saved position 2999-0",
+        "     lag:        2h00m behind OpenCTI",
+        "     last write: - (nothing written yet)",
+        "     last error: Elasticsearch: HTTP 403: missing privilege; OpenCTI stream: lost the "
+        "OpenCTI stream",
+    ]

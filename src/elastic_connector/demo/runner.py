@@ -108,7 +108,8 @@ def _connector_env(opencti_url: str, es_url: str, workdir: Path) -> dict[str, st
             "CONNECTOR_ID": CONNECTOR_ID,
             "CONNECTOR_NAME": "Elastic (demo)",
             "CONNECTOR_MODE": "ecs",
-            "CONNECTOR_LOG_LEVEL": "info",
+            # The walk-through shows why each indicator was withheld: those are debug lines.
+            "CONNECTOR_LOG_LEVEL": "debug",
             "ELASTICSEARCH_HOSTS": es_url,
             "ELASTICSEARCH_BULK_FLUSH_INTERVAL": "0.2",
             "SIGHTINGS_POLL_INTERVAL": "2",

@@ -47,6 +47,7 @@ from elastic_connector.shell.index_setup import (
 )
 from elastic_connector.shell.metrics import Metrics, MetricsServer
 from elastic_connector.shell.pipeline import Pipeline
+from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.stream import (
     StreamGap,
     StreamMessage,
@@ -146,6 +147,9 @@ class Daemon:
         self._reader: StreamReader | None = None
         self._pipeline: Pipeline | None = None
         self._writer: BulkWriter | None = None
+        self._tracker: ProgressTracker | None = None
+        self._repeats = logs.RepeatLimit()
+        """Each kind of warning at most a few times a minute, then "(N more like this)"."""
         self._inbox: queue.Queue[StreamMessage] = queue.Queue(
             maxsize=max(100, 2 * config.elasticsearch.bulk_max_actions)
         )
@@ -172,7 +176,7 @@ class Daemon:
 
     def run(self) -> int:
         config = self.config
-        logs.configure(config)
+        logs.configure(config, repeats=self._repeats)
         _log.info(
             "starting elastic-connector: mode=%s index=%s opencti=%s",
             config.connector.mode.value,
@@ -195,7 +199,7 @@ class Daemon:
             config, self.stop_requested, config.elasticsearch.retry_max_backoff
         )
         # pycti's logger has just replaced the root handlers: put ours back.
-        logs.configure(config)
+        logs.configure(config, repeats=self._repeats)
         if helper is None:
             self._stop_metrics_server()
             return EXIT_OK
@@ -223,6 +227,10 @@ class Daemon:
         writer = BulkWriter.from_settings(
             client, config.elasticsearch, require_alias=require_alias, stop=self._writer_stop
         )
+        tracker = ProgressTracker(
+            interval=config.connector.progress_interval, metrics=self.metrics, start=position
+        )
+        tracker.watch(reader.status)
 
         def restart_from_scratch() -> StreamPosition:
             fresh = initial_position(
@@ -234,6 +242,7 @@ class Daemon:
             reader.restart_from(fresh)
             _drain(self._inbox)
             state.acknowledge_reset()
+            tracker.restart(fresh)
             return fresh
 
         pipeline = Pipeline(
@@ -254,8 +263,10 @@ class Daemon:
             stop=self._writer_stop,
             start=position,
             heartbeat_margin=config.connector.stream_heartbeat_margin,
+            tracker=tracker,
         )
         self._reader, self._pipeline, self._writer = reader, pipeline, writer
+        self._tracker = tracker
         pipeline.start()
         reader.start()
         if config.connector.mode is not Mode.STIX:
@@ -301,6 +312,9 @@ class Daemon:
             self.metrics.queue_depth.set(self._inbox.qsize())
             if self._reader is not None:
                 self.metrics.stream_connected.set(1 if self._reader.status().connected else 0)
+            if self._tracker is not None:
+                self._tracker.tick()
+            self._repeats.flush()
         return EXIT_OK
 
     def _all_workers(self) -> list[tuple[str, Worker]]:
@@ -340,6 +354,9 @@ class Daemon:
             stopper.join(left(_PING_RESERVE))
         opencti.shutdown(helper, timeout=max(0.5, left()))
         self._stop_metrics_server()
+        if self._tracker is not None:
+            self._tracker.final()
+        self._repeats.flush(every=True)
         _log.info("stopped in %.1f s", time.monotonic() - started)
 
     # --- metrics and health ---------------------------------------------------------------
@@ -363,8 +380,11 @@ class Daemon:
         """(healthy, details) for ``/healthz``."""
         details: dict[str, object] = {"queue_depth": self._inbox.qsize()}
         healthy = True
-        if self._reader is None or self._pipeline is None:
+        if self._reader is None or self._pipeline is None or self._tracker is None:
             return False, {**details, "phase": "starting"}
+        progress = self._tracker.health()
+        details["phase"] = progress["phase"]
+        details["progress"] = progress
         stream = self._reader.status()
         writer = self._pipeline.status
         gap = stream.last_gap
@@ -376,6 +396,13 @@ class Daemon:
             "consecutive_failures": stream.consecutive_failures,
             "last_error": self._masked(stream.last_error),
             "gaps": stream.gaps,
+            "platform": None
+            if stream.stream_info is None
+            else {
+                "first_event_id": stream.stream_info.first_event_id,
+                "last_event_id": stream.stream_info.last_event_id,
+                "size": stream.stream_info.stream_size,
+            },
             "last_gap": None
             if gap is None
             else {"saved_position": gap.saved_position, "first_event_id": gap.first_event_id},

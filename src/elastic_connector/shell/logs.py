@@ -13,13 +13,21 @@ import binascii
 import contextlib
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
 import msgspec
 
 from elastic_connector.core.config import Config, LogFormat, Secret
+from elastic_connector.core.monitoring.repeat_limit import (
+    RepeatLimits,
+    admit,
+    close_windows,
+    left_out_line,
+)
 
 _LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -103,6 +111,63 @@ class LibraryTracebacks(logging.Filter):
         return True
 
 
+class RepeatLimit(logging.Filter):
+    """Our warnings and errors, each kind (logger, message template and reason code) limited
+    to a budget of lines per window (``core.repeat_limit``); ``flush`` logs the summaries of
+    the windows that are over ("N more like this"). Critical lines are never held back.
+
+    With ``keep_as_debug`` (the log level is debug) the lines held back are written as debug
+    lines instead of dropped: nothing is lost to whoever asks for everything."""
+
+    def __init__(
+        self, limits: RepeatLimits | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._limits = limits or RepeatLimits()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._origins: dict[str, tuple[str, int]] = {}
+        self._closed: list[tuple[str, int, str]] = []
+        self.keep_as_debug = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno not in (logging.WARNING, logging.ERROR)
+            or not record.name.startswith("elastic_connector")
+            or getattr(record, "repeat_summary", False)
+        ):
+            return True
+        values = getattr(record, "fields", None)
+        code = values.get("code", "") if isinstance(values, dict) else ""
+        key = f"{record.name}|{record.msg}|{code}"
+        with self._lock:
+            self._limits, allowed, closed = admit(
+                self._limits, key, record.getMessage(), self._clock()
+            )
+            self._origins[key] = (record.name, record.levelno)
+            if closed is not None:
+                self._closed.append((record.name, record.levelno, left_out_line(closed)))
+        if not allowed and self.keep_as_debug:
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+            return True
+        return allowed
+
+    def flush(self, *, every: bool = False) -> None:
+        """Log a summary for each window that is over (``every`` one: at shutdown) and left
+        lines out."""
+        with self._lock:
+            self._limits, summaries = close_windows(self._limits, self._clock(), every=every)
+            lines, self._closed = self._closed, []
+            for summary in summaries:
+                name, level = self._origins.get(summary.key, ("elastic_connector", logging.WARNING))
+                lines.append((name, level, left_out_line(summary)))
+            if summaries or len(self._origins) > len(self._limits.windows):
+                open_keys = self._limits.windows.keys()
+                self._origins = {k: v for k, v in self._origins.items() if k in open_keys}
+        for name, level, text in lines:
+            logging.getLogger(name).log(level, "%s", text, extra={"repeat_summary": True})
+
+
 def _record_fields(record: logging.LogRecord) -> dict[str, object]:
     """Our structured ``fields``, plus pycti's metadata (``attributes``: ids, error reasons)."""
     found: dict[str, object] = {}
@@ -114,7 +179,8 @@ def _record_fields(record: logging.LogRecord) -> dict[str, object]:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"timestamp", "level", "logger", "message", ...extra "fields"}`` on one line."""
+    """``{"timestamp", "level", "logger", "message", ...extra "fields"}`` on one line, plus
+    the ``json_fields`` a text line already says in words (``json_only``)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -124,6 +190,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update(_record_fields(record))
+        extra = getattr(record, "json_fields", None)
+        if isinstance(extra, dict):
+            entry.update({str(key): value for key, value in extra.items()})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -147,14 +216,20 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(config: Config, stream: TextIO | None = None) -> None:
-    """Send our records (and pycti's) to ``stream`` in the configured format and level."""
+def configure(
+    config: Config, stream: TextIO | None = None, repeats: RepeatLimit | None = None
+) -> None:
+    """Send our records (and pycti's) to ``stream`` in the configured format and level;
+    ``repeats`` limits how often each kind of warning is written."""
     level = _LEVELS.get(config.connector.log_level, logging.INFO)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     formatter: logging.Formatter = (
         JsonFormatter() if config.connector.log_format is LogFormat.JSON else TextFormatter()
     )
     handler.setFormatter(formatter)
+    if repeats is not None:
+        repeats.keep_as_debug = level <= logging.DEBUG
+        handler.addFilter(repeats)  # first: it keys on the message template, before masking
     if level > logging.DEBUG:
         handler.addFilter(LibraryTracebacks())
     handler.addFilter(SecretMask(secret_values(config)))
@@ -175,6 +250,12 @@ def configure(config: Config, stream: TextIO | None = None) -> None:
 def fields(**values: object) -> dict[str, object]:
     """``extra=`` for structured fields: ``log.info("...", extra=fields(event_id=x))``."""
     return {"fields": values}
+
+
+def json_only(**values: object) -> dict[str, object]:
+    """``extra=`` for fields only JSON lines carry, because the text of the message already
+    says them (a progress line's figures)."""
+    return {"json_fields": values}
 
 
 @contextlib.contextmanager

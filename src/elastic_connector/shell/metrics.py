@@ -8,6 +8,7 @@ snapshot that answers 200 while the connector is healthy and 503 otherwise.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,11 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from elastic_connector.core.monitoring.progress import Phase
+
 _encoder: Final = msgspec.json.Encoder()
+PHASES: Final = tuple(phase.value for phase in Phase)
+"""The values of the ``phase`` gauge's label."""
 
 
 class Metrics:
@@ -122,6 +127,35 @@ class Metrics:
         self.expired_deleted = Counter(
             "expired_deleted", "Indicators removed by the expiry sweep", namespace=ns, registry=r
         )
+        self.phase = Gauge(
+            "phase",
+            "1 for the phase the connector is in (starting, replay, catch_up, live), 0 for the "
+            "others",
+            ["phase"],
+            namespace=ns,
+            registry=r,
+        )
+        self.set_phase(PHASES[0])
+        self.progress_ratio = Gauge(
+            "progress_ratio",
+            "Share of the replay (by update time) or of the catch-up (by stream id) done, 0 to "
+            "1; NaN when unknown or live",
+            namespace=ns,
+            registry=r,
+        )
+        self.progress_eta = Gauge(
+            "progress_eta_seconds",
+            "Estimated seconds until the replay or the catch-up is done; NaN when unknown",
+            namespace=ns,
+            registry=r,
+        )
+        self.progress_ratio.set(math.nan)
+        self.progress_eta.set(math.nan)
+
+    def set_phase(self, phase: str) -> None:
+        """The ``phase`` gauge: 1 for ``phase``, 0 for every other one."""
+        for name in PHASES:
+            self.phase.labels(name).set(1 if name == phase else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,6 +31,7 @@ from typing import Final
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.markings import MarkingLevel
+from elastic_connector.core.monitoring.progress import REMOVED_CODES
 from elastic_connector.core.stix import DATA_EVENTS
 from elastic_connector.core.stream import StreamId, parse_stream_id
 from elastic_connector.core.stream.position import StreamPosition, is_past_recovery, position_state
@@ -41,6 +42,7 @@ from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import PermanentElasticsearchError
 from elastic_connector.shell.logs import fields
 from elastic_connector.shell.metrics import Metrics
+from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.stream import StreamMessage
 
 _log = logging.getLogger(__name__)
@@ -87,9 +89,11 @@ class Pipeline:
         stop: threading.Event,
         start: StreamPosition | None = None,
         heartbeat_margin: float = 60.0,
+        tracker: ProgressTracker | None = None,
     ) -> None:
         """``start`` is where the stream is read from (by default the reader's position now);
-        ``on_reset`` restarts the stream after a state reset and returns where from."""
+        ``on_reset`` restarts the stream after a state reset and returns where from;
+        ``tracker`` is told what each written batch came to."""
         self._inbox = inbox
         self._settings = settings
         self._planner_state = planner_state
@@ -107,6 +111,7 @@ class Pipeline:
         self._clock = clock
         self._stop = stop
         self._margin_ms = int(heartbeat_margin * 1000)
+        self._tracker = tracker
         self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
@@ -138,8 +143,11 @@ class Pipeline:
                 if self._draining.is_set():
                     return
                 continue
-            if not self._process(batch):
-                return
+            # The replay's frames and live ones are written apart, so that the replay's
+            # totals are exactly its own.
+            for part in _replay_and_live(batch):
+                if not self._process(part):
+                    return
 
     def _collect(self) -> list[StreamMessage]:
         """Up to ``max_batch`` messages: wait for the first, then take what arrives within the
@@ -171,16 +179,16 @@ class Pipeline:
         for event, count in Counter(message.event for message in batch).items():
             self._metrics.events.labels(event).inc(count)
         before = self._planner_state
-        actions, after = self._plan(batch, before, now)
+        actions, after, other = self._plan(batch, before, now)
         if self._authors.fetch_missing():
             # Indicators by authors read just now from OpenCTI: map them with the names.
-            actions, after = self._plan(batch, before, now)
+            actions, after, other = self._plan(batch, before, now)
         if self._refresh_markings is not None and self._should_refresh_markings(actions):
             # An object refers to a marking definition we have not seen (created after we
             # started, and not sent on the stream): read them again and plan the batch anew.
             refreshed = self._refresh_markings()
             if refreshed is not None:
-                actions, after = self._plan(batch, before.with_markings(refreshed), now)
+                actions, after, other = self._plan(batch, before.with_markings(refreshed), now)
             self._note_unresolved(actions)
         self._planner_state = after
         writes: list[Upsert | Delete] = []
@@ -199,12 +207,17 @@ class Pipeline:
                 writes.append(action)
         if writes and not self._write(writes):
             return False
+        if self._tracker is not None:
+            self._tracker.batch_done(batch, actions, other)
         return self._commit(batch)
 
     def _plan(
         self, batch: list[StreamMessage], state: PlannerState, now: datetime
-    ) -> tuple[list[Action], PlannerState]:
+    ) -> tuple[list[Action], PlannerState, int]:
+        """The actions ``batch`` calls for, the state after it, and how many of its data
+        events called for nothing (objects the mode does not export)."""
         actions: list[Action] = []
+        other = 0
         for message in batch:
             if message.event not in DATA_EVENTS:
                 continue
@@ -230,7 +243,8 @@ class Pipeline:
             state = plan.state
             self._authors.learn(plan)
             actions.extend(plan.actions)
-        return actions, state
+            other += not plan.actions
+        return actions, state, other
 
     def _should_refresh_markings(self, actions: list[Action]) -> bool:
         """True when an action was withheld for a marking that no recent read failed to find."""
@@ -288,8 +302,20 @@ class Pipeline:
             for action in writes:
                 if isinstance(action, Delete):
                     deleted[action.code] += 1
-                    if action.code not in ("deleted", "merged"):
-                        _log.info(
+                    if action.code == "unreadable_marking":
+                        # An operator can act (the marking's definition): one warning each.
+                        # Unknown markings were warned about after the refresh that failed
+                        # to find them (_note_unresolved).
+                        _log.warning(
+                            "not exported: %s (%s)",
+                            action.id,
+                            action.reason,
+                            extra=fields(object_id=action.id, code=action.code),
+                        )
+                    elif action.code not in REMOVED_CODES:
+                        # Policy (revoked, expired, tlp...): counted, with a few example ids,
+                        # in the progress lines.
+                        _log.debug(
                             "not exported: %s (%s)",
                             action.id,
                             action.reason,
@@ -340,3 +366,16 @@ class Pipeline:
         if received is not None and acked is not None:
             self._metrics.stream_lag.set(max(0.0, (received.ms - acked.ms) / 1000))
         return True
+
+
+def _replay_and_live(batch: list[StreamMessage]) -> list[list[StreamMessage]]:
+    """``batch`` cut where its frames go from the replay to the live part, or back (a state
+    reset starts a new replay)."""
+    parts: list[list[StreamMessage]] = []
+    start = 0
+    for index in range(1, len(batch)):
+        if batch[index].recovery != batch[index - 1].recovery:
+            parts.append(batch[start:index])
+            start = index
+    parts.append(batch[start:])
+    return parts

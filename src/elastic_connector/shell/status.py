@@ -2,9 +2,11 @@
 
 The daemon serves ``/healthz`` on ``connector.metrics_port`` (JSON; 200 healthy, 503 not). This
 reads it from the same configuration, without curl (the container image has none), and prints
-one verdict line followed by the details the daemon gave, flattened (``stream.connected: true``),
-so new details show up without changing this command. When nothing answers on the configured
-port it says so plainly. Exit 0 healthy, 1 otherwise; the container ``HEALTHCHECK`` runs it.
+one verdict line, then what an operator asks first (phase and how far it is, stream position,
+lag, last write, last error), then every detail the daemon gave, flattened
+(``stream.connected: true``), so new details show up without changing this command. When
+nothing answers on the configured port it says so plainly. Exit 0 healthy, 1 otherwise; the
+container ``HEALTHCHECK`` runs it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import msgspec
 import urllib3
 
 from elastic_connector.core.config import Config
+from elastic_connector.core.monitoring.progress import format_duration
 from elastic_connector.shell.opencti_reach import connection_reason
 
 # A server listening on every address is asked on the loopback one.
@@ -77,8 +80,98 @@ def _shown(value: object) -> str:
     return msgspec.json.encode(value).decode()
 
 
+def _at(details: Mapping[str, object], *path: str) -> object:
+    """``details[path[0]][path[1]]...``; None where a level is missing."""
+    value: object = details
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _phase_line(details: Mapping[str, object]) -> str:
+    phase = _text(_at(details, "phase"))
+    if phase is None:
+        return "-"
+    parts = [phase]
+    seconds = _number(_at(details, "progress", "phase_seconds"))
+    if seconds is not None:
+        parts[0] += f" for {format_duration(seconds)}"
+    share = _number(_at(details, "progress", "share_done"))
+    if share is not None:
+        basis = " by update time" if phase == "replay" else ""
+        parts.append(f"{share * 100:.0f}% done{basis}")
+    left = _number(_at(details, "progress", "stream_events_left"))
+    if left is not None:
+        parts.append(f"about {left:,.0f} stream events left")
+    eta = _number(_at(details, "progress", "eta_seconds"))
+    if eta is not None:
+        parts.append(f"ETA {format_duration(eta)}")
+    return ", ".join(parts)
+
+
+def _position_line(details: Mapping[str, object]) -> str:
+    if _at(details, "phase") == "replay":
+        reached = _text(_at(details, "progress", "replayed_up_to"))
+        until = _text(_at(details, "progress", "recovery_date"))
+        where = f"replayed objects updated up to {reached}" if reached else "replay started"
+        where += f" of {until}" if until and reached else ""
+    else:
+        where = f"at {_text(_at(details, 'progress', 'position')) or '-'}"
+        target = _text(_at(details, "progress", "catching_up_to"))
+        where += f", catching up to {target}" if target else ""
+    saved = _text(_at(details, "stream", "committed_position"))
+    return f"{where}; saved position {saved or '- (none yet)'}"
+
+
+def _lag_line(details: Mapping[str, object]) -> str:
+    lag = _number(_at(details, "progress", "lag_seconds"))
+    return "-" if lag is None else f"{format_duration(lag)} behind OpenCTI"
+
+
+def _last_write_line(details: Mapping[str, object]) -> str:
+    age = _number(_at(details, "elasticsearch", "last_ack_age_seconds"))
+    if age is None:
+        return "- (nothing written yet)"
+    event = _text(_at(details, "elasticsearch", "last_ack_id"))
+    return f"{format_duration(age)} ago" + (f" (event {event})" if event else "")
+
+
+def _last_error_line(details: Mapping[str, object]) -> str:
+    errors = [
+        f"{where}: {text}"
+        for where, text in (
+            ("Elasticsearch", _text(_at(details, "elasticsearch", "last_error"))),
+            ("OpenCTI stream", _text(_at(details, "stream", "last_error"))),
+        )
+        if text
+    ]
+    return "; ".join(errors) or "-"
+
+
+def summary_lines(details: Mapping[str, object]) -> list[str]:
+    """Phase, position, lag, last write and last error, from ``/healthz``'s details ("-" for
+    what a connector did not say)."""
+    return [
+        f"     phase:      {_phase_line(details)}",
+        f"     position:   {_position_line(details)}",
+        f"     lag:        {_lag_line(details)}",
+        f"     last write: {_last_write_line(details)}",
+        f"     last error: {_last_error_line(details)}",
+    ]
+
+
 def status_lines(answer: HealthAnswer) -> list[str]:
-    """The verdict line, then one line per detail the connector gave."""
+    """The verdict line, the summary, then one line per detail the connector gave."""
     if answer.status is None:
         return [
             f"FAIL no connector answers on {answer.url}: {answer.error} (is it running, with "
@@ -93,12 +186,12 @@ def status_lines(answer: HealthAnswer) -> list[str]:
             f"FAIL {answer.url} answered HTTP {answer.status}: not the connector's health "
             "endpoint (check connector.metrics_port)"
         ]
-    details = (
-        f"     {key}: {_shown(value)}"
+    details = [
+        f"       {key}: {_shown(value)}"
         for key, value in _flattened(answer.details)
         if key != "status"
-    )
-    return [verdict, *details]
+    ]
+    return [verdict, *summary_lines(answer.details), "     details:", *details]
 
 
 def healthy(answer: HealthAnswer) -> bool:

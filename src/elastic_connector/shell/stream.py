@@ -55,6 +55,7 @@ from elastic_connector.core.config import Config, Secret
 from elastic_connector.core.stix import DATA_EVENTS
 from elastic_connector.core.stream import SseDecoder, SseFrame, feed
 from elastic_connector.core.stream.frames import (
+    ConnectedInfo,
     Recovery,
     next_recovery,
     read_connected,
@@ -167,6 +168,8 @@ class ReaderStatus(msgspec.Struct, frozen=True, kw_only=True):
     consecutive_failures: int
     """Connection attempts that failed since the last successful one."""
     last_error: str | None
+    stream_info: ConnectedInfo | None = None
+    """What the platform said of its event stream when the last connection opened."""
 
 
 class _Outcome(msgspec.Struct, frozen=True):
@@ -270,6 +273,7 @@ class StreamReader:
         self._recovery: Recovery | None = None
         """The replay the current connection is in (kept when it ends: ask for it again)."""
         self._gaps = 0
+        self._stream_info: ConnectedInfo | None = None
         self._last_gap: StreamGap | None = None
         self._reported_gaps: set[str] = set()
         self._stalled_in_replay = False
@@ -304,6 +308,7 @@ class StreamReader:
                 connections=self._connections,
                 consecutive_failures=self._failures,
                 last_error=self._last_error,
+                stream_info=self._stream_info,
             )
 
     def start(self) -> None:
@@ -597,6 +602,8 @@ class StreamReader:
 
     def _check_gap(self, data: bytes, start_from: str) -> None:
         info = read_connected(data)
+        with self._lock:
+            self._stream_info = info
         if info is None or not trimmed_gap(start_from, info.first_event_id):
             return
         first = str(info.first_event_id)

@@ -101,6 +101,7 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     "connector.max_tlp": st.sampled_from([level for level in Tlp if level is not Tlp.WHITE]),
     "connector.require_detection": st.booleans(),
     "connector.expiry_sweep_interval": positive_seconds,
+    "connector.progress_interval": positive_seconds,
     "connector.metrics_port": ports,
     "connector.metrics_host": st.sampled_from(["0.0.0.0", "127.0.0.1", "::", "metrics.local"]),
     "cloud.id": st.builds(make_cloud_id, words, host_names, words),

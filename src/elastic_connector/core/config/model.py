@@ -92,6 +92,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_tlp: Tlp = Tlp.AMBER_STRICT
     require_detection: bool = False
     expiry_sweep_interval: float = 3600.0
+    progress_interval: float = 30.0
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a container's metrics must be reachable)
 

@@ -128,6 +128,12 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         _SECONDS,
         greater_than_zero,
     ),
+    "connector.progress_interval": _Spec(
+        "How often a progress line is logged while there is work (a replay of the knowledge "
+        "base, a catch-up, events to write), checked every second; none while idle.",
+        _SECONDS,
+        greater_than_zero,
+    ),
     "connector.metrics_port": _Spec(
         "Port of the Prometheus /metrics endpoint; unset = no endpoint. Leave pycti's "
         "CONNECTOR_EXPOSE_METRICS unset: pycti would serve its own metrics on this port.",
