@@ -1451,7 +1451,12 @@ def test_every_mapped_field_is_written_by_some_example() -> None:
         ),
     )
     context = MappingContext(
-        now=NOW, tlp=Tlp.RED, feed_name="f", opencti_url="https://o.example", provider="p"
+        now=NOW,
+        tlp=Tlp.RED,
+        feed_name="f",
+        opencti_url="https://o.example",
+        provider="p",
+        expires_at=NOW,
     )
     written = set(flat(document(full, context)))
     for _row, text, _expected, _type in PATTERN_ROWS:

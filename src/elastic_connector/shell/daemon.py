@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -259,12 +259,15 @@ class Daemon:
         pipeline.start()
         reader.start()
         if config.connector.mode is not Mode.STIX:
+            ttl = config.connector.indicator_ttl
             sweeper = Sweeper(
                 client,
                 config.index,
                 config.connector.expiry_sweep_interval,
                 self.metrics,
                 self._clock,
+                ttl=None if ttl is None else timedelta(seconds=ttl),
+                lookup_index=config.elasticsearch_lookup.index,
             )
             sweeper.start()
             self._workers.append(("expiry sweep", sweeper))

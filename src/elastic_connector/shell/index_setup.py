@@ -16,7 +16,7 @@ Idempotence rests on fingerprints: the template's ``_meta`` and each index mappi
 carry a hash of what the connector asked for, so a second run compares hashes instead of
 second-guessing how Elasticsearch normalises mappings and settings.
 
-Upkeep: ``delete_expired`` removes indicators past ``valid_until``; ``touch_indicators`` moves
+Upkeep: ``delete_expired`` removes expired indicators (``core.lifetime``); ``touch_indicators`` moves
 ``@timestamp`` of live indicators forward so Kibana's default indicator window (``now-30d``)
 keeps matching them.
 """
@@ -36,6 +36,7 @@ from elastic_transport import ApiError
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.es_privileges import Target, required, target_names
+from elastic_connector.core.lifetime import VALID_UNTIL_FIELD, expired_query
 from elastic_connector.shell.elastic import PermanentElasticsearchError, describe_error
 
 __all__ = [
@@ -66,7 +67,6 @@ TEMPLATE_PRIORITY: Final = 300
 """Above the built-in ``logs`` template (100), which would make ``logs-*-*`` a data stream."""
 FIRST_INDEX_SUFFIX: Final = "-000001"
 
-VALID_UNTIL_FIELD: Final = "opencti.indicator.valid_until"
 TIMESTAMP_FIELD: Final = "@timestamp"
 SWEEP_REQUEST_TIMEOUT: Final = 600.0
 """delete/update-by-query run synchronously; a large index needs more than a search."""
@@ -600,25 +600,24 @@ def delete_expired(
     index: str,
     now: datetime,
     *,
-    valid_until_field: str = VALID_UNTIL_FIELD,
+    ttl: timedelta | None = None,
     request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> int:
-    """Delete indicators whose ``valid_until`` is before ``now``; returns how many.
+    """Delete the indicators expired at ``now``; returns how many.
 
-    Documents without ``valid_until`` never expire. Version conflicts (a document rewritten by
-    the stream meanwhile) are skipped, not fatal: the stream's own write wins. No
-    ``refresh=true``: it would make Elasticsearch run ``indices:admin/refresh`` as the
-    connector, which only ``maintenance``/``manage`` grant (the reduced role has neither), and
-    nothing reads the index right after a sweep; the periodic refresh makes the deletes visible.
-    Sent once (see ``_by_query_client``).
+    Expired: ``valid_until`` passed, or, with a ``ttl`` (``connector.indicator_ttl``), no
+    ``valid_until`` and ``ttl`` elapsed since ``valid_from`` (else ``created``): the rule of
+    ``core.lifetime``. Without a ``ttl``, documents without ``valid_until`` never expire.
+    Version conflicts (a document rewritten by the stream meanwhile) are skipped, not fatal: the
+    stream's own write wins. No ``refresh=true``: it would make Elasticsearch run
+    ``indices:admin/refresh`` as the connector, which only ``maintenance``/``manage`` grant (the
+    reduced role has neither), and nothing reads the index right after a sweep; the periodic
+    refresh makes the deletes visible. Sent once (see ``_by_query_client``).
     """
+    _iso(now)  # refuses a naive time before anything is sent
     response = _as_dict(
         _by_query_client(client, request_timeout)
-        .delete_by_query(
-            index=index,
-            query={"range": {valid_until_field: {"lt": _iso(now)}}},
-            conflicts="proceed",
-        )
+        .delete_by_query(index=index, query=expired_query(now, ttl), conflicts="proceed")
         .body
     )
     failures = response.get("failures") or []
@@ -633,14 +632,15 @@ def touch_indicators(
     now: datetime,
     *,
     older_than: timedelta = timedelta(days=1),
-    valid_until_field: str = VALID_UNTIL_FIELD,
+    ttl: timedelta | None = None,
     timestamp_field: str = TIMESTAMP_FIELD,
     request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> TouchResult:
     """Set ``@timestamp`` to ``now`` on live indicators whose ``@timestamp`` is older than
     ``older_than``, so rules and pages that only look at the last 30 days keep seeing them.
 
-    Live: no ``valid_until``, or ``valid_until`` not yet passed. Needs inline Painless scripts;
+    Live: not expired under the rule of ``delete_expired`` (same ``ttl``). Needs inline
+    Painless scripts;
     when the cluster refuses them (``script.allowed_types: none``, or a compatible server without
     scripting) nothing is changed and ``supported=False`` says why; indicators then keep the
     ``@timestamp`` of their last update (document the rule's indicator query instead). No
@@ -649,7 +649,7 @@ def touch_indicators(
     query = {
         "bool": {
             "filter": [{"range": {timestamp_field: {"lt": _iso(now - older_than)}}}],
-            "must_not": [{"range": {valid_until_field: {"lt": _iso(now)}}}],
+            "must_not": [expired_query(now, ttl)],
         }
     }
     script = {
