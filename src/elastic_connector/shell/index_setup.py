@@ -16,9 +16,9 @@ Idempotence rests on fingerprints: the template's ``_meta`` and each index mappi
 carry a hash of what the connector asked for, so a second run compares hashes instead of
 second-guessing how Elasticsearch normalises mappings and settings.
 
-Upkeep: ``delete_expired`` removes expired indicators (``core.lifetime``); ``touch_indicators`` moves
-``@timestamp`` of live indicators forward so Kibana's default indicator window (``now-30d``)
-keeps matching them.
+Upkeep: ``delete_expired`` removes expired indicators (``core.lifetime``);
+``touch_indicators`` moves ``@timestamp`` of live indicators forward so Kibana's default
+indicator window (``now-30d``) keeps matching them.
 """
 
 from __future__ import annotations
