@@ -60,7 +60,7 @@ def expired_query(now: datetime, ttl: timedelta | None) -> dict[str, object]:
 
     The ttl is the one configured now, not the one a document was written with: a shorter ttl
     applies to every document at the next sweep."""
-    past_valid_until = {"range": {VALID_UNTIL_FIELD: {"lte": _iso(now)}}}
+    past_valid_until: dict[str, object] = {"range": {VALID_UNTIL_FIELD: {"lte": _iso(now)}}}
     if ttl is None:
         return past_valid_until
     try:
