@@ -46,6 +46,7 @@ from elastic_connector.shell.index_setup import (
     target_kind,
 )
 from elastic_connector.shell.metrics import Metrics, MetricsServer
+from elastic_connector.shell.output_setup import build_output_writer, prepare_outputs
 from elastic_connector.shell.pipeline import Pipeline
 from elastic_connector.shell.stream import (
     StreamGap,
@@ -190,6 +191,15 @@ class Daemon:
         if require_alias is None:
             self._stop_metrics_server()
             return EXIT_OK
+        try:
+            targets = prepare_outputs(client, config, self.stop_requested)
+        except PermanentElasticsearchError as error:
+            _log.error("cannot use the lookup or dead-letter index: %s", error)
+            self._stop_metrics_server()
+            return EXIT_FAILURE
+        if targets is None:
+            self._stop_metrics_server()
+            return EXIT_OK
 
         helper = opencti.connect(
             config, self.stop_requested, config.elasticsearch.retry_max_backoff
@@ -223,6 +233,15 @@ class Daemon:
         writer = BulkWriter.from_settings(
             client, config.elasticsearch, require_alias=require_alias, stop=self._writer_stop
         )
+        outputs = build_output_writer(
+            client,
+            config,
+            targets,
+            writer,
+            metrics=self.metrics,
+            clock=self._clock,
+            stop=self._writer_stop,
+        )
 
         def restart_from_scratch() -> StreamPosition:
             fresh = initial_position(
@@ -254,6 +273,7 @@ class Daemon:
             stop=self._writer_stop,
             start=position,
             heartbeat_margin=config.connector.stream_heartbeat_margin,
+            outputs=outputs,
         )
         self._reader, self._pipeline, self._writer = reader, pipeline, writer
         pipeline.start()
@@ -267,7 +287,7 @@ class Daemon:
                 self.metrics,
                 self._clock,
                 ttl=None if ttl is None else timedelta(seconds=ttl),
-                lookup_index=config.elasticsearch_lookup.index,
+                lookup_index=targets.lookup_index,
             )
             sweeper.start()
             self._workers.append(("expiry sweep", sweeper))

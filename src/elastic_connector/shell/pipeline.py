@@ -45,6 +45,7 @@ from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import PermanentElasticsearchError
 from elastic_connector.shell.logs import fields
 from elastic_connector.shell.metrics import Metrics
+from elastic_connector.shell.outputs import OutputWriter
 from elastic_connector.shell.stream import StreamMessage
 
 _log = logging.getLogger(__name__)
@@ -91,9 +92,11 @@ class Pipeline:
         stop: threading.Event,
         start: StreamPosition | None = None,
         heartbeat_margin: float = 60.0,
+        outputs: OutputWriter | None = None,
     ) -> None:
         """``start`` is where the stream is read from (by default the reader's position now);
-        ``on_reset`` restarts the stream after a state reset and returns where from."""
+        ``on_reset`` restarts the stream after a state reset and returns where from;
+        ``outputs`` writes instead of ``writer`` when lookup rows or dead letters are on."""
         self._inbox = inbox
         self._settings = settings
         self._planner_state = planner_state
@@ -111,6 +114,9 @@ class Pipeline:
         self._clock = clock
         self._stop = stop
         self._margin_ms = int(heartbeat_margin * 1000)
+        self._outputs = outputs
+        self._origins: dict[tuple[str, str], str] = {}
+        """(index, id) -> the event whose action it is, for dead letters (with ``outputs``)."""
         self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
@@ -209,6 +215,7 @@ class Pipeline:
         self, batch: list[StreamMessage], state: PlannerState, now: datetime
     ) -> tuple[list[Action], PlannerState]:
         actions: list[Action] = []
+        self._origins.clear()
         for message in batch:
             if message.event not in DATA_EVENTS:
                 continue
@@ -234,6 +241,10 @@ class Pipeline:
             state = plan.state
             self._authors.learn(plan)
             actions.extend(plan.actions)
+            if self._outputs is not None:
+                for action in plan.actions:
+                    if not isinstance(action, Skip):
+                        self._origins[(action.index, action.id)] = message.id
         return actions, state
 
     def _should_refresh_markings(self, actions: list[Action]) -> bool:
@@ -263,7 +274,10 @@ class Pipeline:
         """Write until acknowledged; False only when stopping."""
         while not self._stop.is_set():
             try:
-                result = self._writer.write(writes)
+                if self._outputs is not None:
+                    result = self._outputs.write(writes, self._origins)
+                else:
+                    result = self._writer.write(writes)
             except BulkStopped:
                 return False
             except PermanentElasticsearchError as error:
