@@ -536,7 +536,13 @@ def _security_unavailable(exc: ApiError) -> bool:
 
 
 def check_privileges(
-    client: Elasticsearch, index: str, alerts_index: str | None, need_setup: bool
+    client: Elasticsearch,
+    index: str,
+    alerts_index: str | None,
+    need_setup: bool,
+    *,
+    lookup_index: str | None = None,
+    dead_letter_index: str | None = None,
 ) -> PrivilegeCheck:
     """Which privileges the connector's credentials lack, as plain sentences.
 
@@ -547,11 +553,17 @@ def check_privileges(
     disabled, or an Elasticsearch-compatible server) gives ``verified=False`` and a note: that is
     not an error. Authentication failures propagate (give them to ``describe_error``).
     """
-    rows = required(setup=need_setup, sightings=alerts_index is not None)
+    rows = required(
+        setup=need_setup,
+        sightings=alerts_index is not None,
+        lookup=lookup_index is not None,
+        dead_letters=dead_letter_index is not None,
+    )
+    extra = (lookup_index, dead_letter_index)
     cluster = [r.privilege for r in rows if r.target is Target.CLUSTER]
     groups: dict[tuple[str, ...], list[str]] = {}
     for row in rows:
-        names = target_names(row.target, index, alerts_index)
+        names = target_names(row.target, index, alerts_index, *extra)
         if names and row.privilege not in groups.setdefault(names, []):
             groups[names].append(row.privilege)
     try:
@@ -579,7 +591,7 @@ def check_privileges(
                     f"missing cluster privilege {row.privilege} (needed to {row.purpose})"
                 )
             continue
-        names = target_names(row.target, index, alerts_index)
+        names = target_names(row.target, index, alerts_index, *extra)
         lacking = [
             n for n in names if _as_dict(granted_index.get(n)).get(row.privilege) is not True
         ]
