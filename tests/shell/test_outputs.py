@@ -9,7 +9,7 @@ of docs/esql-lookup.md run in the ``real_cluster`` tests at the end.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -17,22 +17,24 @@ import msgspec
 import pytest
 from elasticsearch import Elasticsearch
 
+from elastic_connector.core.actions import Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.dead_letters import DEAD_LETTER_MAPPINGS
 from elastic_connector.core.ecs import INDICATOR_MAPPINGS
-from elastic_connector.core.events import PlanSettings
+from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.lookup_rows import LOOKUP_MAPPINGS, rows
 from elastic_connector.core.policy import PolicySettings
 from elastic_connector.core.stix import OPENCTI_EXTENSION
 from elastic_connector.core.tlp import Tlp
 from elastic_connector.demo.opencti_standin import make_indicator
-from elastic_connector.shell.bulk import BulkWriter
+from elastic_connector.shell.bulk import BulkResult, BulkWriter, WriteAction
+from elastic_connector.shell.elastic import PermanentElasticsearchError
 from elastic_connector.shell.index_setup import SetupError, ensure_setup
 from elastic_connector.shell.lookup_index import ensure_lookup_index
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.outputs import OutputWriter
 from tests.reliability.pipeline_run import NOW, run_pipeline
-from tests.reliability.workload import Event, generate, updated
+from tests.reliability.workload import Event, envelope, generate, updated
 
 ESQL_DOC: Final = Path(__file__).resolve().parents[2] / "docs" / "esql-lookup.md"
 
@@ -230,3 +232,41 @@ def test_the_documented_queries_find_the_events_of_each_indicator(
         assert joined_on is not None
         names[joined_on[1]] = matched[0]["threat.indicator.name"]
     assert set(names.values()) == set(patterns.values())
+
+
+class _FailsOnce(BulkWriter):
+    """The first write is applied, then fails (the acknowledgement lost: a timeout, a crash)."""
+
+    def __init__(self, client: Elasticsearch) -> None:
+        super().__init__(client, require_alias=False)
+        self.failed = False
+
+    def write(self, actions: Sequence[WriteAction]) -> BulkResult:
+        result = super().write(actions)
+        if not self.failed:
+            self.failed = True
+            raise PermanentElasticsearchError("no answer")
+        return result
+
+
+def test_a_batch_retried_after_its_rows_were_written_leaves_no_stale_row(
+    es_client: Elasticsearch, indices: tuple[str, str, str]
+) -> None:
+    main, lookup, _ = indices
+    settings = PlanSettings(mode=Mode.ECS, index=main)
+    first = make_indicator("[domain-name:value = 'old.example']")
+    changed = updated(first, 1_800_000_000_500, pattern="[domain-name:value = 'new.example']")
+    outputs = _outputs(es_client, main, lookup, None)
+    run_pipeline([Event("create", first)], es_client, settings, 1, outputs)
+    documents = _FailsOnce(es_client)
+    writer = outputs(documents, Metrics())
+    action = plan_frame(
+        "2-0", "update", envelope(Event("update", changed)), PlannerState(), settings, NOW
+    ).actions[0]
+    assert isinstance(action, Upsert)
+    with pytest.raises(PermanentElasticsearchError):
+        writer.write([action], {})
+    # The pipeline keeps the batch and writes it again.
+    writer.write([action], {})
+    rows_now = _all(es_client, lookup).values()
+    assert [row["threat"]["indicator"]["url"]["domain"] for row in rows_now] == ["new.example"]
