@@ -270,3 +270,38 @@ def test_a_batch_retried_after_its_rows_were_written_leaves_no_stale_row(
     writer.write([action], {})
     rows_now = _all(es_client, lookup).values()
     assert [row["threat"]["indicator"]["url"]["domain"] for row in rows_now] == ["new.example"]
+
+
+def test_after_a_rollover_the_rows_of_every_copy_are_found(
+    es_client: Elasticsearch, es_prefix: str, indices: tuple[str, str, str]
+) -> None:
+    _, lookup, _ = indices
+    alias = f"{es_prefix}.rolled"
+    es_client.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": False}})
+    es_client.indices.create(index=f"{alias}-000002", aliases={alias: {"is_write_index": True}})
+    first = make_indicator("[domain-name:value = 'first.example']")
+    second = updated(first, 1_800_000_000_500, pattern="[domain-name:value = 'second.example']")
+    third = updated(first, 1_800_000_000_900, pattern="[domain-name:value = 'third.example']")
+    settings = PlanSettings(mode=Mode.ECS, index=alias)
+
+    def upsert(stix: dict[str, object], event_id: str) -> Upsert:
+        plan = plan_frame(
+            event_id, "update", envelope(Event("update", stix)), PlannerState(), settings, NOW
+        )
+        (action,) = plan.actions
+        assert isinstance(action, Upsert)
+        return action
+
+    older = upsert(first, "1-0")
+    # A copy left in the older index by the rollover, the live one in the write index.
+    es_client.index(
+        index=f"{alias}-000001", id=older.id, document=msgspec.json.decode(older.document)
+    )
+    writer = _outputs(es_client, alias, lookup, None)(
+        BulkWriter(es_client, require_alias=True), Metrics()
+    )
+    writer.write([upsert(second, "2-0")], {})
+    es_client.indices.refresh(index=alias)
+    writer.write([upsert(third, "3-0")], {})
+    rows_now = _all(es_client, lookup).values()
+    assert [row["threat"]["indicator"]["url"]["domain"] for row in rows_now] == ["third.example"]

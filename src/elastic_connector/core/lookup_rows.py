@@ -134,6 +134,19 @@ def key_values(document: Mapping[str, object]) -> list[tuple[str, str]]:
     return list(found)
 
 
+def union_of(documents: Iterable[Mapping[str, object]]) -> dict[str, object]:
+    """A document holding the key values of all of ``documents`` (copies of one indicator in
+    several indices, after a rollover): its rows are the rows any of them has."""
+    union: dict[str, object] = {}
+    merged: dict[str, list[str]] = {}
+    for document in documents:
+        for field, value in key_values(document):
+            merged.setdefault(field, []).append(value)
+    for field, values in merged.items():
+        _put(union, field, values)
+    return union
+
+
 def row_id(opencti_id: str, field: str, value: str) -> str:
     """The row of ``value`` in ``field`` for the indicator ``opencti_id``."""
     digest = hashlib.blake2b(f"{field}\0{value}".encode(), digest_size=12).hexdigest()

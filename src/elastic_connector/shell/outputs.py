@@ -32,7 +32,7 @@ from prometheus_client import Counter
 
 from elastic_connector.core.actions import Upsert
 from elastic_connector.core.dead_letters import dead_letter, dead_letter_status
-from elastic_connector.core.lookup_rows import KEY_FIELDS, sync_rows
+from elastic_connector.core.lookup_rows import KEY_FIELDS, sync_rows, union_of
 from elastic_connector.shell.bulk import BulkResult, BulkWriter, WriteAction, collapse
 from elastic_connector.shell.elastic import PermanentElasticsearchError, describe_error
 from elastic_connector.shell.metrics import Metrics
@@ -52,10 +52,20 @@ class _Doc(msgspec.Struct):
     id: str = msgspec.field(name="_id")
     found: bool = False
     source: dict[str, object] | None = msgspec.field(default=None, name="_source")
+    error: object = None
 
 
 class _Mget(msgspec.Struct):
     docs: list[_Doc] = msgspec.field(default_factory=list)
+
+
+class _Alias(msgspec.Struct):
+    name: str
+    indices: list[str] = msgspec.field(default_factory=list)
+
+
+class _Resolved(msgspec.Struct):
+    aliases: list[_Alias] = msgspec.field(default_factory=list)
 
 
 class OutputWriter:
@@ -122,30 +132,53 @@ class OutputWriter:
     # --- lookup rows ---------------------------------------------------------------------
 
     def _stored(self, ids: list[str]) -> dict[str, Mapping[str, object] | None]:
-        """The stored key values of each indicator document (None: no document)."""
-        stored: dict[str, Mapping[str, object] | None] = {}
-        for start in range(0, len(ids), _MGET_CHUNK):
-            chunk = ids[start : start + _MGET_CHUNK]
-            try:
-                answer = self._client.mget(
-                    index=self._index, ids=chunk, source_includes=list(KEY_FIELDS)
-                )
-            except (ApiError, TransportError) as exc:
-                # The pipeline keeps the batch and tries again later, as for the documents.
-                raise PermanentElasticsearchError(
-                    f"cannot read the stored indicators back to update the ES|QL lookup rows: "
-                    f"{describe_error(exc, self._hosts)}",
-                    status=exc.meta.status if isinstance(exc, ApiError) else None,
-                ) from exc
-            try:
-                docs = msgspec.convert(answer.body, _Mget).docs
-            except msgspec.ValidationError as exc:
-                raise PermanentElasticsearchError(
-                    f"Elasticsearch answered _mget with an unexpected body ({exc})"
-                ) from exc
-            for doc in docs:
-                stored[doc.id] = doc.source if doc.found else None
-        return stored
+        """The stored key values of each indicator document (None: no document).
+
+        Read with ``_mget`` (real-time: a write acknowledged a moment ago is seen) from every
+        concrete index behind the indicator index: after a rollover an indicator may have a copy
+        in an older index too, and the rows of every copy must be named (``union_of``).
+        """
+        try:
+            concrete = self._concrete()
+            copies: dict[str, list[Mapping[str, object]]] = {}
+            per_request = max(1, _MGET_CHUNK // len(concrete))
+            for start in range(0, len(ids), per_request):
+                chunk = ids[start : start + per_request]
+                docs = [{"_index": name, "_id": doc_id} for doc_id in chunk for name in concrete]
+                answer = self._client.mget(docs=docs, source_includes=list(KEY_FIELDS))
+                for doc in msgspec.convert(answer.body, _Mget).docs:
+                    if doc.error is not None:
+                        raise PermanentElasticsearchError(
+                            f"Elasticsearch could not read indicator {doc.id} back: {doc.error}"
+                        )
+                    if doc.found:
+                        copies.setdefault(doc.id, []).append(doc.source or {})
+        except (ApiError, TransportError) as exc:
+            # The pipeline keeps the batch and tries again later, as for the documents.
+            raise PermanentElasticsearchError(
+                "cannot read the stored indicators back to update the ES|QL lookup rows: "
+                f"{describe_error(exc, self._hosts)}",
+                status=exc.meta.status if isinstance(exc, ApiError) else None,
+            ) from exc
+        except msgspec.ValidationError as exc:
+            raise PermanentElasticsearchError(
+                f"Elasticsearch answered _mget with an unexpected body ({exc})"
+            ) from exc
+        return {doc_id: union_of(copies[doc_id]) if doc_id in copies else None for doc_id in ids}
+
+    def _concrete(self) -> list[str]:
+        """The concrete indices behind the indicator index (itself when it is one)."""
+        try:
+            answer = self._client.indices.resolve_index(name=self._index)
+        except ApiError as exc:
+            if exc.meta.status == 400 and "no handler" in describe_error(exc):
+                return [self._index]  # a server without _resolve/index: read through the name
+            raise
+        resolved = msgspec.convert(answer.body, _Resolved)
+        for alias in resolved.aliases:
+            if alias.name == self._index and alias.indices:
+                return sorted(alias.indices)
+        return [self._index]
 
     def _rows(
         self,
