@@ -23,8 +23,10 @@ from elastic_connector.core.lookup_rows import (
     LOOKUP_MAPPINGS,
     key_values,
     row_id,
+    row_ids,
     rows,
     sync_rows,
+    union_of,
 )
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -175,3 +177,11 @@ def test_values_a_stored_document_holds_in_odd_shapes_are_read_or_skipped() -> N
     ]
     assert key_values({"threat": "not an object"}) == []
     assert key_values({"threat": {"indicator": {"url": {"full": ["u" * 9000]}}}}) == []
+
+
+@given(copies=st.lists(documents(), min_size=1, max_size=3))
+def test_the_union_of_copies_names_every_row_any_copy_has(
+    copies: list[dict[str, object]],
+) -> None:
+    union = union_of(copies)
+    assert set(row_ids("x", union)) == {row for copy in copies for row in row_ids("x", copy)}
