@@ -536,3 +536,29 @@ def test_every_skip_names_its_object(
     for line in err.splitlines():
         skip = json.loads(line)
         assert skip["id"] in ids, skip
+
+
+def test_the_export_filters_and_lifetime_apply_as_in_the_daemon(
+    run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONNECTOR_MAX_TLP", "TLP:RED")
+    monkeypatch.setenv("CONNECTOR_LABELS_EXCLUDE", "Internal")
+    monkeypatch.setenv("CONNECTOR_INDICATOR_TTL", "200d")
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--2",
+        "objects": [
+            *BUNDLE["objects"][:3],
+            _indicator(4, "[domain-name:value = 'x.example']", labels=["internal"]),
+            _indicator(5, "[domain-name:value = 'old.example']", valid_from="2024-01-01T00:00:00Z"),
+        ],
+    }
+    code, out, err = run("--now", NOW, _write(tmp_path, "b.json", bundle))
+    assert code == 0
+    lines = _lines(out)
+    deleted = [_get(line, "delete._id") for line in lines if "delete" in line]
+    assert deleted == ["internal-4", "internal-5"]
+    assert _get(lines[1], "opencti.indicator.expires_at") == "2025-07-20T00:00:00Z"
+    skips = [json.loads(line) for line in err.splitlines()]
+    assert skips[0] == {"skip": "label 'internal' is in labels_exclude", "id": "internal-4"}
+    assert "indicator_ttl" in skips[1]["skip"]

@@ -1,6 +1,6 @@
 """docs/elasticsearch-privileges.md, ``check`` and Elasticsearch's own privilege definitions agree.
 
-* The "What each privilege is for" table is ``core.es_privileges.REQUIREMENTS``, row by row:
+* The "What each privilege is for" table is ``core.elastic.privileges.REQUIREMENTS``, row by row:
   ``check`` asks for exactly those rows and words a missing one with the row's purpose.
 * The role JSON blocks are the roles built from those rows (with and without setup).
 * The action table: every action is granted by the privilege it names according to
@@ -17,7 +17,7 @@ from typing import Final
 
 import pytest
 
-from elastic_connector.core.es_privileges import REQUIREMENTS, Need, Requirement, Target, role
+from elastic_connector.core.elastic.privileges import REQUIREMENTS, Need, Requirement, Target, role
 from tests.support.es_roles import (
     CLOSE_PIT_ACTION,
     HAS_PRIVILEGES_ACTION,
@@ -32,19 +32,34 @@ DOC: Final = Path(__file__).resolve().parents[1] / "docs" / "elasticsearch-privi
 INDEX: Final = "logs-ti_opencti_connector.indicator"
 ALERTS: Final = ".alerts-security.alerts-*"
 
+LOOKUP: Final = "opencti-lookup"
+DEAD: Final = "opencti-dead-letters"
 _ON: Final = {
     Target.CLUSTER: "cluster",
     Target.INDICATORS: "<index>, <index>-*",
     Target.ALERTS: ".alerts-security.alerts-*",
     Target.ALERT_BACKING: ".internal.alerts-security.alerts-*",
+    Target.LOOKUP: "<lookup index>",
+    Target.DEAD_LETTERS: "<dead-letter index>, <dead-letter index>-*",
 }
-_WHEN: Final = {Need.ALWAYS: "always", Need.SETUP: "setup", Need.SIGHTINGS: "ecs mode"}
+_WHEN: Final = {
+    Need.ALWAYS: "always",
+    Need.SETUP: "setup",
+    Need.SIGHTINGS: "ecs mode",
+    Need.LOOKUP: "lookup index",
+    Need.LOOKUP_SETUP: "lookup index, setup",
+    Need.DEAD_LETTERS: "dead letters",
+    Need.DEAD_LETTERS_SETUP: "dead letters, setup",
+}
 SAMPLE_NAMES: Final = {
     # A concrete name each documented target stands for.
     "<index>": INDEX,
     "<index>-*": f"{INDEX}-000001",
     ".alerts-security.alerts-*": ".alerts-security.alerts-default",
     ".internal.alerts-security.alerts-*": ".internal.alerts-security.alerts-default-000001",
+    "<lookup index>": LOOKUP,
+    "<dead-letter index>": DEAD,
+    "<dead-letter index>-*": f"{DEAD}-000001",
 }
 
 
@@ -83,9 +98,16 @@ def test_the_privilege_table_is_what_check_asks_for_row_by_row() -> None:
 
 def test_the_role_json_is_the_role_check_asks_for() -> None:
     roles = roles_in_markdown(DOC)
-    assert set(roles) == {"opencti_connector", "opencti_connector_reduced"}
+    assert set(roles) == {
+        "opencti_connector",
+        "opencti_connector_reduced",
+        "opencti_connector_outputs",
+    }
     assert roles["opencti_connector"].descriptor() == role(INDEX, ALERTS, setup=True)
     assert roles["opencti_connector_reduced"].descriptor() == role(INDEX, ALERTS, setup=False)
+    assert roles["opencti_connector_outputs"].descriptor() == role(
+        INDEX, ALERTS, setup=True, lookup_index=LOOKUP, dead_letter_index=DEAD
+    )
 
 
 def test_the_api_key_example_holds_the_role_with_setup() -> None:
@@ -110,23 +132,29 @@ def test_each_action_is_granted_by_its_documented_privilege(row: list[str]) -> N
     documented = roles_in_markdown(DOC)
     with_setup = documented["opencti_connector"]
     reduced = documented["opencti_connector_reduced"]
+    outputs = documented["opencti_connector_outputs"]
     if privilege == "none":
         # Elasticsearch authorizes these without any privilege (RBACEngine: same-user
         # actions, and ClosePointInTime is ALLOW_NO_INDICES).
         assert action in (HAS_PRIVILEGES_ACTION, CLOSE_PIT_ACTION)
         return
+    every = (with_setup, reduced, outputs)
     if on == "cluster":
         assert is_cluster_action(action)
         assert privilege in cluster_privileges_granting(action)
-        holders = [r for r in (with_setup, reduced) if r.allows_cluster(action)]
+        holders = [r for r in every if r.allows_cluster(action)]
     else:
         assert not is_cluster_action(action)
         assert privilege in index_privileges_granting(action)
-        holders = [r for r in (with_setup, reduced) if all(r.allows(action, n) for n in _names(on))]
+        holders = [r for r in every if all(r.allows(action, n) for n in _names(on))]
+    if when.startswith(("lookup index", "dead letters")):
+        # Only the role with those indices must hold these (the others may, by another row).
+        assert outputs in holders
+        return
     expected: dict[str, list[Role]] = {
-        "always": [with_setup, reduced],
-        "ecs mode": [with_setup, reduced],
-        "setup": [with_setup],
+        "always": [with_setup, reduced, outputs],
+        "ecs mode": [with_setup, reduced, outputs],
+        "setup": [with_setup, outputs],
         "check": [],  # GET / (monitor): the documented roles do not grant it
     }
     assert holders == expected[when]

@@ -67,6 +67,13 @@ MODULES: Final = {
     "config_options": "config.options",
     "config_pycti": "config.pycti_view",
     "config_values": "config.values",
+    "es_privileges": "elastic.privileges",
+    "progress": "monitoring.progress",
+    "repeat_limit": "monitoring.repeat_limit",
+    "lookup_rows": "elastic.lookup_rows",
+    "dead_letters": "elastic.dead_letters",
+    "config_catalog": "config.catalog",
+    "observable_types": "config.observable_types",
 }
 
 # Old test file (under tests/core) -> new one.

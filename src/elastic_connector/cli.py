@@ -297,6 +297,7 @@ def _cmd_setup(args: argparse.Namespace) -> int:
 
 
 def _setup(config: Config) -> int:
+    import msgspec
     from elastic_transport import ApiError, TransportError
 
     from elastic_connector.shell.daemon import index_mappings
@@ -306,11 +307,22 @@ def _setup(config: Config) -> int:
         describe_error,
     )
     from elastic_connector.shell.index_setup import ensure_setup
+    from elastic_connector.shell.output_setup import setup_outputs
 
     client = build_client(config.elasticsearch, config.cloud)
     try:
         report = ensure_setup(
             client, index=config.index, mappings=index_mappings(config.connector.mode)
+        )
+        # An administrator's run: create what the connector's reduced key may not.
+        outputs = setup_outputs(
+            client,
+            msgspec.structs.replace(
+                config,
+                elasticsearch=msgspec.structs.replace(
+                    config.elasticsearch, reduced_privileges=False
+                ),
+            ),
         )
     except PermanentElasticsearchError as error:
         print(f"elastic-connector setup: {error}", file=sys.stderr)
@@ -330,6 +342,14 @@ def _setup(config: Config) -> int:
     for problem in report.incompatible:
         print(f"  WARNING incompatible mapping: {problem}")
     for note in report.notes:
+        print(f"  note: {note}")
+    for change in outputs.changed:
+        print(change)
+    if outputs.lookup_index:
+        print(f"ES|QL lookup index {outputs.lookup_index}: ready")
+    if outputs.dead_letter_index:
+        print(f"dead-letter index {outputs.dead_letter_index}: ready")
+    for note in outputs.notes:
         print(f"  note: {note}")
     return EXIT_OK
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -20,6 +20,7 @@ from elastic_connector.core.stream import StreamPosition
 from elastic_connector.shell.bulk import BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics
+from elastic_connector.shell.outputs import OutputWriter
 from elastic_connector.shell.pipeline import Pipeline
 from elastic_connector.shell.stream import StreamMessage
 from tests.reliability.workload import Event, envelope
@@ -46,10 +47,15 @@ class MemoryStore:
 
 
 def run_pipeline(
-    events: Sequence[Event], client: Elasticsearch, settings: PlanSettings, batch: int
+    events: Sequence[Event],
+    client: Elasticsearch,
+    settings: PlanSettings,
+    batch: int,
+    outputs: Callable[[BulkWriter, Metrics], OutputWriter] | None = None,
 ) -> tuple[Pipeline, Metrics, MemoryStore, list[str]]:
     """Write ``events`` (ids ``<n>-0``) in batches of ``batch``; returns once all are
-    processed, with the pipeline, its metrics, the saved state and the event ids."""
+    processed, with the pipeline, its metrics, the saved state and the event ids.
+    ``outputs`` builds the lookup-row / dead-letter writer around the documents' writer."""
     inbox: queue.Queue[StreamMessage] = queue.Queue()
     ids = [f"{1_800_000_000_000 + n}-0" for n in range(len(events))]
     for event_id, event in zip(ids, events, strict=True):
@@ -57,11 +63,12 @@ def run_pipeline(
     stop = threading.Event()
     metrics = Metrics()
     store = MemoryStore()
+    writer = BulkWriter(client, require_alias=False, max_actions=batch, stop=stop)
     pipeline = Pipeline(
         inbox=inbox,
         settings=settings,
         planner_state=PlannerState(),
-        writer=BulkWriter(client, require_alias=False, max_actions=batch, stop=stop),
+        writer=writer,
         state=ConnectorState(store),
         metrics=metrics,
         position=lambda: StreamPosition(ids[-1], None),
@@ -72,6 +79,7 @@ def run_pipeline(
         clock=lambda: NOW,
         stop=stop,
         start=StreamPosition("0-0", None),
+        outputs=None if outputs is None else outputs(writer, metrics),
     )
     pipeline.start()
     pipeline.drain_and_stop(timeout=30)

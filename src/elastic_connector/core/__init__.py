@@ -9,8 +9,8 @@ Entry points, at the top:
 - ``stix``: typed STIX 2.1 objects and OpenCTI's stream-event envelope; ``json_scan`` reads the
   envelope's top level without decoding it;
 - ``policy``, ``markings``, ``tlp``: what may leave OpenCTI, by TLP marking and indicator state;
-- ``stix_mode``: any STIX object as one document (mode ``stix``);
-- ``es_privileges``: what the Elasticsearch credentials must hold; ``backoff``: retry waits.
+- ``lifetime``: when an indicator expires (``valid_until``, or the configured default lifetime);
+- ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits.
 
 Packages, one concern each (their ``__init__`` says what they export):
 
@@ -19,7 +19,10 @@ Packages, one concern each (their ``__init__`` says what they export):
   mapping's rule tables and the ECS document types;
 - ``stream``: OpenCTI's live stream: SSE frames, event ids, positions and what may be saved;
 - ``sightings``: Elastic alerts decoded, aggregated into OpenCTI sightings, paged by a cursor;
-- ``config``: the settings: their type, registry, parsers, loading, export and generated docs.
+- ``config``: the settings: their type, registry, parsers, loading, export and generated docs
+  (and the OpenCTI catalog files);
+- ``elastic``: what Elasticsearch must grant, the ES|QL lookup rows and the dead letters;
+- ``monitoring``: the phase and progress of a sync, and how often a warning may repeat.
 
 ``docs/architecture.md`` describes the layout, the threads and the data path.
 """

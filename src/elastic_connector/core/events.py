@@ -26,6 +26,7 @@ from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config.model import OFFLINE_OPENCTI_URL, Config, Mode
 from elastic_connector.core.indicators import document as indicators
 from elastic_connector.core.indicators import ecs
+from elastic_connector.core.lifetime import expiry
 from elastic_connector.core.markings import MarkingLevel, resolve_markings, tlp_of_marking
 from elastic_connector.core.pattern.parser import parse
 from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
@@ -65,9 +66,15 @@ class PlanSettings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(
             mode=config.connector.mode,
             index=config.index,
-            policy=PolicySettings(
+            policy=PolicySettings.filters(
                 max_tlp=config.connector.max_tlp,
                 require_detection=config.connector.require_detection,
+                min_score=config.connector.min_score,
+                min_confidence=config.connector.min_confidence,
+                labels_include=config.connector.labels_include or (),
+                labels_exclude=config.connector.labels_exclude or (),
+                indicator_types=config.connector.indicator_types or (),
+                indicator_ttl=config.connector.indicator_ttl,
             ),
             # Links back to OpenCTI only when there is a real platform to link to.
             opencti_url=None
@@ -229,12 +236,15 @@ def _indicator_action(
             f"pattern does not parse: {parsed.failure()}",
         )
     author = indicator.created_by_ref
+    ttl = settings.policy.indicator_ttl
     context = indicators.MappingContext(
         now=now,
         tlp=markings.tlp,
         feed_name=settings.feed_name,
         opencti_url=settings.opencti_url,
         provider=authors.get(author) if author else None,
+        # Only a default lifetime is computed; a valid_until is written as valid_until.
+        expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
     )
     mapped = indicators.indicator_document(indicator, parsed.unwrap(), context)
     if isinstance(mapped, Failure):

@@ -1,17 +1,22 @@
 """What may leave OpenCTI for Elasticsearch.
 
-An indicator is exported only while it is usable for detection: not revoked, not expired, not
-marked above the configured TLP ceiling, written in the STIX pattern language, and (when the
-operator asks for it) flagged for detection. Anything else is withheld, which for an indicator
-that was exported earlier means its document is deleted.
+An indicator is exported only while it is usable for detection: not revoked, not expired
+(``lifetime``), not marked above the configured TLP ceiling, written in the STIX pattern
+language, and (when the operator asks for it) flagged for detection and passing the export
+filters (score, confidence, labels, main observable type). Anything else is withheld, which for
+an indicator that was exported earlier means its document is deleted: an update that makes an
+indicator fail a filter removes it, as a TLP raise does.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from elastic_connector.core.config.observable_types import canonical_observable_type
+from elastic_connector.core.lifetime import expiry
 from elastic_connector.core.markings import MarkingResolution
 from elastic_connector.core.stix import Indicator, truth
 from elastic_connector.core.tlp import Tlp
@@ -20,6 +25,54 @@ from elastic_connector.core.tlp import Tlp
 class PolicySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_tlp: Tlp = Tlp.AMBER_STRICT
     require_detection: bool = False
+    min_score: int | None = None
+    min_confidence: int | None = None
+    labels_include: frozenset[str] = frozenset()
+    """Lower case; empty: no label is required."""
+    labels_exclude: frozenset[str] = frozenset()
+    """Lower case."""
+    indicator_types: frozenset[str] = frozenset()
+    """Main observable types in the platform's spelling (``IPv4-Addr``); empty: any type."""
+    indicator_ttl: timedelta | None = None
+    """Lifetime of an indicator without ``valid_until`` (``lifetime.expiry``)."""
+
+    @classmethod
+    def filters(
+        cls,
+        *,
+        max_tlp: Tlp = Tlp.AMBER_STRICT,
+        require_detection: bool = False,
+        min_score: int | None = None,
+        min_confidence: int | None = None,
+        labels_include: Iterable[str] = (),
+        labels_exclude: Iterable[str] = (),
+        indicator_types: Iterable[str] = (),
+        indicator_ttl: float | None = None,
+    ) -> PolicySettings:
+        """Settings from configuration values: labels in any case, observable types in any
+        spelling the configuration accepts, the ttl in seconds."""
+        types = (canonical_observable_type(name) for name in indicator_types)
+        return cls(
+            max_tlp=max_tlp,
+            require_detection=require_detection,
+            min_score=min_score,
+            min_confidence=min_confidence,
+            labels_include=frozenset(label.lower() for label in labels_include),
+            labels_exclude=frozenset(label.lower() for label in labels_exclude),
+            indicator_types=frozenset(name for name in types if name is not None),
+            indicator_ttl=None if indicator_ttl is None else timedelta(seconds=indicator_ttl),
+        )
+
+    @property
+    def filtering(self) -> bool:
+        """Whether any export filter (beyond TLP, detection and lifetime) is set."""
+        return bool(
+            self.min_score is not None
+            or self.min_confidence is not None
+            or self.labels_include
+            or self.labels_exclude
+            or self.indicator_types
+        )
 
 
 class Withheld(msgspec.Struct, frozen=True):
@@ -71,8 +124,20 @@ def indicator_withheld(
         return Withheld("revoked", f"revoked flag {shown!r} is not a boolean: withheld")
     if revoked:
         return Withheld("revoked", "revoked in OpenCTI")
-    if indicator.valid_until is not None and _aware(indicator.valid_until) <= _aware(now):
-        return Withheld("expired", f"valid_until {indicator.valid_until.isoformat()} has passed")
+    if indicator.valid_until is not None:
+        if _aware(indicator.valid_until) <= _aware(now):
+            return Withheld(
+                "expired", f"valid_until {indicator.valid_until.isoformat()} has passed"
+            )
+    elif settings.indicator_ttl is not None:
+        expires = expiry(indicator, settings.indicator_ttl)
+        if expires is not None and expires <= _aware(now):
+            return Withheld(
+                "expired",
+                f"no valid_until, and indicator_ttl has elapsed since "
+                f"{'valid_from' if indicator.valid_from is not None else 'created'} "
+                f"(expired {expires.isoformat()})",
+            )
     denied = tlp_allowed(markings, settings)
     if denied is not None:
         return denied
@@ -83,7 +148,58 @@ def indicator_withheld(
         )
     if settings.require_detection and not detection_flag(indicator):
         return Withheld("detection", "detection flag is false and require_detection is on")
+    if settings.filtering:
+        return filtered_out(indicator, settings)
     return None
+
+
+def filtered_out(indicator: Indicator, settings: PolicySettings) -> Withheld | None:
+    """None when ``indicator`` passes the export filters, else the first one it fails. A value
+    a filter needs but the indicator lacks (no score, no confidence, no main observable type)
+    fails it: what cannot be shown to pass is not exported."""
+    if settings.min_score is not None:
+        score = opencti_score(indicator)
+        if score is None or score < settings.min_score:
+            shown = "no score" if score is None else f"score {score}"
+            return Withheld("min_score", f"{shown}, below min_score {settings.min_score}")
+    if settings.min_confidence is not None:
+        confidence = indicator.confidence
+        if confidence is None or confidence < settings.min_confidence:
+            shown = "no confidence" if confidence is None else f"confidence {confidence}"
+            return Withheld(
+                "min_confidence", f"{shown}, below min_confidence {settings.min_confidence}"
+            )
+    if settings.labels_exclude or settings.labels_include:
+        carried = {label.lower() for label in indicator.labels}
+        excluded = carried & settings.labels_exclude
+        if excluded:
+            return Withheld("labels", f"label {min(excluded)!r} is in labels_exclude")
+        if settings.labels_include and not carried & settings.labels_include:
+            return Withheld("labels", "carries none of the labels in labels_include")
+    if settings.indicator_types:
+        main = main_observable_type(indicator)
+        canonical = canonical_observable_type(main) if main is not None else None
+        if canonical not in settings.indicator_types:
+            shown = f"main observable type {main[:40]!r}" if main else "no main observable type"
+            return Withheld("indicator_type", f"{shown} is not in indicator_types")
+    return None
+
+
+def opencti_score(indicator: Indicator) -> int | None:
+    """OpenCTI's score: from the extension (stream), else the x_opencti_ property."""
+    ext = indicator.extensions.opencti
+    if ext is not None and ext.score is not None:
+        return ext.score
+    return indicator.x_opencti_score
+
+
+def main_observable_type(indicator: Indicator) -> str | None:
+    """OpenCTI's main observable type: from the extension (stream), else the x_opencti_
+    property."""
+    ext = indicator.extensions.opencti
+    if ext is not None and ext.main_observable_type is not None:
+        return ext.main_observable_type
+    return indicator.x_opencti_main_observable_type
 
 
 def detection_flag(indicator: Indicator) -> bool:

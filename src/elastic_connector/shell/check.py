@@ -21,12 +21,13 @@ from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Config, Mode
 from elastic_connector.core.config.load import ConfigNote, misspelled_env_vars
-from elastic_connector.core.es_privileges import alert_backing_patterns
+from elastic_connector.core.elastic.privileges import alert_backing_patterns
 from elastic_connector.core.stream.position import stream_headers, stream_url
 from elastic_connector.shell.elastic import build_client, cluster_version, describe_error
 from elastic_connector.shell.index_setup import TargetKind, check_privileges, target_kind
 from elastic_connector.shell.logs import SecretMask, secret_values
 from elastic_connector.shell.opencti_reach import opencti_problem
+from elastic_connector.shell.output_setup import lookup_index_of
 
 if TYPE_CHECKING:
     from pycti import OpenCTIApiClient
@@ -269,6 +270,8 @@ def _check_elasticsearch(config: Config, report: Report) -> None:
             config.index,
             alerts_index,
             need_setup=not settings.reduced_privileges,
+            lookup_index=lookup_index_of(config),
+            dead_letter_index=settings.dead_letter_index,
         )
         if not privileges.verified:
             report.warn("privileges", privileges.note or "could not be verified")
@@ -299,8 +302,61 @@ def _check_elasticsearch(config: Config, report: Report) -> None:
             report.ok("index", f"{config.index} does not exist yet; it is created at start")
     else:
         report.ok("index", f"{config.index} exists ({kind.value})")
+    _check_outputs(client, config, report)
     if alerts_index is not None:
         _check_alerts(client, alerts_index, hosts, report)
+
+
+def _check_outputs(client: Elasticsearch, config: Config, report: Report) -> None:
+    """The ES|QL lookup index and the dead-letter index, when configured (read-only)."""
+    reduced = config.elasticsearch.reduced_privileges
+    hosts = config.elasticsearch.hosts
+    lookup = lookup_index_of(config)
+    if config.elasticsearch_lookup.index and lookup is None:
+        report.warn("lookup", "output.lookup.index is ignored in the stix mode")
+    for subject, name in (
+        ("lookup", lookup),
+        ("dead letters", config.elasticsearch.dead_letter_index),
+    ):
+        if name is None:
+            continue
+        if name == config.index:
+            report.fail(subject, f"{name} is also the indicator index: choose another name")
+            continue
+        try:
+            kind = target_kind(client, name)
+            modes = (
+                _index_modes(client, name)
+                if subject == "lookup" and kind is not TargetKind.MISSING
+                else set()
+            )
+        except (ApiError, TransportError) as error:
+            report.fail(subject, f"cannot read {name}: {describe_error(error, hosts)}")
+            continue
+        if kind is TargetKind.DATA_STREAM:
+            report.fail(subject, f"{name} is a data stream; an index is needed")
+        elif kind is TargetKind.MISSING:
+            if reduced:
+                report.fail(subject, f"{name} does not exist: run `elastic-connector setup` once")
+            else:
+                report.ok(subject, f"{name} does not exist yet; it is created at start")
+        elif subject == "lookup" and modes != {"lookup"}:
+            report.warn(
+                subject,
+                f"{name} is not a lookup-mode index (index.mode: {', '.join(sorted(modes))}): "
+                "ES|QL LOOKUP JOIN refuses it; delete it and run `elastic-connector setup`",
+            )
+        else:
+            report.ok(subject, f"{name} exists ({kind.value})")
+
+
+def _index_modes(client: Elasticsearch, name: str) -> set[str]:
+    settings = client.indices.get_settings(index=name).body
+    modes: set[str] = set()
+    for body in settings.values() if isinstance(settings, dict) else ():
+        index = body.get("settings", {}).get("index", {}) if isinstance(body, dict) else {}
+        modes.add(str(index.get("mode", "standard")) if isinstance(index, dict) else "standard")
+    return modes or {"standard"}
 
 
 # --- Elasticsearch: what a least-privilege key may not do, and reading alerts as the poller does

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -46,6 +46,7 @@ from elastic_connector.shell.index_setup import (
     target_kind,
 )
 from elastic_connector.shell.metrics import Metrics, MetricsServer
+from elastic_connector.shell.output_setup import build_output_writer, prepare_outputs
 from elastic_connector.shell.pipeline import Pipeline
 from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.stream import (
@@ -194,6 +195,15 @@ class Daemon:
         if require_alias is None:
             self._stop_metrics_server()
             return EXIT_OK
+        try:
+            targets = prepare_outputs(client, config, self.stop_requested)
+        except PermanentElasticsearchError as error:
+            _log.error("cannot use the lookup or dead-letter index: %s", error)
+            self._stop_metrics_server()
+            return EXIT_FAILURE
+        if targets is None:
+            self._stop_metrics_server()
+            return EXIT_OK
 
         helper = opencti.connect(
             config, self.stop_requested, config.elasticsearch.retry_max_backoff
@@ -231,6 +241,15 @@ class Daemon:
             interval=config.connector.progress_interval, metrics=self.metrics, start=position
         )
         tracker.watch(reader.status)
+        outputs = build_output_writer(
+            client,
+            config,
+            targets,
+            writer,
+            metrics=self.metrics,
+            clock=self._clock,
+            stop=self._writer_stop,
+        )
 
         def restart_from_scratch() -> StreamPosition:
             fresh = initial_position(
@@ -264,18 +283,22 @@ class Daemon:
             start=position,
             heartbeat_margin=config.connector.stream_heartbeat_margin,
             tracker=tracker,
+            outputs=outputs,
         )
         self._reader, self._pipeline, self._writer = reader, pipeline, writer
         self._tracker = tracker
         pipeline.start()
         reader.start()
         if config.connector.mode is not Mode.STIX:
+            ttl = config.connector.indicator_ttl
             sweeper = Sweeper(
                 client,
                 config.index,
                 config.connector.expiry_sweep_interval,
                 self.metrics,
                 self._clock,
+                ttl=None if ttl is None else timedelta(seconds=ttl),
+                lookup_index=targets.lookup_index,
             )
             sweeper.start()
             self._workers.append(("expiry sweep", sweeper))

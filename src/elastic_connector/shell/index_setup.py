@@ -16,9 +16,9 @@ Idempotence rests on fingerprints: the template's ``_meta`` and each index mappi
 carry a hash of what the connector asked for, so a second run compares hashes instead of
 second-guessing how Elasticsearch normalises mappings and settings.
 
-Upkeep: ``delete_expired`` removes indicators past ``valid_until``; ``touch_indicators`` moves
-``@timestamp`` of live indicators forward so Kibana's default indicator window (``now-30d``)
-keeps matching them.
+Upkeep: ``delete_expired`` removes expired indicators (``core.lifetime``);
+``touch_indicators`` moves ``@timestamp`` of live indicators forward so Kibana's default
+indicator window (``now-30d``) keeps matching them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import msgspec
 from elastic_transport import ApiError
 from elasticsearch import Elasticsearch
 
-from elastic_connector.core.es_privileges import Target, required, target_names
+from elastic_connector.core.elastic.privileges import Target, required, target_names
+from elastic_connector.core.lifetime import VALID_UNTIL_FIELD, expired_query
 from elastic_connector.shell.elastic import PermanentElasticsearchError, describe_error
 
 __all__ = [
@@ -66,7 +67,6 @@ TEMPLATE_PRIORITY: Final = 300
 """Above the built-in ``logs`` template (100), which would make ``logs-*-*`` a data stream."""
 FIRST_INDEX_SUFFIX: Final = "-000001"
 
-VALID_UNTIL_FIELD: Final = "opencti.indicator.valid_until"
 TIMESTAMP_FIELD: Final = "@timestamp"
 SWEEP_REQUEST_TIMEOUT: Final = 600.0
 """delete/update-by-query run synchronously; a large index needs more than a search."""
@@ -536,22 +536,34 @@ def _security_unavailable(exc: ApiError) -> bool:
 
 
 def check_privileges(
-    client: Elasticsearch, index: str, alerts_index: str | None, need_setup: bool
+    client: Elasticsearch,
+    index: str,
+    alerts_index: str | None,
+    need_setup: bool,
+    *,
+    lookup_index: str | None = None,
+    dead_letter_index: str | None = None,
 ) -> PrivilegeCheck:
     """Which privileges the connector's credentials lack, as plain sentences.
 
-    Asks for exactly the rows of ``core.es_privileges`` (also the table of
+    Asks for exactly the rows of ``core.elastic.privileges`` (also the table of
     docs/elasticsearch-privileges.md) and says one sentence per row that is not fully granted.
     ``alerts_index`` is the alert pattern the sightings loop reads (None: no sightings).
     ``need_setup`` adds what ``ensure_setup`` needs. A cluster without the security API (security
     disabled, or an Elasticsearch-compatible server) gives ``verified=False`` and a note: that is
     not an error. Authentication failures propagate (give them to ``describe_error``).
     """
-    rows = required(setup=need_setup, sightings=alerts_index is not None)
+    rows = required(
+        setup=need_setup,
+        sightings=alerts_index is not None,
+        lookup=lookup_index is not None,
+        dead_letters=dead_letter_index is not None,
+    )
+    extra = (lookup_index, dead_letter_index)
     cluster = [r.privilege for r in rows if r.target is Target.CLUSTER]
     groups: dict[tuple[str, ...], list[str]] = {}
     for row in rows:
-        names = target_names(row.target, index, alerts_index)
+        names = target_names(row.target, index, alerts_index, *extra)
         if names and row.privilege not in groups.setdefault(names, []):
             groups[names].append(row.privilege)
     try:
@@ -579,7 +591,7 @@ def check_privileges(
                     f"missing cluster privilege {row.privilege} (needed to {row.purpose})"
                 )
             continue
-        names = target_names(row.target, index, alerts_index)
+        names = target_names(row.target, index, alerts_index, *extra)
         lacking = [
             n for n in names if _as_dict(granted_index.get(n)).get(row.privilege) is not True
         ]
@@ -600,25 +612,24 @@ def delete_expired(
     index: str,
     now: datetime,
     *,
-    valid_until_field: str = VALID_UNTIL_FIELD,
+    ttl: timedelta | None = None,
     request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> int:
-    """Delete indicators whose ``valid_until`` is before ``now``; returns how many.
+    """Delete the indicators expired at ``now``; returns how many.
 
-    Documents without ``valid_until`` never expire. Version conflicts (a document rewritten by
-    the stream meanwhile) are skipped, not fatal: the stream's own write wins. No
-    ``refresh=true``: it would make Elasticsearch run ``indices:admin/refresh`` as the
-    connector, which only ``maintenance``/``manage`` grant (the reduced role has neither), and
-    nothing reads the index right after a sweep; the periodic refresh makes the deletes visible.
-    Sent once (see ``_by_query_client``).
+    Expired: ``valid_until`` passed, or, with a ``ttl`` (``connector.indicator_ttl``), no
+    ``valid_until`` and ``ttl`` elapsed since ``valid_from`` (else ``created``): the rule of
+    ``core.lifetime``. Without a ``ttl``, documents without ``valid_until`` never expire.
+    Version conflicts (a document rewritten by the stream meanwhile) are skipped, not fatal: the
+    stream's own write wins. No ``refresh=true``: it would make Elasticsearch run
+    ``indices:admin/refresh`` as the connector, which only ``maintenance``/``manage`` grant (the
+    reduced role has neither), and nothing reads the index right after a sweep; the periodic
+    refresh makes the deletes visible. Sent once (see ``_by_query_client``).
     """
+    _iso(now)  # refuses a naive time before anything is sent
     response = _as_dict(
         _by_query_client(client, request_timeout)
-        .delete_by_query(
-            index=index,
-            query={"range": {valid_until_field: {"lt": _iso(now)}}},
-            conflicts="proceed",
-        )
+        .delete_by_query(index=index, query=expired_query(now, ttl), conflicts="proceed")
         .body
     )
     failures = response.get("failures") or []
@@ -633,14 +644,15 @@ def touch_indicators(
     now: datetime,
     *,
     older_than: timedelta = timedelta(days=1),
-    valid_until_field: str = VALID_UNTIL_FIELD,
+    ttl: timedelta | None = None,
     timestamp_field: str = TIMESTAMP_FIELD,
     request_timeout: float = SWEEP_REQUEST_TIMEOUT,
 ) -> TouchResult:
     """Set ``@timestamp`` to ``now`` on live indicators whose ``@timestamp`` is older than
     ``older_than``, so rules and pages that only look at the last 30 days keep seeing them.
 
-    Live: no ``valid_until``, or ``valid_until`` not yet passed. Needs inline Painless scripts;
+    Live: not expired under the rule of ``delete_expired`` (same ``ttl``). Needs inline
+    Painless scripts;
     when the cluster refuses them (``script.allowed_types: none``, or a compatible server without
     scripting) nothing is changed and ``supported=False`` says why; indicators then keep the
     ``@timestamp`` of their last update (document the rule's indicator query instead). No
@@ -649,7 +661,7 @@ def touch_indicators(
     query = {
         "bool": {
             "filter": [{"range": {timestamp_field: {"lt": _iso(now - older_than)}}}],
-            "must_not": [{"range": {valid_until_field: {"lt": _iso(now)}}}],
+            "must_not": [expired_query(now, ttl)],
         }
     }
     script = {

@@ -42,6 +42,7 @@ from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import PermanentElasticsearchError
 from elastic_connector.shell.logs import fields
 from elastic_connector.shell.metrics import Metrics
+from elastic_connector.shell.outputs import OutputWriter
 from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.stream import StreamMessage
 
@@ -90,10 +91,12 @@ class Pipeline:
         start: StreamPosition | None = None,
         heartbeat_margin: float = 60.0,
         tracker: ProgressTracker | None = None,
+        outputs: OutputWriter | None = None,
     ) -> None:
         """``start`` is where the stream is read from (by default the reader's position now);
         ``on_reset`` restarts the stream after a state reset and returns where from;
-        ``tracker`` is told what each written batch came to."""
+        ``tracker`` is told what each written batch came to; ``outputs`` writes instead of
+        ``writer`` when lookup rows or dead letters are on."""
         self._inbox = inbox
         self._settings = settings
         self._planner_state = planner_state
@@ -112,6 +115,9 @@ class Pipeline:
         self._stop = stop
         self._margin_ms = int(heartbeat_margin * 1000)
         self._tracker = tracker
+        self._outputs = outputs
+        self._origins: dict[tuple[str, str], str] = {}
+        """(index, id) -> the event whose action it is, for dead letters (with ``outputs``)."""
         self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
@@ -218,6 +224,7 @@ class Pipeline:
         events called for nothing (objects the mode does not export)."""
         actions: list[Action] = []
         other = 0
+        self._origins.clear()
         for message in batch:
             if message.event not in DATA_EVENTS:
                 continue
@@ -244,6 +251,10 @@ class Pipeline:
             self._authors.learn(plan)
             actions.extend(plan.actions)
             other += not plan.actions
+            if self._outputs is not None:
+                for action in plan.actions:
+                    if not isinstance(action, Skip):
+                        self._origins[(action.index, action.id)] = message.id
         return actions, state, other
 
     def _should_refresh_markings(self, actions: list[Action]) -> bool:
@@ -273,7 +284,10 @@ class Pipeline:
         """Write until acknowledged; False only when stopping."""
         while not self._stop.is_set():
             try:
-                result = self._writer.write(writes)
+                if self._outputs is not None:
+                    result = self._outputs.write(writes, self._origins)
+                else:
+                    result = self._writer.write(writes)
             except BulkStopped:
                 return False
             except PermanentElasticsearchError as error:

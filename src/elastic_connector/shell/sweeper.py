@@ -1,7 +1,8 @@
 """Scheduled upkeep of the indicator index (ecs modes).
 
-* Expiry: an indicator whose ``valid_until`` passes while OpenCTI sends no event about it would
-  otherwise keep matching forever; the sweep deletes it.
+* Expiry: an indicator whose ``valid_until`` passes (or whose ``connector.indicator_ttl``
+  elapses) while OpenCTI sends no event about it would otherwise keep matching forever; the
+  sweep deletes it, and its ES|QL lookup rows (``output.lookup.index``) the same way.
 * Freshness: Kibana's prebuilt indicator-match rules only look at indicators whose
   ``@timestamp`` is within the last 30 days; live indicators get a fresh ``@timestamp`` once a
   day so a long-lived indicator keeps matching.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from elastic_transport import ApiError, ConnectionTimeout, TransportError
 from elasticsearch import Elasticsearch
@@ -38,9 +39,14 @@ class Sweeper:
         interval: float,
         metrics: Metrics,
         clock: Callable[[], datetime],
+        *,
+        ttl: timedelta | None = None,
+        lookup_index: str | None = None,
     ) -> None:
         self._client = client
         self._index = index
+        self._ttl = ttl
+        self._lookup_index = lookup_index
         self._interval = interval
         self._metrics = metrics
         self._clock = clock
@@ -61,12 +67,17 @@ class Sweeper:
     def sweep_once(self) -> None:
         now = self._clock()
         try:
-            deleted = delete_expired(self._client, self._index, now)
+            deleted = delete_expired(self._client, self._index, now, ttl=self._ttl)
             self._metrics.expired_deleted.inc(deleted)
             if deleted:
                 _log.info("expiry sweep removed %d expired indicator(s)", deleted)
+            if self._lookup_index is not None:
+                # Rows carry their indicator's lifetime fields: the same query finds them.
+                rows = delete_expired(self._client, self._lookup_index, now, ttl=self._ttl)
+                if rows:
+                    _log.info("expiry sweep removed %d ES|QL lookup row(s)", rows)
             if self._touch_supported:
-                touched = touch_indicators(self._client, self._index, now)
+                touched = touch_indicators(self._client, self._index, now, ttl=self._ttl)
                 self._touch_supported = touched.supported
         except ConnectionTimeout as error:
             # Not sent again: the request keeps running on the server as a task, and a second

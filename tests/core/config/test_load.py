@@ -95,9 +95,11 @@ def test_every_option_has_one_yaml_path_and_one_env_var() -> None:
         *sections, name = option.yaml_path.split(".")
         assert name == option.name
         assert option.env_var == f"{option.section}_{option.name}".upper()
-        assert sections == (
-            ["output", "elasticsearch"] if option.section == "elasticsearch" else [option.section]
-        )
+        expected = {
+            "elasticsearch": ["output", "elasticsearch"],
+            "elasticsearch_lookup": ["output", "lookup"],
+        }
+        assert sections == expected.get(option.section, [option.section])
 
 
 def test_secret_options_are_exactly_the_secret_typed_fields() -> None:
@@ -763,7 +765,7 @@ def test_invalid_recover_date(raw: object) -> None:
         ({"kibana": {"zzz": 1}}, "kibana.zzz: unknown option; expected one of: space, url"),
         (
             {"output": {"logstash": {}}},
-            "output.logstash: unknown option; expected one of: elasticsearch",
+            "output.logstash: unknown option; expected one of: elasticsearch, lookup",
         ),
         ({1: "x"}, "1: unknown option (keys must be strings)"),
     ],

@@ -26,6 +26,7 @@ from elastic_connector.core.config.load import (
     file_layer,
     json_layer,
 )
+from elastic_connector.core.config.observable_types import OPENCTI_OBSERVABLE_TYPES
 from elastic_connector.core.tlp import Tlp
 
 # --- valid values, per option --------------------------------------------------------------
@@ -77,6 +78,7 @@ def make_cloud_id(name: str, host: str, es_uuid: str) -> str:
 iso_dates = st.datetimes(
     min_value=datetime.datetime(2000, 1, 1), max_value=datetime.datetime(2100, 1, 1)
 ).map(lambda moment: moment.replace(microsecond=0).isoformat() + "Z")
+index_names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,30}", fullmatch=True)
 positive_seconds = st.floats(min_value=0.001, max_value=1e9, allow_nan=False)
 
 VALUES: Mapping[str, st.SearchStrategy[object]] = {
@@ -100,6 +102,18 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     "connector.stream_queue_full_timeout": positive_seconds,
     "connector.max_tlp": st.sampled_from([level for level in Tlp if level is not Tlp.WHITE]),
     "connector.require_detection": st.booleans(),
+    "connector.min_score": st.integers(0, 100),
+    "connector.min_confidence": st.integers(0, 100),
+    "connector.labels_include": st.lists(words, min_size=1, max_size=3, unique_by=str.lower).map(
+        tuple
+    ),
+    "connector.labels_exclude": st.lists(words, min_size=1, max_size=3, unique_by=str.lower).map(
+        tuple
+    ),
+    "connector.indicator_types": st.lists(
+        st.sampled_from(OPENCTI_OBSERVABLE_TYPES), min_size=1, max_size=3, unique=True
+    ).map(tuple),
+    "connector.indicator_ttl": positive_seconds,
     "connector.expiry_sweep_interval": positive_seconds,
     "connector.progress_interval": positive_seconds,
     "connector.metrics_port": ports,
@@ -116,13 +130,15 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     "output.elasticsearch.client_cert": words.map(lambda name: f"/certs/{name}.crt"),
     "output.elasticsearch.client_key": words.map(lambda name: f"/certs/{name}.key"),
     "output.elasticsearch.ssl_verify": st.booleans(),
-    "output.elasticsearch.index": st.from_regex(r"[a-z0-9][a-z0-9._-]{0,30}", fullmatch=True),
+    "output.elasticsearch.index": index_names,
     "output.elasticsearch.reduced_privileges": st.booleans(),
     "output.elasticsearch.bulk_max_actions": st.integers(1, 2**40),
     "output.elasticsearch.bulk_max_bytes": st.integers(1, 2**40),
     "output.elasticsearch.bulk_flush_interval": positive_seconds,
     "output.elasticsearch.retry_max_backoff": positive_seconds,
     "output.elasticsearch.request_timeout": positive_seconds,
+    "output.elasticsearch.dead_letter_index": index_names,
+    "output.lookup.index": index_names,
     "sightings.alerts_index": st.sampled_from([".alerts-security.alerts-*", ".siem-signals-*"]),
     "sightings.poll_interval": positive_seconds,
     "sightings.page_size": st.integers(1, 10_000),

@@ -1226,6 +1226,15 @@ def test_validity_and_revocation() -> None:
     assert oi["revoked"] is False
 
 
+@covers("valid_from (else created) + connector.indicator_ttl")
+def test_the_expiry_a_ttl_gives_is_written() -> None:
+    # The planner computes it (core.lifetime, tests/core/test_lifetime.py); the mapping writes it.
+    context = msgspec.structs.replace(CONTEXT, expires_at=datetime(2025, 4, 1, 2, tzinfo=UTC))
+    oi = document(indicator(), context)["opencti"]["indicator"]
+    assert oi["expires_at"] == "2025-04-01T02:00:00Z"
+    assert "expires_at" not in document(indicator())["opencti"]["indicator"]
+
+
 @covers("labels")
 def test_labels_are_a_keyword_array() -> None:
     doc = document(indicator(labels=("malware", "c2", "malware", "")))
@@ -1457,7 +1466,12 @@ def test_every_mapped_field_is_written_by_some_example() -> None:
         ),
     )
     context = MappingContext(
-        now=NOW, tlp=Tlp.RED, feed_name="f", opencti_url="https://o.example", provider="p"
+        now=NOW,
+        tlp=Tlp.RED,
+        feed_name="f",
+        opencti_url="https://o.example",
+        provider="p",
+        expires_at=NOW,
     )
     written = set(flat(document(full, context)))
     for _row, text, _expected, _type in PATTERN_ROWS:

@@ -1,5 +1,5 @@
-"""How far a sync has got (``core/progress.py``): what the events came to, how much of a replay
-or a catch-up is done, the ETA, and the lines that say so."""
+"""How far a sync has got (``core/monitoring/progress.py``): what the events came to, how much
+of a replay or a catch-up is done, the ETA, and the lines that say so."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""How often one kind of warning may be logged (``core/repeat_limit.py``): a budget per window,
-and every line left out accounted for in exactly one "N more like this" summary."""
+"""How often one kind of warning may be logged (``core/monitoring/repeat_limit.py``): a budget
+per window, and every line left out accounted for in exactly one "N more like this" summary."""
 
 from __future__ import annotations
 

@@ -7,7 +7,9 @@
 - ``load``: a ``Config`` built from its sources (``build_config``), or why it could not be;
 - ``export``: a ``Config`` written back out (YAML, environment, ``elastic-connector config``);
 - ``pycti_view``: the settings as pycti's connector helper must see them;
-- ``docs``: ``docs/config-table.md``, ``config.reference.yml`` and the migration table.
+- ``docs``: ``docs/config-table.md``, ``config.reference.yml`` and the migration table;
+- ``catalog``: OpenCTI's connector catalog files (``__metadata__/``), from the registry;
+- ``observable_types``: OpenCTI's main observable types, as the export filters name them.
 
 Exports, from ``model``: ``Config`` and its sections (``OpenCTISettings``, ``ConnectorSettings``,
 ``CloudSettings``, ``ElasticsearchSettings``, ``SightingsSettings``, ``KibanaSettings``),

@@ -91,6 +91,15 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     stream_queue_full_timeout: float = 30.0
     max_tlp: Tlp = Tlp.AMBER_STRICT
     require_detection: bool = False
+    min_score: int | None = None
+    min_confidence: int | None = None
+    labels_include: tuple[str, ...] | None = None
+    labels_exclude: tuple[str, ...] | None = None
+    indicator_types: tuple[str, ...] | None = None
+    """OpenCTI main observable type names, in their canonical spelling (``IPv4-Addr``)."""
+    indicator_ttl: float | None = None
+    """Seconds an indicator without ``valid_until`` lives after ``valid_from`` (else
+    ``created``); None: forever."""
     expiry_sweep_interval: float = 3600.0
     progress_interval: float = 30.0
     metrics_port: int | None = None
@@ -120,6 +129,16 @@ class ElasticsearchSettings(msgspec.Struct, frozen=True, kw_only=True):
     bulk_flush_interval: float = 1.0
     retry_max_backoff: float = 60.0
     request_timeout: float = 30.0
+    dead_letter_index: str | None = None
+    """Where documents Elasticsearch refuses are kept (an alias, like ``index``); None: only
+    logged and counted."""
+
+
+class LookupSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """YAML ``output.lookup``, environment ``ELASTICSEARCH_LOOKUP_*``."""
+
+    index: str | None = None
+    """The ES|QL lookup index (``index.mode: lookup``); None: no lookup rows."""
 
 
 class SightingsSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,6 +165,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     cloud: CloudSettings = CloudSettings()
     elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
     """YAML ``output.elasticsearch``, environment ``ELASTICSEARCH_*``."""
+    elasticsearch_lookup: LookupSettings = LookupSettings()
+    """YAML ``output.lookup``, environment ``ELASTICSEARCH_LOOKUP_*``."""
     sightings: SightingsSettings = SightingsSettings()
     kibana: KibanaSettings = KibanaSettings()
 

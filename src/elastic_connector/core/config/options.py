@@ -31,9 +31,11 @@ from elastic_connector.core.config.values import (
     identity_type,
     index_name,
     kibana_space,
+    labels,
     log_level,
     not_a_pycti_boolean,
     not_negative,
+    observable_types,
     parse_recover_date,
     parse_seconds,
     parse_start_timestamp,
@@ -123,8 +125,42 @@ _SPECS: Final[Mapping[str, _Spec]] = {
     "connector.require_detection": _Spec(
         "Export only indicators whose OpenCTI detection flag is set."
     ),
+    "connector.min_score": _Spec(
+        "Export only indicators whose OpenCTI score is at least this (0-100); an indicator "
+        "without a score is withheld. Unset = any score.",
+        refine=between(0, 100),
+    ),
+    "connector.min_confidence": _Spec(
+        "Export only indicators whose confidence is at least this (0-100); an indicator "
+        "without a confidence is withheld. Unset = any confidence.",
+        refine=between(0, 100),
+    ),
+    "connector.labels_include": _Spec(
+        "Export only indicators carrying at least one of these labels (any case; "
+        "comma-separated in the environment). Unset = any labels.",
+        refine=labels,
+    ),
+    "connector.labels_exclude": _Spec(
+        "Never export indicators carrying one of these labels (any case; wins over "
+        "labels_include).",
+        refine=labels,
+    ),
+    "connector.indicator_types": _Spec(
+        "Export only indicators whose OpenCTI main observable type is one of these "
+        "(IPv4-Addr, IPv6-Addr, Domain-Name, Hostname, Url, StixFile, Email-Addr...). "
+        "Unset = every type.",
+        "list of OpenCTI observable types",
+        observable_types,
+    ),
+    "connector.indicator_ttl": _Spec(
+        "Lifetime of indicators without valid_until: they expire this long after valid_from "
+        "(else created), e.g. 90d. Unset = they never expire.",
+        _SECONDS,
+        greater_than_zero,
+    ),
     "connector.expiry_sweep_interval": _Spec(
-        "How often documents of indicators past their valid_until are removed.",
+        "How often documents of expired indicators (valid_until passed, or indicator_ttl "
+        "elapsed) are removed.",
         _SECONDS,
         greater_than_zero,
     ),
@@ -200,6 +236,19 @@ _SPECS: Final[Mapping[str, _Spec]] = {
     "output.elasticsearch.request_timeout": _Spec(
         "Timeout of one Elasticsearch request.", _SECONDS, greater_than_zero
     ),
+    "output.elasticsearch.dead_letter_index": _Spec(
+        "Index (an alias, set up like the indicator index) where documents Elasticsearch "
+        "refuses (HTTP 400) are kept with the reason, the OpenCTI id and the stream position; "
+        "unset = refusals are only logged and counted.",
+        refine=index_name,
+    ),
+    # output.lookup
+    "output.lookup.index": _Spec(
+        "ES|QL LOOKUP JOIN index (index.mode: lookup, Elasticsearch 8.18+) kept in step "
+        "with the indicator index: one row per exact value (IP, domain, URL, e-mail, file "
+        "hash); ecs modes only. Unset = none.",
+        refine=index_name,
+    ),
     # sightings
     "sightings.alerts_index": _Spec(
         "Index pattern of the Elastic Security alerts read for indicator matches."
@@ -239,9 +288,13 @@ _SPECS: Final[Mapping[str, _Spec]] = {
     "kibana.space": _Spec("Kibana space of the detection rules and alerts.", refine=kibana_space),
 }
 
-# The Config attribute `elasticsearch` lives under `output:` in YAML (Beats-style); every other
-# section's YAML key and environment prefix is its attribute name.
-_YAML_PREFIX: Final[Mapping[str, str]] = {"elasticsearch": "output.elasticsearch"}
+# The Config attributes `elasticsearch` and `elasticsearch_lookup` live under `output:` in YAML
+# (Beats-style); every other section's YAML key is its attribute name. The environment prefix
+# is always the attribute name (`ELASTICSEARCH_LOOKUP_INDEX`).
+_YAML_PREFIX: Final[Mapping[str, str]] = {
+    "elasticsearch": "output.elasticsearch",
+    "elasticsearch_lookup": "output.lookup",
+}
 
 
 class Option(msgspec.Struct, frozen=True, kw_only=True):

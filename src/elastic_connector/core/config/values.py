@@ -23,6 +23,10 @@ from typing import Final, TypeAlias, get_args
 from returns.result import Failure, Result, Success
 
 from elastic_connector.core.config.model import NO_RECOVER, Secret
+from elastic_connector.core.config.observable_types import (
+    OPENCTI_OBSERVABLE_TYPES,
+    canonical_observable_type,
+)
 from elastic_connector.core.tlp import Tlp
 
 # ---------------------------------------------------------------------------------------------
@@ -554,3 +558,39 @@ def parse_start_timestamp(raw: object) -> Result[object, str]:
             )
         return Success(_epoch_milliseconds(moment))  # before 1970: not_negative refuses it
     return _parse_int(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Export filters
+
+
+def labels(value: object) -> Result[object, str]:
+    """A list of labels, each kept as written, without repeats (matching ignores case)."""
+    if not isinstance(value, tuple):
+        return Failure(f"must be a list of labels, got {kind_of(value)}")
+    seen: dict[str, str] = {}
+    for label in value:
+        seen.setdefault(str(label).lower(), str(label))
+    return Success(tuple(seen.values()))
+
+
+def observable_types(value: object) -> Result[object, str]:
+    """OpenCTI observable type names (``IPv4-Addr``, ``StixFile``...) in any case, stored in
+    the platform's spelling; every unknown one is named."""
+    if not isinstance(value, tuple):
+        return Failure(f"must be a list of observable types, got {kind_of(value)}")
+    known: dict[str, None] = {}
+    unknown: list[str] = []
+    for name in value:
+        canonical = canonical_observable_type(str(name))
+        if canonical is None:
+            unknown.append(show(name))
+        else:
+            known[canonical] = None
+    if unknown:
+        return Failure(
+            f"{', '.join(unknown)} {'is not an' if len(unknown) == 1 else 'are not'} OpenCTI "
+            f"observable type{'' if len(unknown) == 1 else 's'} (one of "
+            f"{', '.join(OPENCTI_OBSERVABLE_TYPES)})"
+        )
+    return Success(tuple(known))

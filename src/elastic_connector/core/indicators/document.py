@@ -45,6 +45,9 @@ class MappingContext(msgspec.Struct, frozen=True, kw_only=True):
     """Platform base URL: links to the indicator (``threat.indicator.reference``)."""
     provider: str | None = None
     """Name of the ``created_by_ref`` identity when known (``threat.indicator.provider``)."""
+    expires_at: datetime | None = None
+    """The expiry ``connector.indicator_ttl`` gives an indicator without ``valid_until``
+    (``opencti.indicator.expires_at``)."""
 
 
 class Unmappable(msgspec.Struct, frozen=True):
@@ -264,7 +267,11 @@ def indicator_document(
                 feed=_feed(context.feed_name, context.opencti_url),
             ),
             opencti=ecs.OpenCTI(
-                indicator=_opencti_indicator(indicator, found),
+                indicator=_opencti_indicator(indicator, found)
+                if context.expires_at is None
+                else msgspec.structs.replace(
+                    _opencti_indicator(indicator, found), expires_at=_opt_date(context.expires_at)
+                ),
                 observable=observable(found, groups) if "opencti.observable" in groups else None,
             ),
             tags=_unique(indicator.labels) if indicator.labels else (),

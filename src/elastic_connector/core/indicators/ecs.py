@@ -273,6 +273,8 @@ class OpenCTIIndicator(_Doc, frozen=True, kw_only=True):
     is_inferred: Bool | None = None
     valid_from: Date | None = None
     valid_until: Date | None = None
+    expires_at: Date | None = None
+    """When ``connector.indicator_ttl`` makes an indicator without ``valid_until`` expire."""
     created: Date | None = None
     modified: Date | None = None
     created_by_ref: Keyword | None = None

@@ -49,6 +49,10 @@ class Target(enum.Enum):
     """``sightings.alerts_index`` (an alias pattern in 8.x/9.x)."""
     ALERT_BACKING = "alert backing indices"
     """The concrete indices behind the alerts alias (``.internal.alerts-security.alerts-*``)."""
+    LOOKUP = "lookup index"
+    """``output.lookup.index``: one concrete index (ES|QL joins do not go through aliases)."""
+    DEAD_LETTERS = "dead-letter index"
+    """``output.elasticsearch.dead_letter_index`` (an alias after setup) and ``<name>-*``."""
 
 
 class Need(enum.Enum):
@@ -59,6 +63,14 @@ class Need(enum.Enum):
     """Only without ``reduced_privileges`` (the connector sets the index up itself)."""
     SIGHTINGS = "ecs"
     """Only in the ``ecs`` mode (alerts are read to create sightings)."""
+    LOOKUP = "lookup"
+    """Only with ``output.lookup.index``."""
+    LOOKUP_SETUP = "lookup setup"
+    """With ``output.lookup.index`` and without ``reduced_privileges``."""
+    DEAD_LETTERS = "dead letters"
+    """Only with ``output.elasticsearch.dead_letter_index``."""
+    DEAD_LETTERS_SETUP = "dead letters setup"
+    """With ``output.elasticsearch.dead_letter_index`` and without ``reduced_privileges``."""
 
 
 class Requirement(msgspec.Struct, frozen=True):
@@ -125,22 +137,75 @@ REQUIREMENTS: Final[tuple[Requirement, ...]] = (
         Need.SIGHTINGS,
         "search the alerts through that point in time, which names the backing indices (_search)",
     ),
+    Requirement(
+        "read",
+        Target.INDICATORS,
+        Need.LOOKUP,
+        "read stored indicators back to find the lookup rows an update removes (_mget)",
+    ),
+    Requirement("index", Target.LOOKUP, Need.LOOKUP, "write the lookup rows (_bulk)"),
+    Requirement(
+        "delete",
+        Target.LOOKUP,
+        Need.LOOKUP,
+        "delete the rows of changed, removed and expired indicators (_bulk, _delete_by_query)",
+    ),
+    Requirement(
+        "read",
+        Target.LOOKUP,
+        Need.LOOKUP,
+        "find the rows of expired indicators (the search inside _delete_by_query)",
+    ),
+    Requirement(
+        "view_index_metadata",
+        Target.LOOKUP,
+        Need.LOOKUP,
+        "check the lookup index's mode and mapping at start (_resolve/index, _settings, _mapping)",
+    ),
+    Requirement("create_index", Target.LOOKUP, Need.LOOKUP_SETUP, "create the lookup index"),
+    Requirement(
+        "manage", Target.LOOKUP, Need.LOOKUP_SETUP, "update the lookup index's mapping (_mapping)"
+    ),
+    Requirement("index", Target.DEAD_LETTERS, Need.DEAD_LETTERS, "write dead letters (_bulk)"),
+    Requirement(
+        "view_index_metadata",
+        Target.DEAD_LETTERS,
+        Need.DEAD_LETTERS,
+        "check what the dead-letter index is at start (_resolve/index, _alias, _mapping)",
+    ),
+    Requirement(
+        "create_index",
+        Target.DEAD_LETTERS,
+        Need.DEAD_LETTERS_SETUP,
+        "create the first dead-letter index during setup",
+    ),
+    Requirement(
+        "manage",
+        Target.DEAD_LETTERS,
+        Need.DEAD_LETTERS_SETUP,
+        "add the dead-letter write alias and update its mapping during setup (_alias, _mapping)",
+    ),
 )
 
 _ALERTS_ALIAS_PREFIX: Final = ".alerts-"
 _INTERNAL_PREFIX: Final = ".internal"
 
 
-def required(*, setup: bool, sightings: bool) -> tuple[Requirement, ...]:
+def required(
+    *, setup: bool, sightings: bool, lookup: bool = False, dead_letters: bool = False
+) -> tuple[Requirement, ...]:
     """The rows a deployment needs: ``setup`` without reduced privileges, ``sightings`` in the
-    ``ecs`` mode."""
-    return tuple(
-        r
-        for r in REQUIREMENTS
-        if r.need is Need.ALWAYS
-        or (r.need is Need.SETUP and setup)
-        or (r.need is Need.SIGHTINGS and sightings)
-    )
+    ``ecs`` mode, ``lookup`` and ``dead_letters`` when those indices are configured."""
+    wanted = {
+        Need.ALWAYS: True,
+        Need.SETUP: setup,
+        Need.SIGHTINGS: sightings,
+        Need.LOOKUP: lookup,
+        Need.LOOKUP_SETUP: lookup and setup,
+        Need.DEAD_LETTERS: dead_letters,
+        Need.DEAD_LETTERS_SETUP: dead_letters and setup,
+    }
+    return tuple(r for r in REQUIREMENTS if wanted[r.need])
 
 
 def alert_backing_patterns(alerts_index: str) -> tuple[str, ...]:
@@ -158,10 +223,20 @@ def alert_backing_patterns(alerts_index: str) -> tuple[str, ...]:
     )
 
 
-def target_names(target: Target, index: str, alerts_index: str | None) -> tuple[str, ...]:
+def target_names(
+    target: Target,
+    index: str,
+    alerts_index: str | None,
+    lookup_index: str | None = None,
+    dead_letter_index: str | None = None,
+) -> tuple[str, ...]:
     """The index names (or patterns) a row's privilege must cover; () for the cluster."""
     if target is Target.INDICATORS:
         return (index, f"{index}-*")
+    if target is Target.LOOKUP:
+        return () if lookup_index is None else (lookup_index,)
+    if target is Target.DEAD_LETTERS:
+        return () if dead_letter_index is None else (dead_letter_index, f"{dead_letter_index}-*")
     if alerts_index is None or target is Target.CLUSTER:
         return ()
     if target is Target.ALERTS:
@@ -169,11 +244,24 @@ def target_names(target: Target, index: str, alerts_index: str | None) -> tuple[
     return alert_backing_patterns(alerts_index)
 
 
-def role(index: str, alerts_index: str | None, *, setup: bool) -> dict[str, object]:
+def role(
+    index: str,
+    alerts_index: str | None,
+    *,
+    setup: bool,
+    lookup_index: str | None = None,
+    dead_letter_index: str | None = None,
+) -> dict[str, object]:
     """The role descriptor (``cluster`` and ``indices``) holding exactly ``required`` — what
     the documentation shows as JSON. Targets needing the same privileges share one entry.
-    ``alerts_index=None``: no sightings."""
-    rows = required(setup=setup, sightings=alerts_index is not None)
+    ``alerts_index=None``: no sightings; ``lookup_index``/``dead_letter_index``: those
+    outputs."""
+    rows = required(
+        setup=setup,
+        sightings=alerts_index is not None,
+        lookup=lookup_index is not None,
+        dead_letters=dead_letter_index is not None,
+    )
     cluster = [r.privilege for r in rows if r.target is Target.CLUSTER]
     per_target: dict[Target, list[str]] = {}
     for row in rows:
@@ -183,7 +271,7 @@ def role(index: str, alerts_index: str | None, *, setup: bool) -> dict[str, obje
                 privileges.append(row.privilege)
     entries: list[tuple[list[str], list[str]]] = []
     for target, privileges in per_target.items():
-        names = list(target_names(target, index, alerts_index))
+        names = list(target_names(target, index, alerts_index, lookup_index, dead_letter_index))
         same = next((entry for entry in entries if entry[1] == privileges), None)
         if same is not None:
             same[0].extend(names)
