@@ -8,6 +8,8 @@ Entry points, at the top:
 - ``actions``: those actions (``Upsert``, ``Delete``, ``Skip``);
 - ``stix``: typed STIX 2.1 objects and OpenCTI's stream-event envelope; ``json_scan`` reads the
   envelope's top level without decoding it;
+- ``stix_input``: STIX data as a file holds it (bundle, objects, NDJSON stream events) as the
+  frames ``plan_frame`` takes, for ``elastic-connector map`` and the library;
 - ``policy``, ``markings``, ``tlp``: what may leave OpenCTI, by TLP marking and indicator state;
 - ``stix_mode``: any STIX object as one document (mode ``stix``);
 - ``es_privileges``: what the Elasticsearch credentials must hold; ``backoff``: retry waits.
