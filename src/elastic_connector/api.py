@@ -70,7 +70,8 @@ __all__ = [
 
 _CONFIG_SOURCE: Final = "config"
 _REMOVALS: Final = frozenset({"deleted", "merged"})
-_encoder: Final = msgspec.json.Encoder()
+_encoder: Final = msgspec.json.Encoder(decimal_format="number")
+"""Decimals (``json.load(..., parse_float=Decimal)``) are the numbers they stand for."""
 _document: Final = msgspec.json.Decoder(dict[str, object])
 
 
@@ -215,11 +216,13 @@ def _action_line(kind: str, index: str, document_id: str) -> bytes:
 
 class Exported(msgspec.Struct, frozen=True, kw_only=True):
     """The object is exported: ``source`` (the document's JSON, byte for byte what is written)
-    goes to ``index`` with ``_id`` ``id`` (the OpenCTI id, else the STIX id)."""
+    goes to ``index`` with ``_id`` ``id`` (the OpenCTI id, else the STIX id); ``stix_id`` is the
+    object's STIX id."""
 
     outcome: ClassVar[Literal["exported"]] = "exported"
     index: str
     id: str
+    stix_id: str = ""
     source: bytes
 
     @property
@@ -243,6 +246,7 @@ class Exported(msgspec.Struct, frozen=True, kw_only=True):
             "outcome": self.outcome,
             "index": self.index,
             "id": self.id,
+            "stix_id": self.stix_id,
             "document": self.document,
         }
 
@@ -252,11 +256,13 @@ class Withheld(msgspec.Struct, frozen=True, kw_only=True):
     of it): ``code`` (``revoked``, ``expired``, ``tlp``, ``unknown_marking``,
     ``unreadable_marking``, ``pattern_type``, ``detection``, ``invalid_pattern``,
     ``unmappable``...), ``reason`` in words, ``subject`` what the code is about (the unknown
-    marking's id) when there is one."""
+    marking's id) when there is one. ``id`` is the document's (the OpenCTI id, else the STIX
+    id), ``stix_id`` the object's."""
 
     outcome: ClassVar[Literal["withheld"]] = "withheld"
     index: str
     id: str
+    stix_id: str = ""
     code: str
     reason: str
     subject: str = ""
@@ -271,11 +277,13 @@ class Withheld(msgspec.Struct, frozen=True, kw_only=True):
 
 class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     """The object was deleted in OpenCTI (``code`` ``deleted``) or merged into another
-    (``merged``): its document is deleted."""
+    (``merged``): its document (``id``) is deleted. ``stix_id`` is the object's (empty for
+    the objects a merge removed: the event names only their OpenCTI ids)."""
 
     outcome: ClassVar[Literal["deleted"]] = "deleted"
     index: str
     id: str
+    stix_id: str = ""
     code: str
     reason: str
 
@@ -469,19 +477,28 @@ class _Planner:
                 continue
             self.state = plan.state
             self.authors.update(plan.authors)
+            stix_id = (_object_id(item) or "") if plan.actions else ""
             for action in plan.actions:
-                yield _outcome(action)
+                yield _outcome(action, stix_id)
 
 
-def _outcome(action: Action) -> Outcome:
+def _outcome(action: Action, stix_id: str) -> Outcome:
     if isinstance(action, Upsert):
-        return Exported(index=action.index, id=action.id, source=action.document)
+        return Exported(index=action.index, id=action.id, stix_id=stix_id, source=action.document)
     if isinstance(action, Delete):
         if action.code in _REMOVALS:
-            return Deleted(index=action.index, id=action.id, code=action.code, reason=action.reason)
+            return Deleted(
+                index=action.index,
+                id=action.id,
+                # A merge also deletes the documents of the objects merged away, not this one.
+                stix_id=stix_id if action.code != "merged" else "",
+                code=action.code,
+                reason=action.reason,
+            )
         return Withheld(
             index=action.index,
             id=action.id,
+            stix_id=stix_id,
             code=action.code,
             reason=action.reason,
             subject=action.subject,
