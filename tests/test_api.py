@@ -371,6 +371,12 @@ def test_indicator_to_ecs_says_what_it_cannot_map() -> None:
         "expected one STIX object or stream event, got 8"
     )
     assert isinstance(indicator_to_ecs("{", now=NOW), InputError)
+    for related in (BUNDLE, None, "x"):
+        wrong = indicator_to_ecs(
+            _indicator(1, ""), now=NOW, related=cast("list[dict[str, object]]", related)
+        )
+        assert isinstance(wrong, InputError)
+        assert wrong.reason.startswith("related must be a list of STIX objects")
     assert indicator_to_ecs({"x": 1}, now=NOW) == Skipped(
         id="item-1",
         code="not_a_stream_event",

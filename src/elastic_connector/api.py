@@ -410,6 +410,8 @@ def indicator_to_ecs(
     start = _start(now, config, ecs_only=True)
     if isinstance(start, InputError):
         return start
+    if isinstance(related, str | bytes | Mapping) or not isinstance(related, Iterable):
+        return InputError(f"related must be a list of STIX objects, not {_kind(related)}")
     context = _stix_bytes([obj for obj in related if _is_context(obj)])
     if isinstance(context, InputError):
         return InputError(f"related: {context.reason}")
@@ -477,9 +479,8 @@ class _Planner:
                 continue
             self.state = plan.state
             self.authors.update(plan.authors)
-            stix_id = (_object_id(item) or "") if plan.actions else ""
             for action in plan.actions:
-                yield _outcome(action, stix_id)
+                yield _outcome(action, plan.object_id)
 
 
 def _outcome(action: Action, stix_id: str) -> Outcome:
