@@ -20,7 +20,7 @@ from elastic_connector import api
 from elastic_connector.core.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
-API = ROOT / "src" / "elastic_connector" / "api.py"
+API = ROOT / "src" / "elastic_connector" / "api"
 CONSUMER = ROOT / "tests" / "test_api_consumer.py"
 
 _STIX = "bytes | str | Mapping[str, object] | Sequence[Mapping[str, object]]"
@@ -40,7 +40,9 @@ FUNCTIONS = {
     "parse_pattern": "(text: 'str') -> 'ParsedPattern | InvalidPattern'",
 }
 
-_A = "elastic_connector.api."
+_M, _P, _S, _F = (
+    f"elastic_connector.api.{m}." for m in ("mapping", "patterns", "sightings", "failures")
+)
 CLASSES = {
     "Deleted": (
         "(*, index: str, id: str, stix_id: str = '', code: str, reason: str)",
@@ -59,12 +61,12 @@ CLASSES = {
         "expected found message position to_dict",
     ),
     "MapResult": (
-        f"(*, outcomes: tuple[{_A}Exported | {_A}Withheld | {_A}Deleted | {_A}Skipped, ...], "
-        f"error: {_A}InputError | None = None)",
+        f"(*, outcomes: tuple[{_M}Exported | {_M}Withheld | {_M}Deleted | {_M}Skipped, ...], "
+        f"error: {_F}InputError | None = None)",
         "bulk deleted error exported outcomes skipped to_dict withheld",
     ),
     "ParsedPattern": (
-        f"(*, pattern: str, comparisons: tuple[{_A}PatternComparison, ...])",
+        f"(*, pattern: str, comparisons: tuple[{_P}PatternComparison, ...])",
         "comparisons pattern to_dict",
     ),
     "PatternComparison": (
@@ -78,8 +80,8 @@ CLASSES = {
         "alert_ids count first_seen indicator_id last_seen rules suppressed_of to_dict",
     ),
     "SightingsResult": (
-        f"(*, sightings: tuple[{_A}Sighting, ...], skipped: tuple[{_A}SkippedAlert, ...] = (), "
-        f"error: {_A}InputError | None = None)",
+        f"(*, sightings: tuple[{_S}Sighting, ...], skipped: tuple[{_S}SkippedAlert, ...] = (), "
+        f"error: {_F}InputError | None = None)",
         "error sightings skipped to_dict",
     ),
     "Skipped": (
@@ -134,6 +136,7 @@ def test_importing_the_library_or_its_commands_loads_no_client_thread_or_logging
     code = (
         "import sys\n"
         "import elastic_connector, elastic_connector.api\n"
+        "import elastic_connector.api.mapping, elastic_connector.api.sightings\n"
         "import elastic_connector.map_command, elastic_connector.sightings_command\n"
         "bad = {'pycti', 'elasticsearch', 'elastic_transport', 'urllib3', 'yaml', 'threading',\n"
         "       'logging', 'socket', 'elastic_connector.shell'}\n"
@@ -155,14 +158,20 @@ def _imported(path: Path) -> list[ast.ImportFrom | ast.Import]:
 
 
 def test_the_library_uses_only_the_core() -> None:
-    for node in _imported(API):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
-        for name in names:
-            assert name is not None, "no relative imports"
-            if name.startswith("elastic_connector"):
-                assert name.startswith("elastic_connector.core"), name
-            else:
-                assert name.split(".")[0] in sys.stdlib_module_names | {"msgspec", "returns"}
+    modules = sorted(API.glob("*.py"))
+    assert len(modules) >= 5
+    for module in modules:
+        for node in _imported(module):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            for name in names:
+                assert name is not None, f"{module.name}: no relative imports"
+                if name.startswith("elastic_connector"):
+                    assert name.startswith(("elastic_connector.core", "elastic_connector.api")), (
+                        name
+                    )
+                else:
+                    pure = sys.stdlib_module_names | {"msgspec", "returns"}
+                    assert name.split(".")[0] in pure, f"{module.name} imports {name}"
 
 
 def test_the_typed_consumer_uses_only_public_names() -> None:
