@@ -196,7 +196,6 @@ def _open_input(name: str, stack: ExitStack) -> BinaryIO | None:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from elastic_connector.core.events import PlanSettings
     from elastic_connector.map_command import run_map
     from elastic_connector.shell.logs import command_output
 
@@ -212,8 +211,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
         source = _open_input(args.file, stack)
         if source is None:
             return EXIT_USAGE
-        settings = PlanSettings.from_config(effective.config)
-        return run_map(source, sys.stdout.buffer, sys.stderr, settings, now)
+        return run_map(source, sys.stdout.buffer, sys.stderr, effective.config, now)
 
 
 def _cmd_sightings(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ Entry points, at the top:
 - ``actions``: those actions (``Upsert``, ``Delete``, ``Skip``);
 - ``stix``: typed STIX 2.1 objects and OpenCTI's stream-event envelope; ``json_scan`` reads the
   envelope's top level without decoding it;
+- ``stix_input``: STIX data as a file holds it (bundle, objects, NDJSON stream events) as the
+  frames ``plan_frame`` takes, for ``elastic-connector map`` and the library;
 - ``policy``, ``markings``, ``tlp``: what may leave OpenCTI, by TLP marking and indicator state;
 - ``lifetime``: when an indicator expires (``valid_until``, or the configured default lifetime);
 - ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits.

@@ -114,6 +114,8 @@ class Plan(msgspec.Struct, frozen=True):
     """(identity id, name) of the identities this event carried, for the shell's cache."""
     missing_authors: tuple[str, ...] = ()
     """``created_by_ref`` ids an exported indicator had whose name ``authors`` lacked."""
+    object_id: str = ""
+    """The STIX id of the event's object (empty when the event did not decode)."""
 
 
 _NO_AUTHORS: Final[Mapping[str, str]] = {}
@@ -156,7 +158,8 @@ def plan_event(
     state = state.learn(obj, deleted)
     seen = _author_of(obj) if obj.type == "identity" and not deleted else ()
     if settings.mode is Mode.STIX:
-        return Plan(tuple(_plan_stix(event, state, settings, now)), state, seen)
+        actions = _plan_stix(event, state, settings, now)
+        return Plan(tuple(actions), state, seen, object_id=obj.id)
     actions = _plan_ecs(event, state, settings, now, authors)
     typed = obj.typed
     if (
@@ -165,8 +168,8 @@ def plan_event(
         and typed.created_by_ref not in authors
         and actions[-1].__class__ is Upsert  # the indicator's own action comes last
     ):
-        return Plan(tuple(actions), state, seen, (typed.created_by_ref,))
-    return Plan(tuple(actions), state, seen)
+        return Plan(tuple(actions), state, seen, (typed.created_by_ref,), object_id=obj.id)
+    return Plan(tuple(actions), state, seen, object_id=obj.id)
 
 
 def _author_of(obj: StixObject) -> tuple[tuple[str, str], ...]:

@@ -4,6 +4,8 @@
 - ``aggregation``: which enrichments are ours, one sighting payload per indicator and page,
   suppressed matches once final, the cursor that pages through the alerts, and how a stored
   sighting is checked against what was written.
+- ``alert_input``: alerts as a file holds them (NDJSON or a saved search response), each with
+  its position, for ``elastic-connector sightings`` and the library.
 
 Exports ``decode_hit``, ``Alert``, ``AlertError``, ``aggregate``, ``Aggregation``,
 ``SightingPayload``, ``OwnershipRule``, ``ownership_for``, ``AlertCursor``, ``search_body`` and
