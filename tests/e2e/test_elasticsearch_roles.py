@@ -362,3 +362,55 @@ def test_check_passes_with_an_api_key_of_a_documented_role_on_a_real_cluster(
     assert not [line for line in lines if line.startswith("FAIL")], lines
     assert "OK   privileges: the connector's user has every privilege it needs" in lines
     assert f"OK   alerts: {checked_cluster.pattern} is readable through a point in time" in lines
+
+
+# --- the role the docs used to give: read on the alerts alias only --------------------------
+
+
+def test_alerts_are_read_without_a_point_in_time_when_the_backing_indices_are_refused(
+    e2e_harness: Harnesses,
+    es_client: Elasticsearch,
+    es_settings: ElasticsearchSettings,
+    es_prefix: str,
+    role_proxy: Callable[[Role], FaultyProxy],
+) -> None:
+    """With read on ``.alerts-security.alerts-*`` only, a point in time opens but every search
+    through it is refused (it names the backing indices): the poller falls back to plain
+    ``search_after`` on the alias, says so once, and the alert still becomes a sighting."""
+    alerts = AlertIndices(es_client, es_prefix)
+    alerts.create()
+    connector = e2e_harness(
+        "ecs",
+        env={
+            "SIGHTINGS_ALERTS_INDEX": alerts.pattern,
+            "SIGHTINGS_POLL_INTERVAL": "0.3",
+            "SIGHTINGS_SETTLE_DELAY": "120",
+        },
+    )
+    role = documented_role(WITH_SETUP, connector.index).without_name(_ALERTS_BACKING)
+    proxy = role_proxy(role)
+    connector.es_settings = msgspec.structs.replace(es_settings, hosts=(proxy.url,))
+    daemon = connector.start()
+    indicator = make_indicator("[ipv4-addr:value = '198.51.100.24']")
+    connector.publish_and_ack("create", indicator)
+    backing = next(iter(es_client.indices.get_alias(name=connector.index).body))
+    alert = indicator_match_alert(
+        indicator_doc=doc_id(indicator),
+        indicator_index=backing,
+        ip="198.51.100.24",
+        space=es_prefix,
+        age=timedelta(minutes=5),
+    )
+    es_client.index(index=alerts.alerts, id=str(alert["kibana.alert.uuid"]), document=alert)
+    es_client.indices.refresh(index=alerts.alerts)
+    wait_for(
+        lambda: sighting_counts(connector) == {doc_id(indicator): 1},
+        what="the alert to become a sighting",
+        context=daemon.tail,
+    )
+    assert daemon.terminate() == 0
+    gate = proxy.gate
+    assert gate is not None
+    assert "indices:data/read/search" in {d.action for d in gate.denied()}, "no PIT search refused"
+    warnings = [line for line in daemon.output().splitlines() if "point in time" in line]
+    assert len(warnings) == 1, warnings
