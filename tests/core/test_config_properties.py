@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
-from elastic_connector.core.config import Config, LogFormat, Mode, Secret
+from elastic_connector.core.config import Config, InitialSync, LogFormat, Mode, Secret
 from elastic_connector.core.config_export import config_to_env, config_to_mapping
 from elastic_connector.core.config_loading import (
     SOURCE_ENV,
@@ -102,6 +102,8 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     "connector.max_tlp": st.sampled_from([level for level in Tlp if level is not Tlp.WHITE]),
     "connector.require_detection": st.booleans(),
     "connector.expiry_sweep_interval": positive_seconds,
+    "connector.reconcile_interval": positive_seconds,
+    "connector.initial_sync": st.sampled_from(InitialSync),
     "connector.metrics_port": ports,
     "connector.metrics_host": st.sampled_from(["0.0.0.0", "127.0.0.1", "::", "metrics.local"]),
     "cloud.id": st.builds(make_cloud_id, words, host_names, words),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -37,7 +38,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,7 +49,12 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from elastic_connector.core.stream_ids import StreamId, parse_stream_id
-from elastic_connector.demo.graphql_lite import GraphQLSyntaxError, parse_operation, project
+from elastic_connector.demo.graphql_lite import (
+    GraphQLSyntaxError,
+    matches_filters,
+    parse_operation,
+    project,
+)
 from elastic_connector.demo.opencti_data import (
     ADMIN_USER_ID,
     DATA_EVENTS,
@@ -134,6 +140,8 @@ class _GraphQLFault(msgspec.Struct):
     message: str
     remaining: int | None
     fields: frozenset[str] | None
+    passing: int = 0
+    """Matching requests still answered normally before the fault starts."""
 
 
 class _StreamFault(msgspec.Struct):
@@ -328,21 +336,40 @@ class OpenCTIStandin:
         public: bool = False,
         recover_supported: bool = True,
         filters: Visibility | None = None,
+        filter_group: Mapping[str, object] | None = None,
     ) -> StreamCollection:
-        """A live stream served at ``/stream/<collection_id>``; ``filters`` says which STIX
-        objects it shows (all when None), and its updates follow them: ``delete`` when an
-        object leaves them, ``create`` when it enters them (``sseMiddleware.js``)."""
+        """A live stream served at ``/stream/<collection_id>`` showing the STIX objects its
+        filters allow (all when it has none); its updates follow them: ``delete`` when an
+        object leaves them, ``create`` when it enters them (``sseMiddleware.js``).
+
+        ``filter_group`` is an OpenCTI FilterGroup, as the platform stores it: the stream and
+        ``streamCollection.filters`` (so a filtered ``indicators`` listing) both follow it
+        (``standin_indicators``). ``filters`` is a Python predicate on the STIX object instead,
+        which no FilterGroup expresses: reading the collection's filters is then refused."""
+        if filters is not None and filter_group is not None:
+            raise ValueError("give filters or filter_group, not both")
+        group = dict(filter_group) if filter_group is not None else None
         collection = StreamCollection(
             id=collection_id,
             name=name or collection_id,
             live=live,
             public=public,
             recover_supported=recover_supported,
+            filters=json.dumps(group) if group is not None else None,
+            opaque_filters=filters is not None,
         )
+        visible = filters
+        if group is not None:
+            platform = self._platform
+
+            def visible_by_group(stix: Json) -> bool:
+                return matches_filters(platform.filter_view(stix), group)
+
+            visible = visible_by_group
         with self._cond:
             self._platform.collections[collection_id] = collection
-            if filters is not None:
-                self._collection_filters[collection_id] = filters
+            if visible is not None:
+                self._collection_filters[collection_id] = visible
             else:
                 self._collection_filters.pop(collection_id, None)
         return collection
@@ -578,14 +605,30 @@ class OpenCTIStandin:
         fields: Iterable[str] | None = None,
         code: str = "DATABASE_ERROR",
         message: str = "A database error has occurred",
+        after: int = 0,
     ) -> None:
         """Fail the next ``times`` GraphQL requests (all when None) touching ``fields`` (any
-        when None): with HTTP ``status``, or with ``status=None`` an HTTP 200 ``errors``
-        answer carrying ``code`` as the platform reports its own failures."""
+        when None), once ``after`` of them were answered normally: with HTTP ``status``, or
+        with ``status=None`` an HTTP 200 ``errors`` answer carrying ``code`` as the platform
+        reports its own failures."""
         with self._cond:
             self._graphql_faults.append(
-                _GraphQLFault(status, code, message, times, frozenset(fields) if fields else None)
+                _GraphQLFault(
+                    status,
+                    code,
+                    message,
+                    times,
+                    frozenset(fields) if fields else None,
+                    after,
+                )
             )
+
+    def rewrite_indicator_nodes(self, hook: Callable[[Json], object] | None) -> None:
+        """Answer every node of ``indicators`` listings with ``hook(node)`` (the whole record,
+        ``toStix`` included, as a dict): a platform answer with missing fields, wrong types or
+        an object that does not decode. None restores the real nodes."""
+        with self._cond:
+            self._platform.indicator_node_hook = hook
 
     def clear_graphql_failures(self) -> None:
         with self._cond:
@@ -688,6 +731,9 @@ class OpenCTIStandin:
         with self._cond:
             for fault in self._graphql_faults:
                 if fault.fields is not None and not fault.fields.intersection(fields):
+                    continue
+                if fault.passing > 0:
+                    fault.passing -= 1
                     continue
                 if fault.remaining is not None:
                     fault.remaining -= 1

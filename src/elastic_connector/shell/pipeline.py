@@ -46,6 +46,7 @@ from elastic_connector.shell.elastic import PermanentElasticsearchError
 from elastic_connector.shell.logs import fields
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.stream import StreamMessage
+from elastic_connector.shell.write_gate import WriteGate
 
 _log = logging.getLogger(__name__)
 
@@ -91,9 +92,11 @@ class Pipeline:
         stop: threading.Event,
         start: StreamPosition | None = None,
         heartbeat_margin: float = 60.0,
+        gate: WriteGate | None = None,
     ) -> None:
         """``start`` is where the stream is read from (by default the reader's position now);
-        ``on_reset`` restarts the stream after a state reset and returns where from."""
+        ``on_reset`` restarts the stream after a state reset and returns where from; ``gate``
+        is shared with reconciliations (``shell.write_gate``)."""
         self._inbox = inbox
         self._settings = settings
         self._planner_state = planner_state
@@ -111,6 +114,7 @@ class Pipeline:
         self._clock = clock
         self._stop = stop
         self._margin_ms = int(heartbeat_margin * 1000)
+        self._gate = gate
         self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
@@ -263,7 +267,11 @@ class Pipeline:
         """Write until acknowledged; False only when stopping."""
         while not self._stop.is_set():
             try:
-                result = self._writer.write(writes)
+                if self._gate is None:
+                    result = self._writer.write(writes)
+                else:
+                    with self._gate.stream_write(writes):
+                        result = self._writer.write(writes)
             except BulkStopped:
                 return False
             except PermanentElasticsearchError as error:
