@@ -20,8 +20,14 @@ implements the surface a STREAM connector touches (see ``shared/reference/openct
   switchable in ``standin_stream``.
 
 Tests drive it through ``publish`` and the fault-injection methods (``fail_graphql``,
-``fail_stream``, ``drop_connections``, ``pause_heartbeats``, ``hold_group``, ``forget_object``)
-and assert on what clients sent (``sighting_inputs``, ``stream_requests``, ``graphql_requests``).
+``fail_stream``, ``drop_connections``, ``pause_heartbeats``, ``hold_group``, ``forget_object``,
+``hold_graphql``, ``rewrite_indicator_nodes``) and assert on what clients sent
+(``sighting_inputs``, ``stream_requests``, ``graphql_requests``).
+
+``indicators`` is answered as the platform answers it (``standin_indicators``): ordered by
+standard id, paged by ``search_after`` cursors, at most 5000 per page, filtered by a FilterGroup,
+each node's ``toStix`` being the object as the stream sends it; ``streamCollection.filters`` is
+the FilterGroup a collection was given (``add_stream_collection(filter_group=...)``).
 
 Run ``python -m elastic_connector.demo.opencti_standin --port 8080 --token T`` to use it by hand.
 """
@@ -242,6 +248,9 @@ class OpenCTIStandin:
         self._stream_requests: list[StreamRequest] = []
         self._graphql_faults: list[_GraphQLFault] = []
         self._stream_faults: list[_StreamFault] = []
+        self._graphql_holds: dict[str, int] = {}
+        """Root field -> answers still to pass before the next one is held."""
+        self._graphql_held: set[str] = set()
         self._connections: set[Connection] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -623,6 +632,30 @@ class OpenCTIStandin:
                 )
             )
 
+    def hold_graphql(self, field: str, *, after: int = 0) -> None:
+        """Hold the answer to the next request for root field ``field`` (after ``after`` were
+        answered) once it is computed, until ``release_graphql``: a slow platform, or a network
+        that delivers late — what a reader read is then older than what happens meanwhile."""
+        with self._cond:
+            self._graphql_holds[field] = after
+
+    def wait_for_graphql_hold(self, field: str, timeout: float = 10.0) -> bool:
+        """Whether an answer to ``field`` is being held (within ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while field not in self._graphql_held:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def release_graphql(self, field: str) -> None:
+        with self._cond:
+            self._graphql_holds.pop(field, None)
+            self._graphql_held.discard(field)
+            self._cond.notify_all()
+
     def rewrite_indicator_nodes(self, hook: Callable[[Json], object] | None) -> None:
         """Answer every node of ``indicators`` listings with ``hook(node)`` (the whole record,
         ``toStix`` included, as a dict): a platform answer with missing fields, wrong types or
@@ -795,7 +828,24 @@ class OpenCTIStandin:
         answer: Json = {"data": data}
         if errors:
             answer = {"errors": errors, "data": None if user is None else data}
-        return 200, _enc(answer)
+        body = _enc(answer)
+        self._hold_answer(names)
+        return 200, body
+
+    def _hold_answer(self, names: Sequence[str]) -> None:
+        """Keep an answer already computed until ``release_graphql`` (``hold_graphql``)."""
+        with self._cond:
+            held = next((n for n in names if n in self._graphql_holds), None)
+            if held is None:
+                return
+            if self._graphql_holds[held] > 0:
+                self._graphql_holds[held] -= 1
+                return
+            del self._graphql_holds[held]
+            self._graphql_held.add(held)
+            self._cond.notify_all()
+            while held in self._graphql_held and not self._controls.stopping:
+                self._cond.wait(0.5)
 
     def _echo(self, stix_object: Json) -> None:
         """Publish what a GraphQL write created (called with the lock held)."""
