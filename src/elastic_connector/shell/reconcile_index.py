@@ -155,24 +155,30 @@ def _read_once(
             client.close_point_in_time(id=pit_id)
 
 
+class _Found(msgspec.Struct):
+    id: str = msgspec.field(name="_id")
+    found: bool = False
+    seq_no: int | None = msgspec.field(default=None, name="_seq_no")
+    primary_term: int | None = msgspec.field(default=None, name="_primary_term")
+    source: object = msgspec.field(default=None, name="_source")
+
+
+class _Docs(msgspec.Struct):
+    docs: list[_Found] = msgspec.field(default_factory=list)
+
+
 def read_versions(
     client: Elasticsearch, index: str, ids: Sequence[str], retry: Retry
 ) -> dict[str, IndexedDocument]:
-    """Digest and version of the documents among ``ids`` (absent ones are left out)."""
+    """Digest and version of the documents among ``ids`` (absent ones are left out), read in
+    real time (``_mget``): documents just written are seen before any refresh."""
     found: dict[str, IndexedDocument] = {}
     for chunk in _chunks(ids, 1000):
         attempt = 0
         while True:
             try:
-                answer = client.search(
-                    index=index,
-                    query={"ids": {"values": list(chunk)}},
-                    size=len(chunk),
-                    seq_no_primary_term=True,
-                    filter_path="hits.hits._id,hits.hits._seq_no,hits.hits._primary_term,"
-                    "hits.hits._source",
-                )
-                page = msgspec.convert(answer.body, _Page)
+                answer = client.mget(index=index, ids=list(chunk))
+                docs = msgspec.convert(answer.body, _Docs)
             except NotFoundError as error:
                 if "index_not_found" in str(error):
                     return {}
@@ -186,13 +192,12 @@ def read_versions(
                 attempt += 1
                 continue
             except msgspec.ValidationError as error:
-                raise IndexReadError(
-                    f"reading {index}: unexpected search answer ({error})"
-                ) from None
-            for hit in page.hits.hits:
-                found[hit.id] = IndexedDocument(
-                    content_digest(hit.source), hit.seq_no, hit.primary_term
-                )
+                raise IndexReadError(f"reading {index}: unexpected mget answer ({error})") from None
+            for doc in docs.docs:
+                if doc.found and doc.seq_no is not None and doc.primary_term is not None:
+                    found[doc.id] = IndexedDocument(
+                        content_digest(doc.source), doc.seq_no, doc.primary_term
+                    )
             break
     return found
 
