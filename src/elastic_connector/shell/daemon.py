@@ -161,6 +161,8 @@ class Daemon:
         )
         self._metrics_server: MetricsServer | None = None
         self._reconciler: Reconciler | None = None
+        self._when_connected: queue.SimpleQueue[str] = queue.SimpleQueue()
+        """Reconciliations to request once the stream is connected (start, state reset)."""
         self.gap_listeners: list[Callable[[StreamGap], None]] = []
         """Called (in the stream reader's thread) when the stream has lost events: a saved
         position older than the oldest event the platform still holds. What can repair the
@@ -255,7 +257,17 @@ class Daemon:
             interval=config.connector.reconcile_interval,
         )
         self._reconciler = reconciler
-        self.gap_listeners.append(lambda _gap: reconciler.request("gap"))
+        sync_from = [position.start_from if initial_reconcile else None]
+
+        def on_gap(gap: StreamGap) -> None:
+            if gap.saved_position == sync_from[0] and not reconciler.finished("initial"):
+                # The initial reconciliation starts once the stream is connected: it reads
+                # OpenCTI after every event this gap lost.
+                _log.info("the initial reconciliation covers the events of this gap")
+                return
+            reconciler.request("gap")
+
+        self.gap_listeners.append(on_gap)
 
         def restart_from_scratch() -> StreamPosition:
             fresh = initial_position(
@@ -266,11 +278,13 @@ class Daemon:
             )
             if sync_by_reconcile:
                 fresh = live_start_position(self._clock(), config.connector.stream_heartbeat_margin)
+                sync_from[0] = fresh.start_from
+                reconciler.forget("initial")
             reader.restart_from(fresh)
             _drain(self._inbox)
             state.acknowledge_reset()
             if sync_by_reconcile:
-                reconciler.request("initial")
+                self._when_connected.put("initial")
             return fresh
 
         pipeline = Pipeline(
@@ -298,11 +312,13 @@ class Daemon:
         reader.start()
         reconciler.start()
         self._workers.append(("reconciler", reconciler))
+        # Reconciliations due at start run once the stream is connected: every event the
+        # stream cannot deliver any more is then older than what they read.
         if initial_reconcile:
-            reconciler.request("initial")
+            self._when_connected.put("initial")
         elif reconcile_pending(saved):
             _log.info("a reconciliation did not finish before the last stop: running it again")
-            reconciler.request("resume")
+            self._when_connected.put("resume")
         if config.connector.mode is not Mode.STIX:
             sweeper = Sweeper(
                 client,
@@ -345,7 +361,13 @@ class Daemon:
                 return EXIT_FAILURE
             self.metrics.queue_depth.set(self._inbox.qsize())
             if self._reader is not None:
-                self.metrics.stream_connected.set(1 if self._reader.status().connected else 0)
+                connected = self._reader.status().connected
+                self.metrics.stream_connected.set(1 if connected else 0)
+                while connected and self._reconciler is not None:
+                    try:
+                        self._reconciler.request(self._when_connected.get_nowait())
+                    except queue.Empty:
+                        break
         return EXIT_OK
 
     def _all_workers(self) -> list[tuple[str, Worker]]:

@@ -89,6 +89,7 @@ class Reconciler:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._requested: dict[str, None] = {}
+        self._finished: set[str] = set()
         self._running: str | None = None
         self._last: dict[str, object] | None = None
         self._next_due: float | None = None
@@ -106,6 +107,15 @@ class Reconciler:
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    def finished(self, trigger: str) -> bool:
+        """Whether a run including ``trigger`` has finished (since ``forget``)."""
+        with self._lock:
+            return trigger in self._finished
+
+    def forget(self, trigger: str) -> None:
+        with self._lock:
+            self._finished.discard(trigger)
 
     def request(self, trigger: str) -> None:
         """Run a reconciliation as soon as possible (thread-safe; once for many requests).
@@ -206,6 +216,7 @@ class Reconciler:
         self._record(trigger, outcome, counts, seconds, wall_started, error)
         if error is None:
             with self._lock:
+                self._finished.update(trigger.split("+"))
                 queued = PERSISTENT.intersection(self._requested)
             if not queued and reconcile_pending(self._state.snapshot()):
                 self._state.update({PENDING_KEY: False})
