@@ -35,6 +35,7 @@ from elastic_connector.demo.standin_indicators import (
     encode_cursor,
     filter_view,
     label_id,
+    named_ids,
 )
 from elastic_connector.demo.standin_sightings import INPUT_FIELDS as SIGHTING_INPUT_FIELDS
 from elastic_connector.demo.standin_sightings import SightingStore
@@ -203,6 +204,9 @@ class PlatformState:
         self.external_references: dict[str, Json] = {}
         self.bundles: list[str] = []
         self.indicator_order = IndicatorOrder()
+        self.generation = 0
+        """Bumped by every change of what is stored (listing counts are cached per value)."""
+        self._counts: dict[tuple[str, int], int] = {}
         self.indicator_node_hook: Callable[[Json], object] | None = None
         """Tests: rewrites each ``indicators`` node (a hostile answer)."""
         for marking in DEFAULT_MARKINGS:
@@ -231,11 +235,13 @@ class PlatformState:
             self.indicator_order.changed()
         self.objects[stix_id] = stored
         self.by_internal[stored.internal_id] = stix_id
+        self.generation += 1
 
     def forget(self, object_id: str) -> None:
         """Remove an object (STIX or internal id), as a deletion does."""
         stix_id = self.by_internal.get(object_id, object_id)
         stored = self.objects.pop(stix_id, None)
+        self.generation += 1
         if stored is not None:
             self.by_internal.pop(stored.internal_id, None)
             if stored.type == "indicator":
@@ -547,9 +553,15 @@ class PlatformState:
             raise bad_input(str(error)) from None
         except UnsupportedFilter as error:
             raise GraphQLError("UNSUPPORTED_ERROR", f"Unsupported: {error}", 500) from None
-        ids = self.indicator_order.after(
-            lambda: [k for k, v in self.objects.items() if v.type == "indicator"], start
-        )
+        named = named_ids(filters)
+        if named is not None:  # the platform looks these up, it does not scan
+            found = (self.stored(object_id) for object_id in named)
+            chosen = sorted({f[0] for f in found if f is not None and f[1].type == "indicator"})
+            ids: Iterator[str] = iter([i for i in chosen if start is None or i > start])
+        else:
+            ids = self.indicator_order.after(
+                lambda: [k for k, v in self.objects.items() if v.type == "indicator"], start
+            )
         page: list[tuple[str, Stored]] = []
         more = False
         try:
@@ -585,14 +597,27 @@ class PlatformState:
         }
 
     def _indicator_count(self, filters: object) -> int:
-        if filters is None:
-            return sum(1 for stored in self.objects.values() if stored.type == "indicator")
-        return sum(
+        """``globalCount``, computed once per filter and state of the knowledge base."""
+        key = (json.dumps(filters, sort_keys=True), self.generation)
+        cached = self._counts.get(key)
+        if cached is not None:
+            return cached
+        named = named_ids(filters)
+        if named is not None:
+            candidates = [f[1] for f in map(self.stored, named) if f is not None]
+        else:
+            candidates = list(self.objects.values())
+        count = sum(
             1
-            for stored in self.objects.values()
+            for stored in candidates
             if stored.type == "indicator"
-            and matches_filters(self.filter_view(_decode_json.decode(stored.stix)), filters)
+            and (
+                filters is None
+                or matches_filters(self.filter_view(_decode_json.decode(stored.stix)), filters)
+            )
         )
+        self._counts = {key: count}
+        return count
 
     def _marking_definitions(self, field: Field, user: StandinUser) -> object:
         records = [

@@ -172,3 +172,19 @@ class IndicatorOrder:
 
 def matches(view: Json, group: object) -> bool:
     return matches_filters(view, group)
+
+
+def named_ids(group: object) -> list[str] | None:
+    """The ids an ``and`` FilterGroup restricts a listing to (an ``ids`` filter, ``eq``), so
+    the listing looks only at them, as the platform's index does; None when it names none."""
+    if not isinstance(group, Mapping) or group.get("mode", "and") != "and":
+        return None
+    for spec in group.get("filters") or []:
+        if not isinstance(spec, Mapping) or spec.get("operator", "eq") != "eq":
+            continue
+        key = spec.get("key")
+        keys = key if isinstance(key, list) else [key]
+        values = spec.get("values")
+        if keys == ["ids"] and isinstance(values, list) and spec.get("mode", "or") == "or":
+            return [str(value) for value in values]
+    return None

@@ -38,7 +38,6 @@ from elastic_connector.core.reconcile import (
     MISSING,
     Counts,
     IndexedDocument,
-    IndicatorNode,
     NodeProblem,
     Planned,
     ReadOutcome,
@@ -380,18 +379,18 @@ class Reconciliation:
     def _recheck(
         self, filters: Mapping[str, object] | None, state: PlannerState, authors: dict[str, str]
     ) -> None:
-        """Delete what this run created whose indicator is, now, gone or withheld."""
-        created = self._created
-        current = read_versions(self._client, self._index, created, self._retry)
+        """Delete what this run created whose indicator is, now, gone or withheld. Only ids
+        are kept: a withheld indicator's removal is queued as its page is read."""
+        current = read_versions(self._client, self._index, self._created, self._retry)
         if not current:
             return
-        planned: dict[str, Upsert | Delete | None] = {}
-        """What each indicator read again plans; None: it could not be planned (left alone)."""
+        found: set[str] = set()
         now = self._clock()
         for page in indicators_by_ids(self._api, list(current), filters, self._retry):
             for raw in page.nodes:
                 node = read_node(raw)
-                if not isinstance(node, IndicatorNode):
+                if isinstance(node, NodeProblem):
+                    found.update(node.ids)  # cannot be judged: left as it is
                     continue
                 outcome = plan_node(
                     node,
@@ -401,22 +400,20 @@ class Reconciliation:
                     authors,
                     with_inferences=self._settings.with_inferences,
                 )
-                if isinstance(outcome, Planned):
-                    planned[outcome.action.id] = outcome.action
-                else:
-                    for doc_id in outcome.ids:
-                        planned.setdefault(doc_id, None)
+                found.update(outcome.ids)
+                action = outcome.action if isinstance(outcome, Planned) else None
+                document = current.get(action.id) if action is not None else None
+                if isinstance(action, Delete) and document is not None:
+                    guard = Guard(document.seq_no, document.primary_term)
+                    self._pending.append(msgspec.structs.replace(action, guard=guard))
+                    self._flush_if_full()
         for doc_id, document in current.items():
-            guard = Guard(document.seq_no, document.primary_term)
-            if doc_id not in planned:
+            if doc_id not in found:
+                guard = Guard(document.seq_no, document.primary_term)
                 self._pending.append(
                     Delete(self._index, doc_id, "deleted", "gone from OpenCTI", guard=guard)
                 )
-                continue
-            action = planned[doc_id]
-            if isinstance(action, Delete):
-                self._pending.append(msgspec.structs.replace(action, guard=guard))
-            self._flush_if_full()
+                self._flush_if_full()
         self._flush()
         self._report("recheck", len(current), len(current))
 
