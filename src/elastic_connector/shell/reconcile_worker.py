@@ -24,12 +24,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
+import msgspec
+
 from elastic_connector.core.config import ElasticsearchSettings
 from elastic_connector.core.reconcile import PENDING_KEY, Counts, reconcile_pending
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.reconcile import (
     BoundedWriter,
+    Progress,
     ProgressLines,
     ReconcileFailed,
     ReconcileSettings,
@@ -91,6 +94,7 @@ class Reconciler:
         self._requested: dict[str, None] = {}
         self._finished: set[str] = set()
         self._running: str | None = None
+        self._progress: Progress | None = None
         self._last: dict[str, object] | None = None
         self._next_due: float | None = None
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
@@ -130,9 +134,18 @@ class Reconciler:
 
     def status(self) -> dict[str, object]:
         with self._lock:
+            step = self._progress if self._running is not None else None
             return {
                 "running": self._running is not None,
                 "trigger": self._running,
+                "progress": None
+                if step is None
+                else {
+                    "phase": step.phase,
+                    "done": step.done,
+                    "total": step.total,
+                    "counts": msgspec.structs.asdict(step.counts),
+                },
                 "requested": list(self._requested),
                 "interval_seconds": self._interval,
                 "next_run_at": _iso(self._next_due_wall()),
@@ -195,9 +208,11 @@ class Reconciler:
             gate=self._gate,
             clock=self._clock,
             stop=self._stop,
-            progress=ProgressLines(
-                lambda text: _log.info("reconcile (%s): %s", trigger, text),
-                interval=PROGRESS_EVERY,
+            progress=self._progress_to(
+                ProgressLines(
+                    lambda text: _log.info("reconcile (%s): %s", trigger, text),
+                    interval=PROGRESS_EVERY,
+                )
             ),
         )
         error: str | None = None
@@ -239,6 +254,14 @@ class Reconciler:
             _log.error("reconcile (%s) failed after %.1f s: %s", trigger, seconds, error)
         return error is None
 
+    def _progress_to(self, lines: ProgressLines) -> Callable[[Progress], None]:
+        def progress(step: Progress) -> None:
+            with self._lock:
+                self._progress = step
+            lines(step)
+
+        return progress
+
     def _record(
         self,
         trigger: str,
@@ -270,6 +293,7 @@ class Reconciler:
             metrics.reconcile_last_success.set(time.time())
         with self._lock:
             self._running = None
+            self._progress = None
             self._last = {
                 "trigger": trigger,
                 "outcome": outcome,
