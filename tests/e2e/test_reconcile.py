@@ -133,8 +133,8 @@ def test_a_stream_gap_runs_a_reconciliation_that_repairs_every_class(
         indicators = [indicator(n) for n in range(6)]
         daemon = connector.start()
         for stix in indicators:  # one at a time: the stream keeps only the last 4 events
-            last = connector.publish_and_ack("create", stix)
-        connector.wait_for_commit(last)
+            position = connector.publish_and_ack("create", stix)
+        connector.wait_for_commit(position)
         assert daemon.terminate() == 0
         damaged = damage(standin, connector.es, connector.index, indicators)
         # More events than the stream keeps: the damage above is trimmed away.

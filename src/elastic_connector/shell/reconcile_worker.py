@@ -97,6 +97,10 @@ class Reconciler:
         self._progress: Progress | None = None
         self._last: dict[str, object] | None = None
         self._next_due: float | None = None
+        """When the schedule runs the next one (None: no schedule)."""
+        self._retry_due: float | None = None
+        self._retrying: list[str] = []
+        """Gap or initial triggers of a failed run, requested again at ``_retry_due``."""
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
 
     # --- control ------------------------------------------------------------------------------
@@ -163,31 +167,31 @@ class Reconciler:
         if self._interval is not None:
             self._next_due = time.monotonic() + self._interval
         while not self._stop.is_set():
-            timeout = (
-                None if self._next_due is None else max(0.0, self._next_due - time.monotonic())
-            )
-            self._wake.wait(timeout)
+            dues = [due for due in (self._next_due, self._retry_due) if due is not None]
+            self._wake.wait(max(0.0, min(dues) - time.monotonic()) if dues else None)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            now = time.monotonic()
             with self._lock:
+                if self._retry_due is not None and now >= self._retry_due:
+                    self._requested.update(dict.fromkeys(self._retrying))
+                    self._retry_due, self._retrying = None, []
                 triggers = list(self._requested)
                 self._requested.clear()
-            if not triggers and self._next_due is not None and time.monotonic() >= self._next_due:
+            if not triggers and self._next_due is not None and now >= self._next_due:
                 triggers = ["interval"]
             if not triggers:
                 continue
             ok = self._run(triggers[0] if len(triggers) == 1 else "+".join(triggers))
             if self._interval is not None:
                 self._next_due = time.monotonic() + self._interval
-            if not ok and PERSISTENT.intersection(triggers) and not self._stop.is_set():
-                # Still pending in the state: try again later (sooner than the schedule).
-                retry_at = time.monotonic() + self._retry_after
-                if self._next_due is None or retry_at < self._next_due:
-                    self._next_due = retry_at
+            persistent = [t for t in triggers if t in PERSISTENT]
+            if not ok and persistent and not self._stop.is_set():
+                # Still pending in the state: tried again later, sooner than the schedule.
                 with self._lock:
-                    self._requested.update(dict.fromkeys(t for t in triggers if t in PERSISTENT))
-                self._wake.clear()
+                    self._retrying = persistent
+                    self._retry_due = time.monotonic() + self._retry_after
 
     def _run(self, trigger: str) -> bool:
         started, wall_started = time.monotonic(), time.time()
