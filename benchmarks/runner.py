@@ -2,16 +2,21 @@
 
 Profiles (``--events``, ``--ingest-sizes``, ``--endpoint-sizes``... override them):
 
-=========  =======  ======================  ==============  =======  ======  =======
-profile    mapping  daemon, null endpoint   daemon, ES      profile  alerts  repeats
-=========  =======  ======================  ==============  =======  ======  =======
-quick      1 000    1 000, 5 000            1 000           1 000    1 000   2
-default    5 000    10 000, 100 000         10 000          10 000   5 000   3
-full       20 000   10 000, 100 000, 300 k  10 000, 100 000 10 000   20 000  5
-=========  =======  ======================  ==============  =======  ======  =======
+=========  =======  =====================  ===============  =======  ======  =======
+profile    mapping  daemon, null endpoint  daemon, ES       profile  alerts  repeats
+=========  =======  =====================  ===============  =======  ======  =======
+quick      1 000    1 000, 5 000           1 000            1 000    1 000   2
+default    5 000    10 000, 100 000        10 000           10 000   5 000   3
+full       20 000   10 000, 100 000, 300k  10 000, 100 000  10 000   20 000  5
+=========  =======  =====================  ===============  =======  ======  =======
 
-The default takes about 90 s on a quiet 2-core machine (``nox -s bench`` must stay under five
-minutes); ``--quick`` about 20 s. ``docs/performance.md`` explains every number.
+and indicators of the reconcile section (quick 2 000, default and full 100 000) and of the
+initial sync section (quick 1 000, full 50 000; the default skips it: ``--sections
+initial_sync --initial-sync-indicators 50000`` runs it alone, about five minutes).
+
+The default takes about four minutes on a quiet 2-core machine (``nox -s bench`` must stay
+under five; most of it is noida-db taking the 100 000 documents of the reconcile section);
+``--quick`` about 40 s. ``docs/performance.md`` explains every number.
 """
 
 from __future__ import annotations
@@ -32,8 +37,14 @@ from benchmarks.alerts import AlertsResult, run_alerts
 from benchmarks.generator import stream_events
 from benchmarks.ingest import IngestResult, run_ingest
 from benchmarks.mapping import MappingResult, ParserResult, run_core_sections
+from benchmarks.reconcile import (
+    InitialSyncResult,
+    ReconcileResult,
+    run_initial_sync_section,
+    run_reconcile_section,
+)
 
-SECTIONS: Final = ("mapping", "parser", "ingest", "alerts")
+SECTIONS: Final = ("mapping", "parser", "ingest", "alerts", "reconcile", "initial_sync")
 DEFAULT_OUTPUT: Final = Path(__file__).resolve().parent / "results" / "latest.json"
 TARGET_RATIO: Final = 30.0
 
@@ -49,13 +60,27 @@ class Profile(msgspec.Struct, frozen=True):
     profile_events: int
     alerts: int
     repeats: int
+    reconcile_indicators: int = 0
+    """Indicators of the reconcile section (0: skipped)."""
+    initial_sync_indicators: int = 0
+    """Indicators of the initial sync section (0: skipped)."""
 
 
 PROFILES: Final = {
-    "quick": Profile("quick", 1_000, (1_000, 5_000), (1_000,), 1_000, 1_000, 2),
-    "default": Profile("default", 5_000, (10_000, 100_000), (10_000,), 10_000, 5_000, 3),
+    "quick": Profile("quick", 1_000, (1_000, 5_000), (1_000,), 1_000, 1_000, 2, 2_000, 1_000),
+    "default": Profile(
+        "default", 5_000, (10_000, 100_000), (10_000,), 10_000, 5_000, 3, 100_000, 0
+    ),
     "full": Profile(
-        "full", 20_000, (10_000, 100_000, 300_000), (10_000, 100_000), 10_000, 20_000, 5
+        "full",
+        20_000,
+        (10_000, 100_000, 300_000),
+        (10_000, 100_000),
+        10_000,
+        20_000,
+        5,
+        100_000,
+        50_000,
     ),
 }
 
@@ -79,6 +104,10 @@ class Targets(msgspec.Struct, frozen=True):
     connector_not_the_limit: bool | None
     """The connector alone ingests faster than the endpoint alone, and the profiled writer
     waits longer for Elasticsearch than it spends planning."""
+    reconcile_dry_run_under_2_min: bool | None = None
+    """``reconcile --dry-run`` over 100 000 indicators in under two minutes."""
+    reconcile_rss_under_250_mb: bool | None = None
+    """...with a peak RSS under 250 MB."""
 
 
 class Results(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -92,6 +121,8 @@ class Results(msgspec.Struct, frozen=True, omit_defaults=True):
     parser: ParserResult | None = None
     ingest: IngestResult | None = None
     alerts: AlertsResult | None = None
+    reconcile: ReconcileResult | None = None
+    initial_sync: InitialSyncResult | None = None
 
 
 # --- the machine --------------------------------------------------------------------------------
@@ -135,7 +166,11 @@ def machine() -> Machine:
 # --- targets and the table ------------------------------------------------------------------
 
 
-def targets(mapping: MappingResult | None, ingest: IngestResult | None) -> Targets:
+def targets(
+    mapping: MappingResult | None,
+    ingest: IngestResult | None,
+    reconcile: ReconcileResult | None = None,
+) -> Targets:
     """Whether the issue's targets are met by these numbers (None: not measured)."""
     rss_flat = None
     not_the_limit = None
@@ -150,10 +185,17 @@ def targets(mapping: MappingResult | None, ingest: IngestResult | None) -> Targe
             ceiling > ingest.endpoint_alone.docs_per_s
             and profile.waiting_for_elasticsearch_s >= profile.planning_s
         )
+    at_scale = reconcile is not None and reconcile.indicators >= 100_000
     return Targets(
         mapping_ratio_at_least_30=None if mapping is None else mapping.ratio >= TARGET_RATIO,
         rss_flat=rss_flat,
         connector_not_the_limit=not_the_limit,
+        reconcile_dry_run_under_2_min=(
+            reconcile.dry_run.seconds < 120 if reconcile is not None and at_scale else None
+        ),
+        reconcile_rss_under_250_mb=(
+            reconcile.dry_run.peak_rss_mb < 250 if reconcile is not None and at_scale else None
+        ),
     )
 
 
@@ -256,6 +298,38 @@ def table(results: Results) -> str:
                 f"{_n(al.alerts_per_s_from_json)} alerts/s from JSON",
             )
         )
+    if results.reconcile is not None:
+        r = results.reconcile
+        for command in (r.fill, r.dry_run):
+            line = command.summary
+            rows.append(
+                (
+                    f"{command.what}: {r.indicators:,} indicators ({r.endpoint})",
+                    f"{command.seconds:.1f} s",
+                    f"peak RSS {command.peak_rss_mb:.0f} MB; missing {line.get('missing')}, "
+                    f"stale {line.get('stale')}, orphaned {line.get('orphaned')}",
+                )
+            )
+    if results.initial_sync is not None:
+        first_start = results.initial_sync
+        for sync in first_start.runs:
+            if sync.crash_at_documents:
+                rows.append(
+                    (
+                        f"first start by {sync.mode}, killed at {sync.crash_at_documents:,} "
+                        f"of {sync.documents:,}: restart",
+                        f"{sync.restart_seconds:.1f} s",
+                        f"{sync.restart_written:,} documents written again",
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        f"first start by {sync.mode}: {first_start.indicators:,} indicators",
+                        f"{sync.seconds:.1f} s",
+                        f"peak RSS {sync.peak_rss_mb:.0f} MB",
+                    )
+                )
     width = max(len(r[0]) for r in rows) if rows else 0
     second = max(len(r[1]) for r in rows) if rows else 0
     lines = [f"{a:<{width}}  {b:>{second}}  {c}".rstrip() for a, b, c in rows]
@@ -275,6 +349,8 @@ def table(results: Results) -> str:
                 ("ratio>=30x", t.mapping_ratio_at_least_30),
                 ("rss flat", t.rss_flat),
                 ("connector not the limit", t.connector_not_the_limit),
+                ("reconcile dry run < 2 min", t.reconcile_dry_run_under_2_min),
+                ("reconcile RSS < 250 MB", t.reconcile_rss_under_250_mb),
             )
         )
     )
@@ -318,6 +394,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile-events", type=int, help="events of the profiled daemon run")
     parser.add_argument("--alerts", type=int, help="alerts for the alert polling section")
     parser.add_argument("--repeats", type=int, help="timed repetitions (best is kept)")
+    parser.add_argument(
+        "--reconcile-indicators", type=int, help="indicators of the reconcile section"
+    )
+    parser.add_argument(
+        "--initial-sync-indicators",
+        type=int,
+        help="indicators of the initial sync section (the full profile: 50000)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     return parser
@@ -333,6 +417,8 @@ def _profile(args: argparse.Namespace) -> Profile:
         profile_events=args.profile_events or base.profile_events,
         alerts=args.alerts or base.alerts,
         repeats=args.repeats or base.repeats,
+        reconcile_indicators=args.reconcile_indicators or base.reconcile_indicators,
+        initial_sync_indicators=args.initial_sync_indicators or base.initial_sync_indicators,
     )
 
 
@@ -364,17 +450,36 @@ def run(profile: Profile, sections: Sequence[str], seed: int) -> Results:
     if "alerts" in sections:
         print(f"alerts: {profile.alerts:,} alerts ...", file=sys.stderr, flush=True)
         alerts = run_alerts(profile.alerts, profile.repeats)
+    reconcile: ReconcileResult | None = None
+    if "reconcile" in sections and profile.reconcile_indicators:
+        print(
+            f"reconcile: {profile.reconcile_indicators:,} indicators ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        reconcile = run_reconcile_section(profile.reconcile_indicators, seed)
+    initial_sync: InitialSyncResult | None = None
+    if "initial_sync" in sections and profile.initial_sync_indicators:
+        print(
+            f"initial sync: {profile.initial_sync_indicators:,} indicators, stream and "
+            "reconcile, with and without a crash ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        initial_sync = run_initial_sync_section(profile.initial_sync_indicators, seed)
     return Results(
         profile=profile,
         seed=seed,
         started=started.isoformat(timespec="seconds"),
         seconds=time.monotonic() - clock,
         machine=host,
-        targets=targets(mapping, ingest),
+        targets=targets(mapping, ingest, reconcile),
         mapping=mapping,
         parser=parser,
         ingest=ingest,
         alerts=alerts,
+        reconcile=reconcile,
+        initial_sync=initial_sync,
     )
 
 

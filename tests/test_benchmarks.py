@@ -77,7 +77,7 @@ def test_the_stream_exercises_the_policy_and_the_mapping() -> None:
 def test_quick_run_writes_every_section(tmp_path: Path) -> None:
     """The whole runner on tiny sizes: core sections, the daemon against the null bulk endpoint
     and against noida-db (or ELASTICSEARCH_TEST_URL), the endpoint alone, both profiles, alert
-    polling."""
+    polling, reconciliation, and both kinds of first start with and without a crash."""
     output = tmp_path / "latest.json"
     code = main(
         [
@@ -88,6 +88,8 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
             "--profile-events=60",
             "--alerts=90",
             "--repeats=1",
+            "--reconcile-indicators=300",
+            "--initial-sync-indicators=200",
             f"--output={output}",
         ]
     )
@@ -115,10 +117,29 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
         assert ingest[name]["top"]
     assert results["alerts"]["alerts"] == 90
     assert results["alerts"]["sightings_per_page"] > 0
+    reconcile = results["reconcile"]
+    assert reconcile["indicators"] == 300
+    fill, dry = reconcile["fill"]["summary"], reconcile["dry_run"]["summary"]
+    assert fill["missing"] == fill["written"] == reconcile["expected_documents"]
+    damaged = dry["missing"]
+    assert damaged > 0
+    assert (dry["stale"], dry["orphaned"]) == (damaged, damaged)
+    assert dry["written"] == dry["deleted"] == 0
+    assert reconcile["dry_run"]["peak_rss_mb"] > 0
+    runs = results["initial_sync"]["runs"]
+    assert [(run["mode"], bool(run["crash_at_documents"])) for run in runs] == [
+        ("stream", False),
+        ("reconcile", False),
+        ("stream", True),
+        ("reconcile", True),
+    ]
+    assert all(run["documents"] > 0 for run in runs)
     assert set(results["targets"]) == {
         "mapping_ratio_at_least_30",
         "rss_flat",
         "connector_not_the_limit",
+        "reconcile_dry_run_under_2_min",
+        "reconcile_rss_under_250_mb",
     }
 
 

@@ -52,7 +52,9 @@ def test_map_now_is_documented_in_help_and_readme(capsys: pytest.CaptureFixture[
     assert "reproducible" in row
 
 
-@pytest.mark.parametrize("command", ["check", "setup", "map", "sightings", "config", "status"])
+@pytest.mark.parametrize(
+    "command", ["check", "setup", "reconcile", "map", "sightings", "config", "status"]
+)
 def test_one_shot_commands_offer_verbose(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main([command, "--help"])

@@ -3,6 +3,7 @@
     elastic-connector [run] [-c CONFIG]      stream OpenCTI into Elasticsearch (the daemon)
     elastic-connector check [-c CONFIG]      check config, both platforms, privileges
     elastic-connector setup [-c CONFIG]      create/update the index template and index only
+    elastic-connector reconcile [-c CONFIG] [--dry-run]  make the index equal to OpenCTI, once
     elastic-connector map [-c CONFIG] [FILE|-]        bundle/stream events -> _bulk NDJSON (offline)
     elastic-connector sightings [-c CONFIG] [FILE|-]  NDJSON alerts -> sightings (offline)
     elastic-connector config [-c CONFIG] [--env]      the effective configuration and its sources
@@ -74,6 +75,30 @@ def _parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="create or update the index template and index")
     _config_option(setup, default=argparse.SUPPRESS)
     _verbose_option(setup)
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="make the index equal to what OpenCTI holds (missing, stale, orphaned documents)",
+        description="Reads every indicator the connector's OpenCTI user can see (only those of "
+        "connector.live_stream_id when it names a live stream), plans their documents as the "
+        "stream does, compares them with the index and repairs the difference: creates the "
+        "missing, rewrites or deletes the stale, deletes the orphaned (only after a complete "
+        "read). Never overwrites a document written since it was read. Prints one JSON line "
+        "of counts; exit 0 done, 1 failed (the line on stderr says what), 2 bad configuration.",
+    )
+    _config_option(reconcile, default=argparse.SUPPRESS)
+    _verbose_option(reconcile)
+    reconcile.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing; also print the ids of each class (at most 20 each, and how many "
+        "more)",
+    )
+    reconcile.add_argument(
+        "--progress",
+        action="store_true",
+        help="print a progress line on stderr every few seconds even when it is not a terminal",
+    )
 
     mapper = sub.add_parser(
         "map",
@@ -283,6 +308,24 @@ def _cmd_status(args: argparse.Namespace) -> int:
         )
 
 
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from elastic_connector.reconcile_command import run_reconcile
+    from elastic_connector.shell.logs import command_output
+
+    effective = _load(args.config, offline=False)
+    if effective is None:
+        return EXIT_USAGE
+    _print_notes(effective.notes)
+    with command_output(effective.config, verbose=_verbose(args)):
+        return run_reconcile(
+            effective.config,
+            sys.stdout,
+            sys.stderr,
+            dry_run=args.dry_run,
+            progress=args.progress or sys.stderr.isatty(),
+        )
+
+
 def _cmd_setup(args: argparse.Namespace) -> int:
     from elastic_connector.shell.logs import command_output
 
@@ -362,6 +405,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _cmd_run,
     "check": _cmd_check,
     "setup": _cmd_setup,
+    "reconcile": _cmd_reconcile,
     "map": _cmd_map,
     "sightings": _cmd_sightings,
     "config": _cmd_config,

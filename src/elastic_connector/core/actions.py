@@ -7,12 +7,23 @@ from typing import TypeAlias
 import msgspec
 
 
+class Guard(msgspec.Struct, frozen=True):
+    """Apply a write only if the document is still what a reader saw (reconciliation): the
+    ``seq_no``/``primary_term`` it was read with, or, both None, no document at all. A write
+    whose guard fails lost to a newer write and is dropped (see ``docs/reconcile.md``)."""
+
+    seq_no: int | None = None
+    primary_term: int | None = None
+
+
 class Upsert(msgspec.Struct, frozen=True, tag="upsert"):
-    """Write ``document`` (already JSON-encoded) at ``index``/``id``, replacing any earlier one."""
+    """Write ``document`` (already JSON-encoded) at ``index``/``id``, replacing any earlier one
+    (only the one ``guard`` names, when there is a guard)."""
 
     index: str
     id: str
     document: bytes
+    guard: Guard | None = None
 
 
 class Delete(msgspec.Struct, frozen=True, tag="delete"):
@@ -30,6 +41,7 @@ class Delete(msgspec.Struct, frozen=True, tag="delete"):
     code: str
     reason: str
     subject: str = ""
+    guard: Guard | None = None
 
 
 class Skip(msgspec.Struct, frozen=True, tag="skip"):

@@ -20,8 +20,14 @@ implements the surface a STREAM connector touches (see ``shared/reference/openct
   switchable in ``standin_stream``.
 
 Tests drive it through ``publish`` and the fault-injection methods (``fail_graphql``,
-``fail_stream``, ``drop_connections``, ``pause_heartbeats``, ``hold_group``, ``forget_object``)
-and assert on what clients sent (``sighting_inputs``, ``stream_requests``, ``graphql_requests``).
+``fail_stream``, ``drop_connections``, ``pause_heartbeats``, ``hold_group``, ``forget_object``,
+``hold_graphql``, ``rewrite_indicator_nodes``) and assert on what clients sent
+(``sighting_inputs``, ``stream_requests``, ``graphql_requests``).
+
+``indicators`` is answered as the platform answers it (``standin_indicators``): ordered by
+standard id, paged by ``search_after`` cursors, at most 5000 per page, filtered by a FilterGroup,
+each node's ``toStix`` being the object as the stream sends it; ``streamCollection.filters`` is
+the FilterGroup a collection was given (``add_stream_collection(filter_group=...)``).
 
 Run ``python -m elastic_connector.demo.opencti_standin --port 8080 --token T`` to use it by hand.
 """
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -37,7 +44,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,7 +55,12 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from elastic_connector.core.stream import StreamId, parse_stream_id
-from elastic_connector.demo.graphql_lite import GraphQLSyntaxError, parse_operation, project
+from elastic_connector.demo.graphql_lite import (
+    GraphQLSyntaxError,
+    matches_filters,
+    parse_operation,
+    project,
+)
 from elastic_connector.demo.opencti_data import (
     ADMIN_USER_ID,
     DATA_EVENTS,
@@ -134,6 +146,8 @@ class _GraphQLFault(msgspec.Struct):
     message: str
     remaining: int | None
     fields: frozenset[str] | None
+    passing: int = 0
+    """Matching requests still answered normally before the fault starts."""
 
 
 class _StreamFault(msgspec.Struct):
@@ -234,6 +248,9 @@ class OpenCTIStandin:
         self._stream_requests: list[StreamRequest] = []
         self._graphql_faults: list[_GraphQLFault] = []
         self._stream_faults: list[_StreamFault] = []
+        self._graphql_holds: dict[str, int] = {}
+        """Root field -> answers still to pass before the next one is held."""
+        self._graphql_held: set[str] = set()
         self._connections: set[Connection] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -328,21 +345,40 @@ class OpenCTIStandin:
         public: bool = False,
         recover_supported: bool = True,
         filters: Visibility | None = None,
+        filter_group: Mapping[str, object] | None = None,
     ) -> StreamCollection:
-        """A live stream served at ``/stream/<collection_id>``; ``filters`` says which STIX
-        objects it shows (all when None), and its updates follow them: ``delete`` when an
-        object leaves them, ``create`` when it enters them (``sseMiddleware.js``)."""
+        """A live stream served at ``/stream/<collection_id>`` showing the STIX objects its
+        filters allow (all when it has none); its updates follow them: ``delete`` when an
+        object leaves them, ``create`` when it enters them (``sseMiddleware.js``).
+
+        ``filter_group`` is an OpenCTI FilterGroup, as the platform stores it: the stream and
+        ``streamCollection.filters`` (so a filtered ``indicators`` listing) both follow it
+        (``standin_indicators``). ``filters`` is a Python predicate on the STIX object instead,
+        which no FilterGroup expresses: reading the collection's filters is then refused."""
+        if filters is not None and filter_group is not None:
+            raise ValueError("give filters or filter_group, not both")
+        group = dict(filter_group) if filter_group is not None else None
         collection = StreamCollection(
             id=collection_id,
             name=name or collection_id,
             live=live,
             public=public,
             recover_supported=recover_supported,
+            filters=json.dumps(group) if group is not None else None,
+            opaque_filters=filters is not None,
         )
+        visible = filters
+        if group is not None:
+            platform = self._platform
+
+            def visible_by_group(stix: Json) -> bool:
+                return matches_filters(platform.filter_view(stix), group)
+
+            visible = visible_by_group
         with self._cond:
             self._platform.collections[collection_id] = collection
-            if filters is not None:
-                self._collection_filters[collection_id] = filters
+            if visible is not None:
+                self._collection_filters[collection_id] = visible
             else:
                 self._collection_filters.pop(collection_id, None)
         return collection
@@ -578,14 +614,54 @@ class OpenCTIStandin:
         fields: Iterable[str] | None = None,
         code: str = "DATABASE_ERROR",
         message: str = "A database error has occurred",
+        after: int = 0,
     ) -> None:
         """Fail the next ``times`` GraphQL requests (all when None) touching ``fields`` (any
-        when None): with HTTP ``status``, or with ``status=None`` an HTTP 200 ``errors``
-        answer carrying ``code`` as the platform reports its own failures."""
+        when None), once ``after`` of them were answered normally: with HTTP ``status``, or
+        with ``status=None`` an HTTP 200 ``errors`` answer carrying ``code`` as the platform
+        reports its own failures."""
         with self._cond:
             self._graphql_faults.append(
-                _GraphQLFault(status, code, message, times, frozenset(fields) if fields else None)
+                _GraphQLFault(
+                    status,
+                    code,
+                    message,
+                    times,
+                    frozenset(fields) if fields else None,
+                    after,
+                )
             )
+
+    def hold_graphql(self, field: str, *, after: int = 0) -> None:
+        """Hold the answer to the next request for root field ``field`` (after ``after`` were
+        answered) once it is computed, until ``release_graphql``: a slow platform, or a network
+        that delivers late — what a reader read is then older than what happens meanwhile."""
+        with self._cond:
+            self._graphql_holds[field] = after
+
+    def wait_for_graphql_hold(self, field: str, timeout: float = 10.0) -> bool:
+        """Whether an answer to ``field`` is being held (within ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while field not in self._graphql_held:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def release_graphql(self, field: str) -> None:
+        with self._cond:
+            self._graphql_holds.pop(field, None)
+            self._graphql_held.discard(field)
+            self._cond.notify_all()
+
+    def rewrite_indicator_nodes(self, hook: Callable[[Json], object] | None) -> None:
+        """Answer every node of ``indicators`` listings with ``hook(node)`` (the whole record,
+        ``toStix`` included, as a dict): a platform answer with missing fields, wrong types or
+        an object that does not decode. None restores the real nodes."""
+        with self._cond:
+            self._platform.indicator_node_hook = hook
 
     def clear_graphql_failures(self) -> None:
         with self._cond:
@@ -689,6 +765,9 @@ class OpenCTIStandin:
             for fault in self._graphql_faults:
                 if fault.fields is not None and not fault.fields.intersection(fields):
                     continue
+                if fault.passing > 0:
+                    fault.passing -= 1
+                    continue
                 if fault.remaining is not None:
                     fault.remaining -= 1
                     if fault.remaining <= 0:
@@ -749,7 +828,24 @@ class OpenCTIStandin:
         answer: Json = {"data": data}
         if errors:
             answer = {"errors": errors, "data": None if user is None else data}
-        return 200, _enc(answer)
+        body = _enc(answer)
+        self._hold_answer(names)
+        return 200, body
+
+    def _hold_answer(self, names: Sequence[str]) -> None:
+        """Keep an answer already computed until ``release_graphql`` (``hold_graphql``)."""
+        with self._cond:
+            held = next((n for n in names if n in self._graphql_holds), None)
+            if held is None:
+                return
+            if self._graphql_holds[held] > 0:
+                self._graphql_holds[held] -= 1
+                return
+            del self._graphql_holds[held]
+            self._graphql_held.add(held)
+            self._cond.notify_all()
+            while held in self._graphql_held and not self._controls.stopping:
+                self._cond.wait(0.5)
 
     def _echo(self, stix_object: Json) -> None:
         """Publish what a GraphQL write created (called with the lock held)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final, NamedTuple, TypeAlias
 
@@ -27,6 +27,15 @@ from elastic_connector.demo.opencti_data import (
     external_reference_standard_id,
     identity_standard_id,
     internal_id,
+)
+from elastic_connector.demo.standin_indicators import (
+    IndicatorOrder,
+    ListingError,
+    check_arguments,
+    encode_cursor,
+    filter_view,
+    label_id,
+    named_ids,
 )
 from elastic_connector.demo.standin_sightings import INPUT_FIELDS as SIGHTING_INPUT_FIELDS
 from elastic_connector.demo.standin_sightings import SightingStore
@@ -52,7 +61,8 @@ class StandinUser(msgspec.Struct, frozen=True):
 
 
 class StreamCollection(msgspec.Struct, kw_only=True):
-    """A live stream (``/stream/<id>``). No filtering: it streams everything."""
+    """A live stream (``/stream/<id>``); ``filters`` is its FilterGroup as the platform
+    stores it (a JSON string), None when it streams everything."""
 
     id: str
     name: str
@@ -60,6 +70,10 @@ class StreamCollection(msgspec.Struct, kw_only=True):
     public: bool = False
     recover_supported: bool = True
     """False: the platform answers a recovery request with a ``no-recover`` event."""
+    filters: str | None = None
+    opaque_filters: bool = False
+    """Filtered by a test's Python predicate, which no FilterGroup expresses: reading its
+    ``filters`` is refused rather than answered as "none" (that would show everything)."""
 
 
 class Stored(NamedTuple):
@@ -189,6 +203,12 @@ class PlatformState:
         self.sighting_inputs: list[Json] = self.sighting_store.inputs
         self.external_references: dict[str, Json] = {}
         self.bundles: list[str] = []
+        self.indicator_order = IndicatorOrder()
+        self.generation = 0
+        """Bumped by every change of what is stored (listing counts are cached per value)."""
+        self._counts: dict[tuple[str, int], int] = {}
+        self.indicator_node_hook: Callable[[Json], object] | None = None
+        """Tests: rewrites each ``indicators`` node (a hostile answer)."""
         for marking in DEFAULT_MARKINGS:
             stix = _enc(
                 {
@@ -209,15 +229,23 @@ class PlatformState:
 
     def store(self, stix_id: str, stored: Stored) -> None:
         """Make ``stored`` the current version of object ``stix_id``."""
+        previous = self.objects.get(stix_id)
+        previous_type = previous.type if previous is not None else None
+        if "indicator" in (stored.type, previous_type) and previous_type != stored.type:
+            self.indicator_order.changed()
         self.objects[stix_id] = stored
         self.by_internal[stored.internal_id] = stix_id
+        self.generation += 1
 
     def forget(self, object_id: str) -> None:
         """Remove an object (STIX or internal id), as a deletion does."""
         stix_id = self.by_internal.get(object_id, object_id)
         stored = self.objects.pop(stix_id, None)
+        self.generation += 1
         if stored is not None:
             self.by_internal.pop(stored.internal_id, None)
+            if stored.type == "indicator":
+                self.indicator_order.changed()
         identity = self.identities.pop(stix_id, None)
         if identity is not None:
             self.by_internal.pop(str(identity["id"]), None)
@@ -432,7 +460,7 @@ class PlatformState:
             "objectMarking": markings,
             "objectLabel": [
                 {
-                    "id": str(uuid.uuid5(NAMESPACE, "label:" + str(v))),
+                    "id": label_id(str(v)),
                     "value": v,
                     "color": "#000000",
                 }
@@ -475,6 +503,9 @@ class PlatformState:
             "customFieldValues": [],
         }
 
+    def indicator_record(self, stix_id: str, stored: Stored) -> Json:
+        return self._indicator_record(stix_id, stored)
+
     def _indicator(self, field: Field, user: StandinUser) -> object:
         found = self.stored(field.arguments.get("id"))
         if found is None or found[1].type != "indicator":
@@ -502,13 +533,91 @@ class PlatformState:
             },
         }
 
+    def internal_id_of(self, object_id: str) -> str:
+        """The internal id of a referenced object (as a filter value names it)."""
+        found = self.stored(object_id)
+        if found is not None:
+            return found[1].internal_id
+        identity = self.identities.get(object_id)
+        return str(identity["id"]) if identity is not None else internal_id(object_id)
+
+    def filter_view(self, stix: Mapping[str, object]) -> Json:
+        return filter_view(stix, self.internal_id_of)
+
     def _indicators(self, field: Field, user: StandinUser) -> object:
-        records = [
-            self._indicator_record(stix_id, stored)
-            for stix_id, stored in self.objects.items()
+        """``indicators``: ordered by standard id, paged by cursor, filtered by a FilterGroup
+        (``standin_indicators``); nodes are built only for the page."""
+        try:
+            first, start, filters = check_arguments(field)
+        except ListingError as error:
+            raise bad_input(str(error)) from None
+        except UnsupportedFilter as error:
+            raise GraphQLError("UNSUPPORTED_ERROR", f"Unsupported: {error}", 500) from None
+        named = named_ids(filters)
+        if named is not None:  # the platform looks these up, it does not scan
+            found = (self.stored(object_id) for object_id in named)
+            chosen = sorted({f[0] for f in found if f is not None and f[1].type == "indicator"})
+            ids: Iterator[str] = iter([i for i in chosen if start is None or i > start])
+        else:
+            ids = self.indicator_order.after(
+                lambda: [k for k, v in self.objects.items() if v.type == "indicator"], start
+            )
+        page: list[tuple[str, Stored]] = []
+        more = False
+        try:
+            for stix_id in ids:
+                stored = self.objects.get(stix_id)
+                if stored is None or stored.type != "indicator":
+                    continue
+                if filters is not None and not matches_filters(
+                    self.filter_view(_decode_json.decode(stored.stix)), filters
+                ):
+                    continue
+                if len(page) == first:
+                    more = True
+                    break
+                page.append((stix_id, stored))
+        except UnsupportedFilter as error:
+            raise GraphQLError("UNSUPPORTED_ERROR", f"Unsupported filter: {error}", 500) from None
+        edges: list[Json] = []
+        for stix_id, stored in page:
+            node: object = _IndicatorNode(self, stix_id, stored)
+            if self.indicator_node_hook is not None:
+                node = self.indicator_node_hook(dict(_IndicatorNode(self, stix_id, stored)))
+            edges.append({"node": node, "cursor": encode_cursor([stix_id])})
+        return {
+            "edges": edges,
+            "pageInfo": {
+                "startCursor": encode_cursor([page[0][0]]) if page else None,
+                "endCursor": encode_cursor([page[-1][0]]) if page else None,
+                "hasNextPage": more,
+                "hasPreviousPage": start is not None,
+                "globalCount": self._indicator_count(filters),
+            },
+        }
+
+    def _indicator_count(self, filters: object) -> int:
+        """``globalCount``, computed once per filter and state of the knowledge base."""
+        key = (json.dumps(filters, sort_keys=True), self.generation)
+        cached = self._counts.get(key)
+        if cached is not None:
+            return cached
+        named = named_ids(filters)
+        if named is not None:
+            candidates = [f[1] for f in map(self.stored, named) if f is not None]
+        else:
+            candidates = list(self.objects.values())
+        count = sum(
+            1
+            for stored in candidates
             if stored.type == "indicator"
-        ]
-        return self._connection_page(records, field)
+            and (
+                filters is None
+                or matches_filters(self.filter_view(_decode_json.decode(stored.stix)), filters)
+            )
+        )
+        self._counts = {key: count}
+        return count
 
     def _marking_definitions(self, field: Field, user: StandinUser) -> object:
         records = [
@@ -665,10 +774,18 @@ class PlatformState:
         collection = self.collections.get(str(field.arguments.get("id")))
         if collection is None:
             return None
+        if collection.opaque_filters and any(f.name == "filters" for f in field.selections):
+            raise GraphQLError(
+                "UNSUPPORTED_ERROR",
+                "stand-in: this collection is filtered by a Python predicate, which no "
+                "FilterGroup expresses (give add_stream_collection a filter_group)",
+                500,
+            )
         return {
             "id": collection.id,
             "name": collection.name,
             "description": "",
+            "filters": collection.filters,
             "stream_live": collection.live,
             "stream_public": collection.public,
         }
@@ -679,6 +796,45 @@ class PlatformState:
             raise bad_input('Variable "$bundle" of required type "String!" was not provided.')
         self.bundles.append(bundle)
         return True
+
+
+class _IndicatorNode(Mapping[str, object]):
+    """An ``indicators`` node built on demand: ``id``, ``standard_id`` and ``toStix`` cost
+    nothing; any other field builds the whole record once (a listing of 100 000 indicators
+    that asks only for ``toStix`` must not build 100 000 records)."""
+
+    _CHEAP: Final = frozenset({"id", "standard_id", "entity_type", "toStix"})
+
+    def __init__(self, platform: PlatformState, stix_id: str, stored: Stored) -> None:
+        self._platform = platform
+        self._stix_id = stix_id
+        self._stored = stored
+        self._record: Json | None = None
+
+    def _full(self) -> Json:
+        if self._record is None:
+            self._record = {
+                **self._platform.indicator_record(self._stix_id, self._stored),
+                "toStix": self._stored.stix.decode(),
+            }
+        return self._record
+
+    def __getitem__(self, key: str) -> object:
+        if key == "id":
+            return self._stored.internal_id
+        if key == "standard_id":
+            return self._stix_id
+        if key == "entity_type":
+            return "Indicator"
+        if key == "toStix":
+            return self._stored.stix.decode()
+        return self._full()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._full())
+
+    def __len__(self) -> int:
+        return len(self._full())
 
 
 _Resolver: TypeAlias = Callable[[PlatformState, Field, StandinUser], object]

@@ -15,7 +15,8 @@ What happens to a sequence of actions:
    ``PermanentElasticsearchError`` for the daemon to stall on and report (401/403, missing
    index or alias, closed index, alias without a write index): the document is fine, so it is
    never dropped. A delete answered 404 *with* an error (``index_not_found_exception``) is such
-   a target problem, not "already gone".
+   a target problem, not "already gone". A guarded action (reconciliation's, ``Guard``)
+   answered 409 lost to a newer write of the same document: counted as a conflict, dropped.
 5. **Whole request**: connection errors, timeouts, 429 and 5xx are retried with capped
    exponential backoff and jitter for as long as they last (the caller stops reading the stream
    meanwhile); ``stop`` interrupts the wait with ``BulkStopped``. A 413 splits the batch, and
@@ -42,7 +43,7 @@ import msgspec
 from elastic_transport import ApiError
 from elasticsearch import Elasticsearch
 
-from elastic_connector.core.actions import Delete, Upsert
+from elastic_connector.core.actions import Delete, Guard, Upsert
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import ElasticsearchSettings
 from elastic_connector.shell.elastic import (
@@ -119,6 +120,9 @@ class BulkResult(msgspec.Struct, frozen=True, kw_only=True):
     """Requests sent again after a transient failure (whole request or some items)."""
     superseded: int = 0
     """Actions dropped because a later action on the same document replaced them."""
+    conflicts: int = 0
+    """Guarded actions (``Guard``) Elasticsearch refused because the document changed since
+    it was read (409): a newer write won, which is what the guard is for."""
 
 
 class WriterHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,9 +197,26 @@ def encode_action(action: WriteAction) -> bytes:
         # TypeError for every call, which made this check the costliest step of framing.
         if document.find(b"\n") >= 0 or document.find(b"\r") >= 0:
             raise ValueError("document is not single-line JSON (contains a line break)")
-        meta = _action_prefix("index", action.index) + _meta_encoder.encode(action.id)
-        return b"".join((meta, b"}}\n", document, b"\n"))
-    return _action_prefix("delete", action.index) + _meta_encoder.encode(action.id) + b"}}\n"
+        guard = action.guard
+        op = "create" if guard is not None and guard.seq_no is None else "index"
+        meta = _action_prefix(op, action.index) + _meta_encoder.encode(action.id)
+        return b"".join((meta, _guard_suffix(guard), b"}}\n", document, b"\n"))
+    return b"".join(
+        (
+            _action_prefix("delete", action.index),
+            _meta_encoder.encode(action.id),
+            _guard_suffix(action.guard),
+            b"}}\n",
+        )
+    )
+
+
+def _guard_suffix(guard: Guard | None) -> bytes:
+    """``,"if_seq_no":N,"if_primary_term":M`` for a guard naming a version (a guard without
+    one is a ``create``, which Elasticsearch refuses when the document exists)."""
+    if guard is None or guard.seq_no is None or guard.primary_term is None:
+        return b""
+    return b',"if_seq_no":%d,"if_primary_term":%d' % (guard.seq_no, guard.primary_term)
 
 
 def plan_batches(sizes: Sequence[int], max_actions: int, max_bytes: int) -> list[range]:
@@ -324,6 +345,7 @@ class _Tally:
         self.rejected: list[Rejection] = []
         self.retries = 0
         self.superseded = 0
+        self.conflicts = 0
 
     def result(self) -> BulkResult:
         return BulkResult(
@@ -332,6 +354,7 @@ class _Tally:
             rejected=tuple(self.rejected),
             retries=self.retries,
             superseded=self.superseded,
+            conflicts=self.conflicts,
         )
 
     def acknowledge(self, action: WriteAction) -> None:
@@ -533,6 +556,9 @@ class BulkWriter:
             first_reason = ""
             for item, answer in zip(pending, response.items, strict=True):
                 op, result = next(iter(answer.items()))
+                if result.status == 409 and item.action.guard is not None:
+                    tally.conflicts += 1  # the document changed since it was read: keep it
+                    continue
                 outcome = item_outcome(op, result.status, result.error)
                 if outcome is ItemOutcome.SPLIT:
                     smaller.append(item)

@@ -1,9 +1,10 @@
 """The running connector: wiring, thread lifecycle, signals, health.
 
 Threads: the stream reader (OpenCTI -> bounded queue), the pipeline (queue -> core -> bulk ->
-commit), in ``ecs`` mode the alert poller (alerts -> sightings), in ecs modes the expiry sweep,
-the metrics/health server when a port is configured, and pycti's own ping thread (which saves
-the connector state on the platform every 40 s).
+commit), the reconciler (on a schedule, after a stream gap, as initial sync), in ``ecs`` mode the
+alert poller (alerts -> sightings), in ecs modes the expiry sweep, the metrics/health server when
+a port is configured, and pycti's own ping thread (which saves the connector state on the
+platform every 40 s).
 
 Shutdown (SIGTERM/SIGINT): stop reading, write what is already queued (a few seconds at most),
 save the state with one last ping, exit 0. Any of our threads dying is a bug: it is logged, the
@@ -25,9 +26,11 @@ from typing import TYPE_CHECKING, Final, Protocol
 from elastic_transport import ApiError, TransportError
 from elasticsearch import Elasticsearch
 
-from elastic_connector.core.config import Config, Mode
+from elastic_connector.core.config.model import Config, InitialSync, Mode
 from elastic_connector.core.events import PlannerState, PlanSettings
+from elastic_connector.core.reconcile import PENDING_KEY, live_start_position, reconcile_pending
 from elastic_connector.core.stream import StreamPosition, initial_position
+from elastic_connector.core.stream.position import has_saved_position, position_state
 from elastic_connector.shell import logs, opencti
 from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkWriter
@@ -49,6 +52,8 @@ from elastic_connector.shell.metrics import Metrics, MetricsServer
 from elastic_connector.shell.output_setup import build_output_writer, prepare_outputs
 from elastic_connector.shell.pipeline import Pipeline
 from elastic_connector.shell.progress import ProgressTracker
+from elastic_connector.shell.reconcile import ReconcileSettings
+from elastic_connector.shell.reconcile_worker import Reconciler
 from elastic_connector.shell.stream import (
     StreamGap,
     StreamMessage,
@@ -56,6 +61,7 @@ from elastic_connector.shell.stream import (
     StreamReaderSettings,
 )
 from elastic_connector.shell.sweeper import Sweeper
+from elastic_connector.shell.write_gate import WriteGate
 
 if TYPE_CHECKING:
     from pycti import OpenCTIConnectorHelper
@@ -155,6 +161,9 @@ class Daemon:
             maxsize=max(100, 2 * config.elasticsearch.bulk_max_actions)
         )
         self._metrics_server: MetricsServer | None = None
+        self._reconciler: Reconciler | None = None
+        self._when_connected: queue.SimpleQueue[str] = queue.SimpleQueue()
+        """Reconciliations to request once the stream is connected (start, state reset)."""
         self.gap_listeners: list[Callable[[StreamGap], None]] = []
         """Called (in the stream reader's thread) when the stream has lost events: a saved
         position older than the oldest event the platform still holds. What can repair the
@@ -216,12 +225,19 @@ class Daemon:
         state = ConnectorState(helper)
         planner_state = PlannerState(opencti.load_marking_levels(helper.api) or {})
 
+        saved = state.snapshot()
+        sync_by_reconcile = config.connector.initial_sync is InitialSync.RECONCILE
+        initial_reconcile = sync_by_reconcile and not has_saved_position(saved)
         position = initial_position(
-            state.snapshot(),
+            saved,
             start_timestamp=config.connector.live_stream_start_timestamp,
             recover_iso_date=config.connector.live_stream_recover_iso_date,
             now=self._clock(),
         )
+        if initial_reconcile:
+            # The live stream from now on, while a reconciliation fills the index.
+            position = live_start_position(self._clock(), config.connector.stream_heartbeat_margin)
+            state.update({**position_state(position), PENDING_KEY: True})
         _log.info(
             "reading the stream from %s (recover until %s)",
             position.start_from,
@@ -250,6 +266,31 @@ class Daemon:
             clock=self._clock,
             stop=self._writer_stop,
         )
+        gate = WriteGate()
+        reconciler = Reconciler(
+            ReconcileSettings.from_config(config, recheck_creates=False),
+            api=helper.api,
+            client=client,
+            elasticsearch=config.elasticsearch,
+            require_alias=require_alias,
+            gate=gate,
+            metrics=self.metrics,
+            state=state,
+            clock=self._clock,
+            interval=config.connector.reconcile_interval,
+        )
+        self._reconciler = reconciler
+        sync_from = [position.start_from if initial_reconcile else None]
+
+        def on_gap(gap: StreamGap) -> None:
+            if gap.saved_position == sync_from[0] and not reconciler.finished("initial"):
+                # The initial reconciliation starts once the stream is connected: it reads
+                # OpenCTI after every event this gap lost.
+                _log.info("the initial reconciliation covers the events of this gap")
+                return
+            reconciler.request("gap")
+
+        self.gap_listeners.append(on_gap)
 
         def restart_from_scratch() -> StreamPosition:
             fresh = initial_position(
@@ -258,10 +299,16 @@ class Daemon:
                 recover_iso_date=config.connector.live_stream_recover_iso_date,
                 now=self._clock(),
             )
+            if sync_by_reconcile:
+                fresh = live_start_position(self._clock(), config.connector.stream_heartbeat_margin)
+                sync_from[0] = fresh.start_from
+                reconciler.forget("initial")
             reader.restart_from(fresh)
             _drain(self._inbox)
             state.acknowledge_reset()
             tracker.restart(fresh)
+            if sync_by_reconcile:
+                self._when_connected.put("initial")
             return fresh
 
         pipeline = Pipeline(
@@ -284,11 +331,21 @@ class Daemon:
             heartbeat_margin=config.connector.stream_heartbeat_margin,
             tracker=tracker,
             outputs=outputs,
+            gate=gate,
         )
         self._reader, self._pipeline, self._writer = reader, pipeline, writer
         self._tracker = tracker
         pipeline.start()
         reader.start()
+        reconciler.start()
+        self._workers.append(("reconciler", reconciler))
+        # Reconciliations due at start run once the stream is connected: every event the
+        # stream cannot deliver any more is then older than what they read.
+        if initial_reconcile:
+            self._when_connected.put("initial")
+        elif reconcile_pending(saved):
+            _log.info("a reconciliation did not finish before the last stop: running it again")
+            self._when_connected.put("resume")
         if config.connector.mode is not Mode.STIX:
             ttl = config.connector.indicator_ttl
             sweeper = Sweeper(
@@ -334,7 +391,13 @@ class Daemon:
                 return EXIT_FAILURE
             self.metrics.queue_depth.set(self._inbox.qsize())
             if self._reader is not None:
-                self.metrics.stream_connected.set(1 if self._reader.status().connected else 0)
+                connected = self._reader.status().connected
+                self.metrics.stream_connected.set(1 if connected else 0)
+                while connected and self._reconciler is not None:
+                    try:
+                        self._reconciler.request(self._when_connected.get_nowait())
+                    except queue.Empty:
+                        break
             if self._tracker is not None:
                 self._tracker.tick()
             self._repeats.flush()
@@ -448,6 +511,12 @@ class Daemon:
             "failing_for_seconds": round(max(failing), 1) if failing else None,
             "last_error": self._masked(last_error),
         }
+        if self._reconciler is not None:
+            reconcile = self._reconciler.status()
+            last = reconcile.get("last")
+            if isinstance(last, dict) and isinstance(last.get("error"), str):
+                last["error"] = self._masked(last["error"])
+            details["reconcile"] = reconcile
         if failing and max(failing) > UNHEALTHY_AFTER:
             healthy = False
         if stream.consecutive_failures >= 5:

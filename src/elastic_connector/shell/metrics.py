@@ -151,6 +151,36 @@ class Metrics:
         )
         self.progress_ratio.set(math.nan)
         self.progress_eta.set(math.nan)
+        self.reconcile_runs = Counter(
+            "reconcile_runs",
+            "Reconciliations run, by what started them and how they ended",
+            ["trigger", "outcome"],
+            namespace=ns,
+            registry=r,
+        )
+        self.reconcile_running = Gauge(
+            "reconcile_running", "1 while a reconciliation runs", namespace=ns, registry=r
+        )
+        self.reconcile_last_success = Gauge(
+            "reconcile_last_success_timestamp_seconds",
+            "When the last reconciliation that finished ended (Unix time)",
+            namespace=ns,
+            registry=r,
+        )
+        self.reconcile_last_duration = Gauge(
+            "reconcile_last_duration_seconds",
+            "How long the last reconciliation took, finished or not",
+            namespace=ns,
+            registry=r,
+        )
+        self.reconcile_last_count = Gauge(
+            "reconcile_last_count",
+            "What the last reconciliation counted (indicators, documents, missing, stale, "
+            "orphaned, written, deleted, skipped, superseded)",
+            ["count"],
+            namespace=ns,
+            registry=r,
+        )
 
     def set_phase(self, phase: str) -> None:
         """The ``phase`` gauge: 1 for ``phase``, 0 for every other one."""

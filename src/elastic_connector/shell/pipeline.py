@@ -37,7 +37,7 @@ from elastic_connector.core.stream import StreamId, parse_stream_id
 from elastic_connector.core.stream.position import StreamPosition, is_past_recovery, position_state
 from elastic_connector.core.stream.progress import observe_all, resume_position, start_progress
 from elastic_connector.shell.authors import AuthorNames
-from elastic_connector.shell.bulk import BulkStopped, BulkWriter
+from elastic_connector.shell.bulk import BulkResult, BulkStopped, BulkWriter
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.elastic import PermanentElasticsearchError
 from elastic_connector.shell.logs import fields
@@ -45,6 +45,7 @@ from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.outputs import OutputWriter
 from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.stream import StreamMessage
+from elastic_connector.shell.write_gate import WriteGate
 
 _log = logging.getLogger(__name__)
 
@@ -92,11 +93,13 @@ class Pipeline:
         heartbeat_margin: float = 60.0,
         tracker: ProgressTracker | None = None,
         outputs: OutputWriter | None = None,
+        gate: WriteGate | None = None,
     ) -> None:
         """``start`` is where the stream is read from (by default the reader's position now);
         ``on_reset`` restarts the stream after a state reset and returns where from;
         ``tracker`` is told what each written batch came to; ``outputs`` writes instead of
-        ``writer`` when lookup rows or dead letters are on."""
+        ``writer`` when lookup rows or dead letters are on; ``gate`` is shared with
+        reconciliations (``shell.write_gate``)."""
         self._inbox = inbox
         self._settings = settings
         self._planner_state = planner_state
@@ -118,6 +121,7 @@ class Pipeline:
         self._outputs = outputs
         self._origins: dict[tuple[str, str], str] = {}
         """(index, id) -> the event whose action it is, for dead letters (with ``outputs``)."""
+        self._gate = gate
         self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
@@ -280,14 +284,20 @@ class Pipeline:
                     action.reason,
                 )
 
+    def _send(self, writes: list[Upsert | Delete]) -> BulkResult:
+        if self._outputs is not None:
+            return self._outputs.write(writes, self._origins)
+        return self._writer.write(writes)
+
     def _write(self, writes: list[Upsert | Delete]) -> bool:
         """Write until acknowledged; False only when stopping."""
         while not self._stop.is_set():
             try:
-                if self._outputs is not None:
-                    result = self._outputs.write(writes, self._origins)
+                if self._gate is None:
+                    result = self._send(writes)
                 else:
-                    result = self._writer.write(writes)
+                    with self._gate.stream_write(writes):
+                        result = self._send(writes)
             except BulkStopped:
                 return False
             except PermanentElasticsearchError as error:

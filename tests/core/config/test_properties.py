@@ -14,7 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
-from elastic_connector.core.config import OPTIONS, Config, LogFormat, Mode, Option, Secret
+from elastic_connector.core.config import (
+    OPTIONS,
+    Config,
+    InitialSync,
+    LogFormat,
+    Mode,
+    Option,
+    Secret,
+)
 from elastic_connector.core.config.export import config_to_env, config_to_mapping
 from elastic_connector.core.config.load import (
     SOURCE_ENV,
@@ -116,6 +124,8 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     "connector.indicator_ttl": positive_seconds,
     "connector.expiry_sweep_interval": positive_seconds,
     "connector.progress_interval": positive_seconds,
+    "connector.reconcile_interval": positive_seconds,
+    "connector.initial_sync": st.sampled_from(InitialSync),
     "connector.metrics_port": ports,
     "connector.metrics_host": st.sampled_from(["0.0.0.0", "127.0.0.1", "::", "metrics.local"]),
     "cloud.id": st.builds(make_cloud_id, words, host_names, words),

@@ -13,7 +13,7 @@
 
 Exports, from ``model``: ``Config`` and its sections (``OpenCTISettings``, ``ConnectorSettings``,
 ``CloudSettings``, ``ElasticsearchSettings``, ``SightingsSettings``, ``KibanaSettings``),
-``Mode``, ``LogFormat``, ``Secret``, the defaults ``DEFAULT_ECS_INDEX``, ``DEFAULT_STIX_INDEX``
+``Mode``, ``LogFormat``, ``InitialSync``, ``Secret``, the defaults ``DEFAULT_ECS_INDEX``, ``DEFAULT_STIX_INDEX``
 and ``NO_RECOVER``, and the placeholders of offline commands (``OFFLINE_OPENCTI_URL``,
 ``OFFLINE_OPENCTI_TOKEN``, ``OFFLINE_CONNECTOR_ID``); from ``load``: ``build_config`` and
 ``ConfigError``; from ``options``: the registry ``OPTIONS`` of ``Option``.
@@ -31,6 +31,7 @@ from elastic_connector.core.config.model import (
     Config,
     ConnectorSettings,
     ElasticsearchSettings,
+    InitialSync,
     KibanaSettings,
     LogFormat,
     Mode,
@@ -53,6 +54,7 @@ __all__ = [
     "ConfigError",
     "ConnectorSettings",
     "ElasticsearchSettings",
+    "InitialSync",
     "KibanaSettings",
     "LogFormat",
     "Mode",

@@ -58,6 +58,15 @@ class Mode(enum.Enum):
     """Every STIX object indexed as streamed."""
 
 
+class InitialSync(enum.Enum):
+    """How a first start (no saved stream position) fills the index."""
+
+    STREAM = "stream"
+    """The platform's recovery replay: the whole knowledge base as stream events."""
+    RECONCILE = "reconcile"
+    """A reconciliation, with the live stream followed from the moment it starts."""
+
+
 class LogFormat(enum.Enum):
     TEXT = "text"
     JSON = "json"
@@ -102,6 +111,8 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     ``created``); None: forever."""
     expiry_sweep_interval: float = 3600.0
     progress_interval: float = 30.0
+    reconcile_interval: float | None = None
+    initial_sync: InitialSync = InitialSync.STREAM
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a container's metrics must be reachable)
 

@@ -170,6 +170,18 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         _SECONDS,
         greater_than_zero,
     ),
+    "connector.reconcile_interval": _Spec(
+        "How often the index is reconciled with what OpenCTI holds (every indicator read, "
+        "documents missing, stale or orphaned repaired; see docs/reconcile.md); unset = never "
+        "on a schedule (a stream gap still triggers one).",
+        _SECONDS,
+        greater_than_zero,
+    ),
+    "connector.initial_sync": _Spec(
+        "How a first start fills the index: stream (the platform replays the knowledge base "
+        "as events) or reconcile (a reconciliation while the live stream is followed from "
+        "now; resumes after a crash instead of starting over)."
+    ),
     "connector.metrics_port": _Spec(
         "Port of the Prometheus /metrics endpoint; unset = no endpoint. Leave pycti's "
         "CONNECTOR_EXPOSE_METRICS unset: pycti would serve its own metrics on this port.",

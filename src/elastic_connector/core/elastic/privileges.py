@@ -99,7 +99,7 @@ REQUIREMENTS: Final[tuple[Requirement, ...]] = (
         Target.INDICATORS,
         Need.ALWAYS,
         "find expired and stale indicators (the search inside _delete_by_query and "
-        "_update_by_query)",
+        "_update_by_query); read the index to reconcile it (_pit, _search, _mget)",
     ),
     Requirement(
         "view_index_metadata",

@@ -73,6 +73,15 @@ def initial_position(
     return StreamPosition(first, _recover_value(recover_until))
 
 
+def has_saved_position(state: Mapping[str, object] | None) -> bool:
+    """Whether ``state`` holds a position to resume from (``initial_position`` then ignores
+    the configuration); without one, a start is a first start."""
+    if state is None:
+        return False
+    start = state.get(START_FROM_KEY, state.get(_LEGACY_START_KEY))
+    return isinstance(start, str) and bool(start)
+
+
 def position_state(position: StreamPosition) -> dict[str, object]:
     """The state entries for ``position``, in pycti's format (no recovery is ``false``)."""
     return {
