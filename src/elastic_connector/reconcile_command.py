@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
     from pycti import OpenCTIApiClient
 
+    from elastic_connector.shell.outputs import OutputWriter
+
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -80,13 +82,20 @@ def run_reconcile(
     with _stop_on_signals(stop):
         try:
             require_alias = None if dry_run else _prepare_index(client, config, stop)
+            outputs = None if dry_run else _prepare_outputs(client, config, stop, clock)
         except _Unusable as error:
             err.write(f"{_PREFIX}: {error}\n")
             return EXIT_FAILURE
         write = (
             None
             if require_alias is None
-            else BoundedWriter(client, config.elasticsearch, require_alias=require_alias, stop=stop)
+            else BoundedWriter(
+                client,
+                config.elasticsearch,
+                require_alias=require_alias,
+                stop=stop,
+                outputs=outputs,
+            )
         )
 
         def skipped(object_id: str, code: str, reason: str) -> None:
@@ -180,6 +189,33 @@ def _prepare_index(client: Elasticsearch, config: Config, stop: threading.Event)
             if not retry.wait(attempt):
                 raise _Unusable("interrupted") from None
             attempt += 1
+
+
+def _prepare_outputs(
+    client: Elasticsearch,
+    config: Config,
+    stop: threading.Event,
+    clock: Callable[[], datetime],
+) -> OutputWriter | None:
+    """The ES|QL lookup index and dead letters, when configured: repairs keep them in step as
+    the stream's writes do. None when neither is on."""
+    from elastic_connector.shell.bulk import BulkWriter
+    from elastic_connector.shell.elastic import PermanentElasticsearchError
+    from elastic_connector.shell.metrics import Metrics
+    from elastic_connector.shell.output_setup import build_output_writer, prepare_outputs
+
+    try:
+        targets = prepare_outputs(client, config, stop)
+    except PermanentElasticsearchError as error:
+        raise _Unusable(f"cannot use the lookup or dead-letter index: {error}") from None
+    if targets is None:
+        raise _Unusable("interrupted")
+    documents = BulkWriter.from_settings(
+        client, config.elasticsearch, require_alias=False, stop=stop
+    )
+    return build_output_writer(
+        client, config, targets, documents, metrics=Metrics(), clock=clock, stop=stop
+    )
 
 
 def _opencti_client(config: Config) -> OpenCTIApiClient:

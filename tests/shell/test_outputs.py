@@ -9,6 +9,7 @@ of docs/esql-lookup.md run in the ``real_cluster`` tests at the end.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -17,8 +18,8 @@ import msgspec
 import pytest
 from elasticsearch import Elasticsearch
 
-from elastic_connector.core.actions import Upsert
-from elastic_connector.core.config import Mode
+from elastic_connector.core.actions import Delete, Guard, Upsert
+from elastic_connector.core.config import ElasticsearchSettings, Mode
 from elastic_connector.core.elastic.dead_letters import DEAD_LETTER_MAPPINGS
 from elastic_connector.core.elastic.lookup_rows import LOOKUP_MAPPINGS, rows
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
@@ -33,6 +34,7 @@ from elastic_connector.shell.index_setup import SetupError, ensure_setup
 from elastic_connector.shell.lookup_index import ensure_lookup_index
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.outputs import OutputWriter
+from elastic_connector.shell.reconcile import BoundedWriter
 from tests.reliability.pipeline_run import NOW, run_pipeline
 from tests.reliability.workload import Event, envelope, generate, updated
 
@@ -305,3 +307,66 @@ def test_after_a_rollover_the_rows_of_every_copy_are_found(
     writer.write([upsert(third, "3-0")], {})
     rows_now = _all(es_client, lookup).values()
     assert [row["threat"]["indicator"]["url"]["domain"] for row in rows_now] == ["third.example"]
+
+
+def test_reconciliation_repairs_move_the_rows_and_a_repair_a_newer_write_won_over_does_not(
+    es_client: Elasticsearch, es_settings: ElasticsearchSettings, indices: tuple[str, str, str]
+) -> None:
+    main, lookup, _ = indices
+    settings = PlanSettings(mode=Mode.ECS, index=main)
+
+    def upsert(pattern: str, stix: dict[str, object] | None = None) -> Upsert:
+        source = stix if stix is not None else make_indicator(pattern)
+        plan = plan_frame(
+            "1-0", "create", envelope(Event("create", source)), PlannerState(), settings, NOW
+        )
+        (action,) = plan.actions
+        assert isinstance(action, Upsert)
+        return action
+
+    def version(doc_id: str) -> Guard:
+        got = es_client.get(index=main, id=doc_id)
+        return Guard(got["_seq_no"], got["_primary_term"])
+
+    orphan = upsert("[domain-name:value = 'orphan.example']")
+    raced = make_indicator("[domain-name:value = 'read.example']")
+    stream = _outputs(es_client, main, lookup, None)(
+        BulkWriter(es_client, require_alias=False), Metrics()
+    )
+    read = upsert("", raced)
+    stream.write([orphan, read], {})
+    orphan_read, raced_read = version(orphan.id), version(read.id)
+    # The stream writes a newer state of `raced` after the reconciliation read the index.
+    newer = updated(raced, 1_800_000_000_500, pattern="[domain-name:value = 'stream.example']")
+    stream.write([upsert("", newer)], {})
+    missing = upsert("[domain-name:value = 'missing.example']")
+    stale = upsert(
+        "", updated(raced, 1_800_000_000_100, pattern="[domain-name:value = 'x.example']")
+    )
+
+    repairs = BoundedWriter(
+        es_client,
+        es_settings,
+        require_alias=False,
+        stop=threading.Event(),
+        outputs=stream,
+    )
+    result = repairs(
+        [
+            Delete(main, orphan.id, "deleted", "gone from OpenCTI", guard=orphan_read),
+            msgspec.structs.replace(stale, guard=raced_read),
+            msgspec.structs.replace(missing, guard=Guard()),
+        ]
+    )
+
+    assert (result.written, result.deleted, result.conflicts) == (1, 1, 1)
+    documents = _all(es_client, main)
+    expected: dict[str, Any] = {}
+    for doc_id, document in documents.items():
+        expected.update(
+            {row: msgspec.json.decode(body) for row, body in rows(doc_id, document).items()}
+        )
+    looked_up = _all(es_client, lookup)
+    assert looked_up == expected
+    domains = sorted(row["threat"]["indicator"]["url"]["domain"] for row in looked_up.values())
+    assert domains == ["missing.example", "stream.example"]

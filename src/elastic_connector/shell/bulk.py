@@ -123,6 +123,8 @@ class BulkResult(msgspec.Struct, frozen=True, kw_only=True):
     conflicts: int = 0
     """Guarded actions (``Guard``) Elasticsearch refused because the document changed since
     it was read (409): a newer write won, which is what the guard is for."""
+    conflicted: tuple[tuple[str, str], ...] = ()
+    """(index, id) of each of those ``conflicts``: their documents were left as they were."""
 
 
 class WriterHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -346,6 +348,7 @@ class _Tally:
         self.retries = 0
         self.superseded = 0
         self.conflicts = 0
+        self.conflicted: list[tuple[str, str]] = []
 
     def result(self) -> BulkResult:
         return BulkResult(
@@ -355,6 +358,7 @@ class _Tally:
             retries=self.retries,
             superseded=self.superseded,
             conflicts=self.conflicts,
+            conflicted=tuple(self.conflicted),
         )
 
     def acknowledge(self, action: WriteAction) -> None:
@@ -557,7 +561,9 @@ class BulkWriter:
             for item, answer in zip(pending, response.items, strict=True):
                 op, result = next(iter(answer.items()))
                 if result.status == 409 and item.action.guard is not None:
-                    tally.conflicts += 1  # the document changed since it was read: keep it
+                    # The document changed since it was read: keep it.
+                    tally.conflicts += 1
+                    tally.conflicted.append((item.action.index, item.action.id))
                     continue
                 outcome = item_outcome(op, result.status, result.error)
                 if outcome is ItemOutcome.SPLIT:

@@ -278,6 +278,7 @@ class Daemon:
             state=state,
             clock=self._clock,
             interval=config.connector.reconcile_interval,
+            outputs=outputs,
         )
         self._reconciler = reconciler
         sync_from = [position.start_from if initial_reconcile else None]

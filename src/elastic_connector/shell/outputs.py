@@ -20,6 +20,7 @@ would: the pipeline keeps the batch and tries it again, and every step is idempo
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -32,7 +33,12 @@ from prometheus_client import Counter
 
 from elastic_connector.core.actions import Upsert
 from elastic_connector.core.elastic.dead_letters import dead_letter, dead_letter_status
-from elastic_connector.core.elastic.lookup_rows import KEY_FIELDS, sync_rows, union_of
+from elastic_connector.core.elastic.lookup_rows import (
+    KEY_FIELDS,
+    PAYLOAD_FIELDS,
+    sync_rows,
+    union_of,
+)
 from elastic_connector.shell.bulk import BulkResult, BulkWriter, WriteAction, collapse
 from elastic_connector.shell.elastic import PermanentElasticsearchError, describe_error
 from elastic_connector.shell.metrics import Metrics
@@ -45,6 +51,8 @@ Origins = Mapping[tuple[str, str], str]
 """(index, document id) -> id of the stream event whose action it is."""
 
 _MGET_CHUNK: Final = 1000
+_STORED_FIELDS: Final = [*KEY_FIELDS, *PAYLOAD_FIELDS]
+"""What is read back of a stored indicator: its rows' keys, and their payload for an undo."""
 _json: Final = msgspec.json.Decoder(dict[str, object])
 
 
@@ -112,6 +120,14 @@ class OutputWriter:
             registry=registry,
         )
 
+    def with_documents(self, documents: BulkWriter) -> OutputWriter:
+        """The same outputs (indices, writers, counters) after another writer of the documents:
+        a reconciliation's, which gives up where the stream's waits. Its writes must not run at
+        the same time as this writer's (in the daemon, the write gate serialises them)."""
+        twin = copy.copy(self)
+        twin._documents = documents
+        return twin
+
     def write(self, actions: Sequence[WriteAction], origins: Origins) -> BulkResult:
         """Apply ``actions`` and what follows from them; ``BulkWriter.write``'s result for the
         documents. Raises as ``BulkWriter.write`` does."""
@@ -121,8 +137,10 @@ class OutputWriter:
             before = self._stored([a.id for a in final if a.index == self._index])
             self._rows(self._lookup, final, before, undo=False)
         result = self._documents.write(final)
-        if self._lookup is not None and result.rejected:
-            refused = {(r.index, r.id) for r in result.rejected}
+        if self._lookup is not None and (result.rejected or result.conflicted):
+            # A refused document, or a guarded repair a newer write won over (409), keeps the
+            # stored version the rows were moved away from.
+            refused = {(r.index, r.id) for r in result.rejected} | set(result.conflicted)
             undone = [a for a in final if (a.index, a.id) in refused]
             self._rows(self._lookup, undone, before, undo=True)
         if self._dead_letters is not None and result.rejected:
@@ -145,7 +163,9 @@ class OutputWriter:
             for start in range(0, len(ids), per_request):
                 chunk = ids[start : start + per_request]
                 docs = [{"_index": name, "_id": doc_id} for doc_id in chunk for name in concrete]
-                answer = self._client.mget(docs=docs, source_includes=list(KEY_FIELDS))
+                answer = self._client.mget(
+                    docs=docs, source_includes=[*KEY_FIELDS, *PAYLOAD_FIELDS]
+                )
                 for doc in msgspec.convert(answer.body, _Mget).docs:
                     if doc.error is not None:
                         raise PermanentElasticsearchError(

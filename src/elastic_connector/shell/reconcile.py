@@ -59,6 +59,7 @@ from elastic_connector.shell.opencti_indicators import (
     read_collection_filters,
     read_marking_levels,
 )
+from elastic_connector.shell.outputs import OutputWriter
 from elastic_connector.shell.reconcile_index import PAGE_SIZE as INDEX_PAGE_SIZE
 from elastic_connector.shell.reconcile_index import IndexReadError, read_index, read_versions
 from elastic_connector.shell.write_gate import WriteAction, WriteGate
@@ -421,7 +422,10 @@ class Reconciliation:
 class BoundedWriter:
     """A ``BulkWriter`` that gives up: after ``attempts`` failed tries in a row of one write
     (transient failures, waited out with its capped backoff) it raises
-    ``PermanentElasticsearchError`` naming the last failure. A run must end, and say why."""
+    ``PermanentElasticsearchError`` naming the last failure. A run must end, and say why.
+
+    With ``outputs`` (the ES|QL lookup index or dead letters configured), the repairs go through
+    them as the stream's writes do, so the lookup rows follow the repaired documents."""
 
     def __init__(
         self,
@@ -431,6 +435,7 @@ class BoundedWriter:
         require_alias: bool,
         stop: threading.Event,
         attempts: int = ATTEMPTS,
+        outputs: OutputWriter | None = None,
     ) -> None:
         self._outer_stop = stop
         self._attempts = attempts
@@ -446,6 +451,7 @@ class BoundedWriter:
             stop=self._halt,
             sleep=self._sleep,
         )
+        self._outputs = None if outputs is None else outputs.with_documents(self._writer)
 
     def _sleep(self, delay: float) -> None:
         self._failures += 1
@@ -460,6 +466,8 @@ class BoundedWriter:
         if self._outer_stop.is_set():
             raise BulkStopped(BulkResult(), len(actions))
         try:
+            if self._outputs is not None:
+                return self._outputs.write(actions, {})
             return self._writer.write(actions)
         except BulkStopped:
             if not self._gave_up:

@@ -30,6 +30,7 @@ from elastic_connector.core.config import ElasticsearchSettings
 from elastic_connector.core.reconcile import PENDING_KEY, Counts, reconcile_pending
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics
+from elastic_connector.shell.outputs import OutputWriter
 from elastic_connector.shell.reconcile import (
     BoundedWriter,
     Progress,
@@ -76,7 +77,11 @@ class Reconciler:
         clock: Callable[[], datetime],
         interval: float | None,
         retry_after: float = RETRY_AFTER,
+        outputs: OutputWriter | None = None,
     ) -> None:
+        """``outputs``: the pipeline's, when the lookup index or dead letters are on (the write
+        gate keeps the two from writing at once)."""
+        self._outputs = outputs
         self._settings = settings
         self._api = api
         self._client = client
@@ -208,6 +213,7 @@ class Reconciler:
                 self._elasticsearch,
                 require_alias=self._require_alias,
                 stop=self._stop,
+                outputs=self._outputs,
             ),
             gate=self._gate,
             clock=self._clock,

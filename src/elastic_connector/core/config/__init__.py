@@ -13,10 +13,10 @@
 
 Exports, from ``model``: ``Config`` and its sections (``OpenCTISettings``, ``ConnectorSettings``,
 ``CloudSettings``, ``ElasticsearchSettings``, ``SightingsSettings``, ``KibanaSettings``),
-``Mode``, ``LogFormat``, ``InitialSync``, ``Secret``, the defaults ``DEFAULT_ECS_INDEX``, ``DEFAULT_STIX_INDEX``
-and ``NO_RECOVER``, and the placeholders of offline commands (``OFFLINE_OPENCTI_URL``,
-``OFFLINE_OPENCTI_TOKEN``, ``OFFLINE_CONNECTOR_ID``); from ``load``: ``build_config`` and
-``ConfigError``; from ``options``: the registry ``OPTIONS`` of ``Option``.
+``Mode``, ``LogFormat``, ``InitialSync``, ``Secret``, the defaults ``DEFAULT_ECS_INDEX``,
+``DEFAULT_STIX_INDEX`` and ``NO_RECOVER``, and the placeholders of offline commands
+(``OFFLINE_OPENCTI_URL``, ``OFFLINE_OPENCTI_TOKEN``, ``OFFLINE_CONNECTOR_ID``); from ``load``:
+``build_config`` and ``ConfigError``; from ``options``: the registry ``OPTIONS`` of ``Option``.
 """
 
 from elastic_connector.core.config.load import ConfigError, build_config

@@ -136,14 +136,23 @@ def key_values(document: Mapping[str, object]) -> list[tuple[str, str]]:
 
 def union_of(documents: Iterable[Mapping[str, object]]) -> dict[str, object]:
     """A document holding the key values of all of ``documents`` (copies of one indicator in
-    several indices, after a rollover): its rows are the rows any of them has."""
+    several indices, after a rollover): its rows are the rows any of them has. Its payload
+    (name, TLP, score...) is the last copy's that has each field: given in rollover order, the
+    live copy's, so rows brought back to the stored state carry what they carried."""
     union: dict[str, object] = {}
     merged: dict[str, list[str]] = {}
+    payload: dict[str, object] = {}
     for document in documents:
         for field, value in key_values(document):
             merged.setdefault(field, []).append(value)
+        for path in PAYLOAD_FIELDS:
+            value = _at(document, path)
+            if value is not None:
+                payload[path] = value
     for field, values in merged.items():
         _put(union, field, values)
+    for path, value in payload.items():
+        _put(union, path, value)
     return union
 
 
