@@ -146,13 +146,13 @@ def union_of(documents: Iterable[Mapping[str, object]]) -> dict[str, object]:
         for field, value in key_values(document):
             merged.setdefault(field, []).append(value)
         for path in PAYLOAD_FIELDS:
-            value = _at(document, path)
-            if value is not None:
-                payload[path] = value
+            item = _at(document, path)
+            if item is not None:
+                payload[path] = item
     for field, values in merged.items():
         _put(union, field, values)
-    for path, value in payload.items():
-        _put(union, path, value)
+    for path, item in payload.items():
+        _put(union, path, item)
     return union
 
 
