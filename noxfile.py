@@ -3,6 +3,8 @@ command runs; `nox -s tests -- -m "not slow"` is the quick loop."""
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["tests", "typecheck", "lint"]
@@ -16,6 +18,10 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run(
         "pytest",
+        # Four workers on two cores: most tests wait on noida-db, the stand-in or a daemon
+        # subprocess, so the suite takes under half its serial time (TEST_WORKERS=0: serial).
+        "-n",
+        os.environ.get("TEST_WORKERS", "4"),
         "--cov",
         "--cov-report=term-missing:skip-covered",
         *session.posargs,
