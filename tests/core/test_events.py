@@ -324,6 +324,27 @@ def _indicator_json(value: Indicator) -> dict[str, object]:
     return decoded
 
 
+@given(
+    value=indicators(),
+    kind=st.sampled_from(["create", "update", "delete", "merge"]),
+    settings=_settings,
+)
+def test_a_plan_names_the_stix_id_of_its_object(
+    value: Indicator, kind: str, settings: PlanSettings
+) -> None:
+    result = plan_frame(
+        "1-0", kind, frame(kind, _indicator_json(value)), PlannerState(), settings, NOW
+    )
+    assert result.object_id == value.id
+
+
+@given(data=st.binary(max_size=200))
+def test_a_frame_that_does_not_decode_names_no_object(data: bytes) -> None:
+    result = plan_frame("1-0", "create", data, PlannerState(), ECS, NOW)
+    if any(isinstance(a, Skip) and a.code == "undecodable" for a in result.actions):
+        assert result.object_id == ""
+
+
 @given(value=indicators(), kind=st.sampled_from(["create", "update", "merge"]), settings=_settings)
 def test_planning_is_deterministic_and_idempotent(
     value: Indicator, kind: str, settings: PlanSettings
