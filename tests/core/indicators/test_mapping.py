@@ -1025,6 +1025,17 @@ def test_registry_hives_are_abbreviated(key: str, expected: tuple[str | None, st
             [("organizational_unit", "https://x.example/a?b=c"), ("common_name", "z")],
         ),
         ("CN=a, 2.5.4.97=VAT", [("common_name", "a")]),
+        (
+            "C=US, O=VeriSign, Inc., CN=VeriSign Class 3",
+            [
+                ("country", "US"),
+                ("organization", "VeriSign, Inc."),
+                ("common_name", "VeriSign Class 3"),
+            ],
+        ),
+        ("CN=a+b, OU=c", [("common_name", "a+b"), ("organizational_unit", "c")]),
+        ("CN=a+OU=b", [("common_name", "a"), ("organizational_unit", "b")]),
+        ("Smith, John", None),
         ("Just A Name", None),
         ("", None),
     ],

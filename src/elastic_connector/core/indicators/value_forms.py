@@ -252,7 +252,14 @@ _DN_ATTRIBUTES: Final = {
 }
 
 
-def _split_unescaped(text: str, separators: str) -> list[str]:
+_ATTRIBUTE_START: Final = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9.-]*|\d+(?:\.\d+)+)\s*=")
+"""What starts an attribute: ``KEY=`` or ``OID=``."""
+
+
+def _split_attributes(text: str, separators: str) -> list[str]:
+    """``text`` cut at the separators outside quotes and escapes that start an attribute: a
+    separator not followed by ``KEY=`` belongs to the value (``O=VeriSign, Inc.``, written
+    without RFC 4514's escape by many tools)."""
     parts: list[str] = []
     current: list[str] = []
     quoted = False
@@ -265,7 +272,7 @@ def _split_unescaped(text: str, separators: str) -> list[str]:
             continue
         if char == '"':
             quoted = not quoted
-        elif char in separators and not quoted:
+        elif char in separators and not quoted and _ATTRIBUTE_START.match(text, index + 1):
             parts.append("".join(current))
             current = []
             index += 1
@@ -315,11 +322,12 @@ def distinguished_name(text: str) -> list[tuple[str, str]] | None:
     when ``text`` is not a DN. Attributes ECS has no field for are skipped."""
     stripped = text.strip()
     if stripped.startswith("/"):
-        # OpenSSL's one-line form: a "/" starts a new attribute only before "KEY=", so values
-        # keep their own slashes (``OU=Terms of use at https://www.verisign.com/rpa (c)04``).
+        # OpenSSL's one-line form: a "/" starts a new attribute only before "KEY=" (as a "," in
+        # the other form), so values keep their own slashes
+        # (``OU=Terms of use at https://www.verisign.com/rpa (c)04``).
         pieces = [p for p in _SLASH_ATTRIBUTE.split(stripped[1:]) if p.strip()]
     else:
-        pieces = [p for p in _split_unescaped(stripped, ",;+") if p.strip()]
+        pieces = [p for p in _split_attributes(stripped, ",;+") if p.strip()]
     if not pieces:
         return None
     pairs: list[tuple[str, str]] = []
