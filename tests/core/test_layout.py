@@ -60,3 +60,11 @@ def test_the_architecture_document_names_every_package() -> None:
     for package in packages:
         path = package.relative_to(CORE.parent).as_posix()  # core/pattern, shell, ...
         assert re.search(rf"`{re.escape(path)}/`", text), f"docs/architecture.md lacks {path}/"
+
+
+def test_the_core_names_each_module_at_its_top() -> None:
+    docstring = ast.get_docstring(ast.parse((CORE / "__init__.py").read_text(encoding="utf-8")))
+    assert docstring
+    for module in sorted(CORE.glob("*.py")):
+        if module.name != "__init__.py":
+            assert f"``{module.stem}``" in docstring, f"core: {module.stem} not described"

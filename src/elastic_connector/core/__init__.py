@@ -12,6 +12,8 @@ Entry points, at the top:
   frames ``plan_frame`` takes, for ``elastic-connector map`` and the library;
 - ``policy``, ``markings``, ``tlp``: what may leave OpenCTI, by TLP marking and indicator state;
 - ``lifetime``: when an indicator expires (``valid_until``, or the configured default lifetime);
+- ``reconcile``: the difference between the index and what OpenCTI holds (missing, stale,
+  orphaned) and the guarded repairs it calls for, planned as the stream plans;
 - ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits.
 
 Packages, one concern each (their ``__init__`` says what they export):
