@@ -113,8 +113,9 @@ class LibraryTracebacks(logging.Filter):
 
 class RepeatLimit(logging.Filter):
     """Our warnings and errors, each kind (logger, message template and reason code) limited
-    to a budget of lines per window (``core.repeat_limit``); ``flush`` logs the summaries of
-    the windows that are over ("N more like this"). Critical lines are never held back.
+    to a budget of lines per window (``core.monitoring.repeat_limit``); ``flush`` logs the
+    summaries of the windows that are over ("N more like this"). Critical lines are never held
+    back.
 
     With ``keep_as_debug`` (the log level is debug) the lines held back are written as debug
     lines instead of dropped: nothing is lost to whoever asks for everything."""

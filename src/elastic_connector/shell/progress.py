@@ -1,5 +1,5 @@
 """How far the sync has got, as the daemon reports it (the figures and their rules are
-``core.progress``'s).
+``core.monitoring.progress``'s).
 
 The pipeline reports every batch it wrote (``batch_done``, in its thread): the events, what
 they came to, and whether they belong to the recovery replay. The daemon's watch loop calls

@@ -12,7 +12,7 @@ property has a ``type`` and no ``anyOf``/``oneOf`` or objects; arrays have a def
 ``CONNECTOR_TYPE`` is the constant ``STREAM``; ``CONNECTOR_SCOPE`` is an array of strings;
 secrets are ``format: password`` and ``writeOnly``; ``CONNECTOR_ID`` is left out (the manager
 gives each deployment its own id); ``additionalProperties`` is true (the earlier connector's
-variable names, ``config_aliases``, stay readable).
+variable names, ``aliases``, stay readable).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ _SHORT: Final = (
     "Security's indicator match rules, and turns their alerts into OpenCTI sightings."
 )
 
-# Integer ranges the registry enforces (``config_options``): the form refuses the same values.
+# Integer ranges the registry enforces (``options``): the form refuses the same values.
 _RANGES: Final[Mapping[str, tuple[int | None, int | None]]] = {
     "connector.min_score": (0, 100),
     "connector.min_confidence": (0, 100),
