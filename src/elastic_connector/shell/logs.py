@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import re
 import sys
 import threading
 import time
@@ -69,18 +70,36 @@ def _parts(text: str) -> Iterable[str]:
     yield from decoded.split(":")
 
 
+_SHORT_SECRET: Final = 12
+"""Below this length a secret is masked only as a whole word: a password such as ``elastic``
+or ``t`` masked inside every word would make the logs unreadable (``***_connector``) while
+telling anyone who reads them what it is."""
+
+
+def _masked(secret: str) -> str:
+    """The pattern of ``secret`` in a log line: anywhere, or as a whole word when short."""
+    escaped = re.escape(secret)
+    if len(secret) >= _SHORT_SECRET:
+        return escaped
+    return rf"(?<!\w){escaped}(?!\w)"
+
+
 class SecretMask(logging.Filter):
     """Replaces secret values in a record's final message and exception text."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = tuple(secret for secret in secrets if secret)
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self._pattern = (
+            re.compile("|".join(_masked(secret) for secret in self._secrets))
+            if self._secrets
+            else None
+        )
 
     def mask(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, _MASK)
-        return text
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(_MASK, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._secrets:
