@@ -346,3 +346,28 @@ def test_invalid_settings_exit_2_with_the_lines_run_prints(
     ) in err.splitlines()
     assert "id:one" not in err
     assert "id:two" not in err
+
+
+@pytest.mark.parametrize("command", ["config", "map"])
+def test_a_misspelt_variable_is_warned_by_every_command(
+    command: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for variable, value in {
+        "OPENCTI_URL": "http://localhost:8080",
+        "OPENCTI_TOKEN": "ChangeMe-token-1234",
+        "CONNECTOR_ID": CONNECTOR_ID,
+        "CONNECTOR_MIN_SCOR": "50",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("")
+    code = main([command] if command == "config" else [command, str(empty)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert (
+        "elastic-connector: warning: env CONNECTOR_MIN_SCOR: is not a setting (ignored); "
+        "did you mean CONNECTOR_MIN_SCORE?"
+    ) in err.splitlines()

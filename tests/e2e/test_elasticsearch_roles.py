@@ -254,7 +254,7 @@ def _check(
         sightings=SightingsSettings(alerts_index=alerts),
     )
     out = io.StringIO()
-    run_check(config, out, environ={})
+    run_check(config, out)
     return out.getvalue()
 
 

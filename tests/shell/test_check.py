@@ -62,7 +62,7 @@ FORBIDDEN = Reply(
 
 def check_lines(config: Config) -> list[str]:
     out = io.StringIO()
-    assert run_check(config, out, environ={}) == 1
+    assert run_check(config, out) == 1
     return out.getvalue().splitlines()
 
 

@@ -34,7 +34,7 @@ def _lines(
         elasticsearch_lookup=LookupSettings(index=f"{prefix}.lookup"),
     )
     out = io.StringIO()
-    run_check(config, out, environ={})
+    run_check(config, out)
     return [line for line in out.getvalue().splitlines() if "lookup:" in line or "letters:" in line]
 
 

@@ -11,8 +11,7 @@ each failure is one line naming the URL, the error and the option to fix.
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, TextIO
 
 import urllib3
@@ -20,7 +19,7 @@ from elastic_transport import ApiError, TransportError
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import Config, Mode
-from elastic_connector.core.config.load import ConfigNote, misspelled_env_vars
+from elastic_connector.core.config.load import ConfigNote
 from elastic_connector.core.elastic.privileges import alert_backing_patterns
 from elastic_connector.core.stream.position import stream_headers, stream_url
 from elastic_connector.shell.elastic import build_client, cluster_version, describe_error
@@ -62,11 +61,10 @@ class Report:
 def run_check(
     config: Config,
     out: TextIO,
-    environ: Mapping[str, str] | None = None,
     notes: Iterable[ConfigNote] = (),
 ) -> int:
     """Print the checks; 0 when nothing failed, 1 otherwise. ``notes``: what loading the
-    configuration had to say (earlier names used, ignored keys)."""
+    configuration had to say (earlier names used, ignored keys, misspelt variables)."""
     report = Report(out, SecretMask(secret_values(config)))
     report.ok(
         "config",
@@ -75,8 +73,6 @@ def run_check(
     )
     for note in notes:
         report.line("WARN" if note.warning else "OK", "config", str(note))
-    for warning in misspelled_env_vars(os.environ if environ is None else environ):
-        report.warn("config", str(warning))
     _check_opencti(config, report)
     _check_elasticsearch(config, report)
     return 1 if report.failed else 0

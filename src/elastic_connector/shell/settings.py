@@ -11,6 +11,7 @@ from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Final
 
+import msgspec
 import yaml
 from returns.result import Failure, Result, Success
 
@@ -18,6 +19,7 @@ from elastic_connector.core.config import Config
 from elastic_connector.core.config.load import (
     JSON_CONFIG_ENV,
     ConfigError,
+    ConfigNote,
     Effective,
     Layer,
     build_effective,
@@ -25,6 +27,7 @@ from elastic_connector.core.config.load import (
     file_layer,
     file_source,
     json_layer,
+    misspelled_env_vars,
 )
 
 DEFAULT_CONFIG_PATH: Final = Path("config.yml")
@@ -51,7 +54,15 @@ def load_effective(
     json_result = json_layer(environ.get(JSON_CONFIG_ENV, ""))
     if isinstance(file_result, Success) and isinstance(json_result, Success):
         layers = [*file_result.unwrap(), env_layer(environ), json_result.unwrap()]
-        return build_effective(layers, offline=offline)
+        # A misspelt variable is silently ignored otherwise (CONNECTOR_MIN_SCOR=50 would turn
+        # the filter off): every command warns, not only `check`.
+        hints = tuple(
+            ConfigNote(hint.source, hint.path, hint.message, warning=True)
+            for hint in misspelled_env_vars(environ)
+        )
+        return build_effective(layers, offline=offline).map(
+            lambda effective: msgspec.structs.replace(effective, notes=(*effective.notes, *hints))
+        )
     return Failure((*_problems(file_result), *_problems(json_result)))
 
 
