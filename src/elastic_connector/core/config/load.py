@@ -458,6 +458,17 @@ def build_effective(
                         )
                         for written, url in _bare_hosts(winner.raw)
                     )
+                if path == _ALERTS_INDEX and str(values[path]).startswith(".siem-signals"):
+                    notes.append(
+                        ConfigNote(
+                            winner.source,
+                            winner.key,
+                            f"{show(values[path])} is where Elastic 7 wrote detection alerts; "
+                            "Elastic 8 and 9 write them to .alerts-security.alerts-<space>: "
+                            "leave the option unset to read those (the default)",
+                            warning=True,
+                        )
+                    )
         elif not option.required:
             values[path] = option.default
             origins[path] = _DEFAULT_ORIGIN
@@ -485,6 +496,7 @@ def build_effective(
 
 
 _HOSTS: Final = "output.elasticsearch.hosts"
+_ALERTS_INDEX: Final = "sightings.alerts_index"
 
 
 def _pick(

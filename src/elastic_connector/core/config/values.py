@@ -444,6 +444,13 @@ _INDEX_FORBIDDEN: Final = frozenset('\\/*?"<>|,# :')
 def index_name(value: object) -> Result[object, str]:
     """A name Elasticsearch accepts for an index or alias."""
     text = str(value)
+    if "{now" in text:
+        # The earlier connector documented `opencti-{now/d}`.
+        return Failure(
+            f"{show(value)} is date math (a new index each day): the connector updates and "
+            "deletes each indicator's document by id, which must stay in one index or alias; "
+            "write a fixed name (e.g. opencti-indicators) or leave the option unset"
+        )
     if (
         text != text.lower()
         or any(char in _INDEX_FORBIDDEN for char in text)
