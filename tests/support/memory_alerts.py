@@ -7,7 +7,10 @@ must run in seconds:
   ``@timestamp`` in epoch milliseconds, ``term``, ``ids``), sorts on ``@timestamp`` then
   ``kibana.alert.uuid`` (plus a shard-doc tiebreaker inside a point in time, which sees the data
   as it was when it was opened, as Elasticsearch's does) and honours ``search_after``/``size``.
-  Documents can be hidden (not searchable yet) and updated in place.
+  Documents can be hidden (not searchable yet) and updated in place, as Kibana's are: an alert
+  searchable well after its ``@timestamp``, suppression and analysts changing it in place
+  (shared/reference/elastic.md, "Kibana stamps @timestamp..." and "Kibana updates alerts in
+  place"); the point in time as Elasticsearch's (same file, "A search without size...").
 * ``in_process_api``: a real pycti client whose HTTP requests are answered by the OpenCTI
   stand-in's GraphQL handler directly, without a socket.
 """

@@ -6,6 +6,8 @@ and dates (alerts-as-data field map), the ECS ``threat.enrichments`` as ``nested
 legacy ``signal.rule.type`` as an alias of ``kibana.alert.rule.type``; 7.x
 ``.siem-signals-<space>-000001`` with ``signal.*`` objects. Kibana creates these indices itself;
 the demo and the tests create them the same way so sorting on ``kibana.alert.uuid`` works.
+Index names and what reading them needs: shared/reference/elastic.md ("Reading alerts"); the
+alerts-as-data layout: docs/sightings.md and Kibana's field map.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 ``PlatformState`` holds what the platform knows (STIX objects from the stream, identities,
 sightings, connectors and their state, users) and resolves the root fields a STREAM connector
 uses, the way the platform does: upserts by standard id, ``MISSING_REFERENCE_ERROR`` for unknown
-references, capability checks, pycti-shaped records. Callers hold the stand-in's lock.
+references, capability checks, pycti-shaped records. Callers hold the stand-in's lock. Each
+rule is the platform's as shared/reference/opencti.md ("Platform behaviours a connector must
+survive", read in the platform's source) states it; the sighting upserts are in
+``standin_sightings``, the stream in ``standin_stream``.
 """
 
 from __future__ import annotations
