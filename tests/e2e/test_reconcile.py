@@ -110,6 +110,14 @@ def test_the_command_repairs_every_class_after_showing_them(e2e_harness: Harness
     assert classes(summary(run)) == classes(line)
     assert (summary(run)["written"], summary(run)["deleted"]) == (2, 3)
     assert "Traceback" not in run.output()
+    # Its own lines only: no pycti or transport log lines unless -v or debug.
+    for process in (dry, run):
+        foreign = [
+            line
+            for line in process.lines()
+            if line.strip() and not line.startswith(('{"opencti_indicators"', "elastic-connector"))
+        ]
+        assert not foreign, process.tail()
     assert index_now(connector) == expected_documents(damaged.survivors, settings(connector))
     again = connector.run("reconcile", "--dry-run")
     assert classes(summary(again)) == {"missing": 0, "stale": 0, "orphaned": 0}
