@@ -153,6 +153,10 @@ def test_a_signal_during_the_demo_stops_everything_and_removes_its_data(
     )
 
 
-def test_sigterm_while_keep_running_stops_everything_and_removes_its_data(tmp_path: Path) -> None:
-    lines = _stop_and_find_nothing_left(tmp_path, signal.SIGTERM, r"^Still running")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_keep_running_stops_everything_and_removes_its_data(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    lines = _stop_and_find_nothing_left(tmp_path, signum, r"^Still running")
+    # Whatever stopped the demo, the demo stops its connector with SIGTERM, cleanly.
     assert "SIGTERM: the connector stopped with exit code 0; position saved in OpenCTI." in lines
