@@ -36,7 +36,13 @@ from tests.e2e.harness import ConnectorHarness, ConnectorProcess, doc_id, docume
 from tests.support.es_roles import Role, RoleGate, roles_in_markdown
 from tests.support.faulty_proxy import FaultyProxy
 from tests.support.reconcile import damage, expected_documents, index_documents, indicator
-from tests.test_privileges_docs import DEAD, DOC, LOOKUP, documented_actions
+from tests.test_privileges_docs import (
+    DEAD,
+    DOC,
+    LOOKUP,
+    cut_for_reduced_privileges,
+    documented_actions,
+)
 
 DOCUMENTED_INDEX: Final = "logs-ti_opencti_connector.indicator"
 WITH_SETUP: Final = "opencti_connector"
@@ -204,7 +210,9 @@ def _domains(client: Elasticsearch, index: str) -> list[str]:
     return sorted(str(row["threat"]["indicator"]["url"]["domain"]) for row in rows)  # type: ignore[index]
 
 
+@pytest.mark.parametrize("reduced", [False, True], ids=["with-setup", "reduced"])
 def test_lookup_rows_and_dead_letters_with_the_outputs_role(
+    reduced: bool,
     e2e_harness: Harnesses,
     es_client: Elasticsearch,
     es_settings: ElasticsearchSettings,
@@ -217,6 +225,7 @@ def test_lookup_rows_and_dead_letters_with_the_outputs_role(
             "ELASTICSEARCH_LOOKUP_INDEX": lookup,
             "ELASTICSEARCH_DEAD_LETTER_INDEX": dead,
             "CONNECTOR_EXPIRY_SWEEP_INTERVAL": "0.3",
+            "ELASTICSEARCH_REDUCED_PRIVILEGES": "true" if reduced else "false",
         }
     )
     # noida-db has no lookup mode: an administrator made the lookup index beforehand, as a
@@ -229,7 +238,14 @@ def test_lookup_rows_and_dead_letters_with_the_outputs_role(
         mappings={"properties": {"threat": {"properties": {"indicator": {"properties": {
             "name": {"type": "long"}}}}}}},
     )  # fmt: skip
-    role = documented_role(OUTPUTS, {DOCUMENTED_INDEX: connector.index, LOOKUP: lookup, DEAD: dead})
+    renames = {DOCUMENTED_INDEX: connector.index, LOOKUP: lookup, DEAD: dead}
+    role = documented_role(OUTPUTS, renames)
+    if reduced:
+        # The page's outputs role cut down as it says for reduced_privileges; an
+        # administrator ran setup.
+        role = cut_for_reduced_privileges(role)
+        setup = connector.run("setup", ELASTICSEARCH_REDUCED_PRIVILEGES="false")
+        assert setup.returncode == 0, setup.tail()
     proxy = role_proxy(role)
     through(connector, proxy)
     daemon = connector.start()
@@ -262,7 +278,46 @@ def test_lookup_rows_and_dead_letters_with_the_outputs_role(
     assert {
         "indices:data/read/mget[shard]",
         "indices:monitor/settings/get",
-        "indices:admin/mapping/put",
-        "indices:admin/create",
         "indices:data/write/delete/byquery",
     } <= performed
+    setup_actions = {"indices:admin/mapping/put", "indices:admin/create"}
+    if reduced:
+        assert not setup_actions & performed
+    else:
+        assert setup_actions <= performed
+
+
+# --- a refused write waits for the role to be fixed --------------------------------------------
+
+
+def test_granting_the_missing_privilege_resumes_the_writes_without_a_restart(
+    e2e_harness: Harnesses,
+    role_proxy: Callable[[Role], FaultyProxy],
+) -> None:
+    """What the page says of a 401/403: the daemon keeps the refused batch and tries it again
+    every ``retry_max_backoff``; granting the privilege resumes the writes, nothing lost."""
+    connector = e2e_harness(
+        env={"ELASTICSEARCH_REDUCED_PRIVILEGES": "true", "ELASTICSEARCH_RETRY_MAX_BACKOFF": "0.3"}
+    )
+    setup = connector.run("setup")
+    assert setup.returncode == 0, setup.tail()
+    documented = documented_role(REDUCED, {DOCUMENTED_INDEX: connector.index})
+    proxy = role_proxy(documented.without("index", names=connector.index))
+    through(connector, proxy)
+    daemon = connector.start()
+    first = indicator(1)
+    connector.publish("create", first)
+    wait_for(
+        lambda: daemon.metric("write_errors") >= 2,
+        what="the refused batch to be tried again",
+        context=daemon.tail,
+    )
+    assert doc_id(first) not in connector.documents()
+    assert "grant one of the index privileges" in daemon.output()
+
+    gate_of(proxy).role = documented
+    second = indicator(2)
+    connector.publish_and_ack("create", second)
+
+    assert {doc_id(first), doc_id(second)} <= set(connector.documents())
+    assert daemon.terminate() == 0
