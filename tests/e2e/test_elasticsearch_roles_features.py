@@ -8,7 +8,8 @@ dead-letter index's setup). Each runs through ``FaultyProxy(role=...)``: not one
 refused, and every action performed is one the page lists.
 
 * ``elastic-connector reconcile`` repairs a missing document, two stale ones and two orphans,
-  with the role with setup and with the reduced role (an administrator set the index up).
+  with the role with setup and with the reduced role (an administrator set the index up), and
+  with the outputs role, the lookup rows following the repairs.
 * The daemon with ``connector.initial_sync: reconcile`` and the reduced role fills an index an
   administrator set up, rewrites a stale document and deletes an orphan.
 * The daemon with the lookup index and dead letters, under the outputs role: rows written and
@@ -29,7 +30,7 @@ from elasticsearch import Elasticsearch
 
 from elastic_connector.core.config import ElasticsearchSettings
 from elastic_connector.core.config.load import build_config, env_layer
-from elastic_connector.core.elastic.lookup_rows import LOOKUP_MAPPINGS
+from elastic_connector.core.elastic.lookup_rows import LOOKUP_MAPPINGS, row_ids
 from elastic_connector.core.events import PlanSettings
 from elastic_connector.demo.opencti_data import make_indicator
 from tests.e2e.harness import ConnectorHarness, ConnectorProcess, doc_id, documents_of, wait_for
@@ -154,6 +155,41 @@ def test_the_reconcile_command_repairs_with_a_documented_role(
     } <= performed
     if reduced:
         assert not {a for a in performed if a.startswith("indices:admin/index_template")}
+
+
+def test_the_reconcile_command_with_the_lookup_index_and_the_outputs_role(
+    e2e_harness: Harnesses,
+    es_client: Elasticsearch,
+    es_prefix: str,
+    role_proxy: Callable[[Role], FaultyProxy],
+) -> None:
+    """The repairs go through the lookup rows too: their stored versions are read (``_mget``
+    of every index behind the indicator alias) before the rows are rewritten or deleted."""
+    lookup, dead = f"{es_prefix}-lookup", f"{es_prefix}-dead"
+    connector = e2e_harness(
+        env={"ELASTICSEARCH_LOOKUP_INDEX": lookup, "ELASTICSEARCH_DEAD_LETTER_INDEX": dead}
+    )
+    es_client.indices.create(index=lookup, mappings=dict(LOOKUP_MAPPINGS))  # no lookup mode
+    indicators = [indicator(n) for n in range(5)]
+    connector.standin.publish_many(("create", stix) for stix in indicators)
+    filled = connector.run("reconcile")
+    assert filled.returncode == 0, filled.tail()
+    damaged = damage(connector.standin, connector.es, connector.index, indicators)
+    renames = {DOCUMENTED_INDEX: connector.index, LOOKUP: lookup, DEAD: dead}
+    proxy = role_proxy(documented_role(OUTPUTS, renames))
+    through(connector, proxy)
+
+    run = connector.run("reconcile")
+
+    assert run.returncode == 0, run.tail()
+    assert (summary(run)["written"], summary(run)["deleted"]) == (2, 3)
+    expected = expected_documents(damaged.survivors, plan_settings(connector))
+    assert index_documents(connector.es, connector.index) == expected
+    es_client.indices.refresh(index=lookup)
+    wanted_rows = {r for doc_id_, doc in expected.items() for r in row_ids(doc_id_, doc)}
+    assert set(documents_of(es_client, lookup)) == wanted_rows
+    performed = assert_documented_and_granted(gate_of(proxy), run.tail())
+    assert {"indices:data/read/mget[shard]", "indices:data/write/delete"} <= performed
 
 
 # --- the daemon's reconciler ------------------------------------------------------------------
