@@ -110,6 +110,29 @@ def test_the_role_json_is_the_role_check_asks_for() -> None:
     )
 
 
+SETUP_ONLY: Final = ("create_index", "manage")
+
+
+def cut_for_reduced_privileges(documented: Role) -> Role:
+    """A role with setup cut down as the page says for ``reduced_privileges``: no
+    ``create_index`` or ``manage`` in any entry, no cluster privilege."""
+    indices = [
+        {"names": list(g.names), "privileges": [p for p in g.privileges if p not in SETUP_ONLY]}
+        for g in documented.indices
+    ]
+    return Role.from_descriptor(f"{documented.name}_reduced", {"cluster": [], "indices": indices})
+
+
+def test_the_outputs_role_cut_for_reduced_privileges_is_what_check_asks_for() -> None:
+    outputs = roles_in_markdown(DOC)["opencti_connector_outputs"]
+    assert cut_for_reduced_privileges(outputs).descriptor() == role(
+        INDEX, ALERTS, setup=False, lookup_index=LOOKUP, dead_letter_index=DEAD
+    )
+    with_setup = roles_in_markdown(DOC)["opencti_connector"]
+    reduced = roles_in_markdown(DOC)["opencti_connector_reduced"]
+    assert cut_for_reduced_privileges(with_setup).descriptor() == reduced.descriptor()
+
+
 def test_the_api_key_example_holds_the_role_with_setup() -> None:
     text = DOC.read_text(encoding="utf-8")
     block = re.search(r"```json\nPOST /_security/api_key\n(.*?)\n```", text, re.DOTALL)

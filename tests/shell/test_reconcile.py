@@ -360,6 +360,33 @@ def test_an_index_that_cannot_be_read_fails_after_retries(
     assert "gave up after 8 attempts" in run.err
 
 
+def test_a_create_that_cannot_be_read_back_fails_the_run(
+    opencti_standin: OpenCTIStandin,
+    es_settings: ElasticsearchSettings,
+    faulty_proxy: FaultyProxy,
+    index: str,
+) -> None:
+    """An ``_mget`` item that failed (a shard refused for lack of ``read``, or unavailable) is
+    neither found nor absent: the run cannot check its creates, and says so."""
+    proxied = config_for(
+        opencti_standin,
+        msgspec.structs.replace(es_settings, hosts=(faulty_proxy.url,)),
+        index,
+    )
+    stix = indicator(1)
+    opencti_standin.publish("create", stix)
+    reason = "action [indices:data/read/mget[shard]] is unauthorized for user [connector]"
+    error = {"type": "security_exception", "reason": reason}
+    item = {"_index": f"{index}-000001", "_id": doc_id(stix), "error": error}
+    faulty_proxy.inject(Reply(200, {"docs": [item]}), times=None, path="/_mget")
+
+    run = reconcile(proxied)
+
+    assert run.code == 1
+    assert f"failed: reading {index}: document {doc_id(stix)}: security_exception: " in run.err
+    assert "Traceback" not in run.err
+
+
 # --- what the stream would show ---------------------------------------------------------------
 
 

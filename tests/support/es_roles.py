@@ -23,6 +23,9 @@ otherwise. Everything it models is read in Elasticsearch's source (elastic/elast
   - ``_bulk``: the top-level action needs the bulk action somewhere in the role; then per item
     ``indices:data/write/bulk[s]`` on the item's index, then the item's own action
     (``index:op_type/index``, ``delete``...), each refusal a 403 *item*;
+  - ``_mget`` likewise: the top-level action somewhere in the role, then per item
+    ``indices:data/read/mget[shard]`` on the concrete index behind the item's name
+    (``TransportMultiGetAction``), each refusal a failed item;
   - creating an index with aliases also needs ``indices:admin/aliases`` on index and aliases;
   - closing a point in time needs nothing (``ALLOW_NO_INDICES``);
   - a by-query request is its action, then a search and bulk items run as the caller, then
@@ -420,6 +423,11 @@ class RoleGate:
             return forward()
         if seg == ["_pit"] and method == "DELETE":
             return self._close_pit(body, forward)
+        if seg[-1:] == ["_mget"] and len(seg) <= 2 and method in ("GET", "POST"):
+            return self._mget(seg[0] if len(seg) == 2 else None, query, body, upstream)
+        if len(seg) == 2 and seg[1] == "_settings" and method in ("GET", "HEAD"):
+            self._indices("indices:monitor/settings/get", seg[0], upstream)
+            return forward()
         if seg[-1:] == ["_search"] and len(seg) <= 2 and method in ("GET", "POST"):
             return self._search(seg[0] if len(seg) == 2 else None, query, body, upstream)
         if len(seg) == 2 and seg[1] == "_pit" and method == "POST":
@@ -602,6 +610,55 @@ class RoleGate:
             # Refreshing comes last: the documents are already deleted/updated when it fails.
             self._indices("indices:admin/refresh", ",".join(names), upstream)
         return answer
+
+    def _mget(
+        self, default_index: str | None, query: str, body: bytes, upstream: Upstream
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """A composite request: the action needs ``indices:data/read/mget`` somewhere in the
+        role; each item is then read by a shard request on the *concrete* index behind its
+        name (``TransportMultiGetAction``), and a refused shard request fails its items
+        (``MultiGetResponse.Failure``), not the whole request."""
+        mget = "indices:data/read/mget"
+        granted = self.role.allows_somewhere(mget)
+        self._record(mget, (), granted=granted)
+        if not granted:
+            raise _Denied(self._forbidden(mget, ["*"]))
+        request = _json(body)
+        docs = request.get("docs")
+        if not isinstance(docs, list):
+            ids = request.get("ids") or []
+            docs = [{"_index": default_index, "_id": i} for i in ids]
+        shard = "indices:data/read/mget[shard]"
+        kept: list[object] = []
+        failures: list[dict[str, object] | None] = []
+        for doc in docs:
+            assert isinstance(doc, dict), doc
+            name = doc.get("_index") or default_index
+            assert isinstance(name, str), f"an _mget item without an index: {doc}"
+            concrete = _concrete(name, upstream)
+            refused = [c for c in concrete if not self.role.allows(shard, c)]
+            self._record(shard, tuple(refused or concrete), granted=not refused)
+            if refused:
+                error = self.denial_body(shard, refused)["error"]
+                assert isinstance(error, dict)
+                failures.append({"_index": refused[0], "_id": doc.get("_id"), "error": error})
+            else:
+                failures.append(None)
+                kept.append({**doc, "_index": name})
+        answered: list[object] = []
+        if kept:
+            forwarded = {k: v for k, v in request.items() if k not in ("ids", "docs")}
+            forwarded["docs"] = kept
+            suffix = f"?{query}" if query else ""
+            status, headers, payload = upstream(
+                "POST", f"/_mget{suffix}", json.dumps(forwarded).encode()
+            )
+            if status != 200:
+                return status, headers, payload
+            answered = list(_json(payload).get("docs", []))
+        found = iter(answered)
+        merged = [next(found) if fail is None else fail for fail in failures]
+        return 200, list(_JSON), json.dumps({"docs": merged}).encode()
 
     def _bulk(
         self, default_index: str | None, path: str, body: bytes, upstream: Upstream

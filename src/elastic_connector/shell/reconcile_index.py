@@ -161,6 +161,8 @@ class _Found(msgspec.Struct):
     seq_no: int | None = msgspec.field(default=None, name="_seq_no")
     primary_term: int | None = msgspec.field(default=None, name="_primary_term")
     source: object = msgspec.field(default=None, name="_source")
+    error: object = None
+    """A failed item (its shard refused or unavailable): neither found nor absent."""
 
 
 class _Docs(msgspec.Struct):
@@ -194,12 +196,27 @@ def read_versions(
             except msgspec.ValidationError as error:
                 raise IndexReadError(f"reading {index}: unexpected mget answer ({error})") from None
             for doc in docs.docs:
+                if doc.error is not None:
+                    # Not knowing is not "absent": a create left unchecked could keep a
+                    # document whose indicator is now withheld.
+                    raise IndexReadError(
+                        f"reading {index}: document {doc.id}: {_item_error(doc.error)}"
+                    )
                 if doc.found and doc.seq_no is not None and doc.primary_term is not None:
                     found[doc.id] = IndexedDocument(
                         content_digest(doc.source), doc.seq_no, doc.primary_term
                     )
             break
     return found
+
+
+def _item_error(error: object) -> str:
+    """``type: reason`` of an item's error object (Elasticsearch's own words)."""
+    if isinstance(error, dict):
+        kind, reason = error.get("type"), error.get("reason")
+        if isinstance(kind, str) and isinstance(reason, str):
+            return f"{kind}: {reason}"
+    return str(error)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
