@@ -10,6 +10,7 @@ once and every merge widened the dates.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -411,6 +412,47 @@ def test_a_deleted_indicator_is_skipped_and_the_rest_proceed(
     last = specs[-1]
     assert loop.saved().cursor == AlertCursor(last.timestamp_ms, last.uuid)
     assert (again.alerts, again.skipped) == (0, 0)  # skipped once, not retried forever
+
+
+def test_a_sighting_an_analyst_froze_is_warned_about_once_and_counted_per_write(
+    standin: OpenCTIStandin,
+    alerts: AlertIndices,
+    es_client: Elasticsearch,
+    es_settings: ElasticsearchSettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/sightings.md, "Counts OpenCTI does not apply": an analyst raises a sighting's
+    confidence above the connector's, so the platform applies nothing of later writes. Each
+    such write is counted in ``sighting_count_mismatches_total``; the warning comes once per
+    sighting, not once per write."""
+    [indicator] = add_indicators(standin, 1)
+    first = more_alerts(3, [indicator], START, "first")
+    alerts.create()
+    alerts.index_8x(first)
+    config = config_for(standin, es_settings, alerts.pattern, confidence=50)
+    loop = Loop(standin, es_client, config)
+    poller = loop.poller()
+    assert poller.poll_once().complete
+    [sighting] = standin.sightings
+    sighting_id = str(sighting["id"])
+    standin.set_sighting_confidence(sighting_id, 90)
+
+    caplog.set_level(logging.WARNING, logger="elastic_connector.shell.alerts")
+    for n, tag in enumerate(("second", "third"), start=1):
+        alerts.index_8x(more_alerts(2, [indicator], START + timedelta(minutes=10 * n), tag))
+        report = poller.poll_once()
+        assert (report.complete, report.alerts, report.sightings) == (True, 2, 1)
+
+    assert [s["id"] for s in standin.sightings] == [sighting_id]  # merged into the frozen one
+    assert counts_by_indicator(standin) == expected_counts(first)  # later matches not applied
+    assert loop.metric("sighting_count_mismatches_total") == 2
+    assert loop.metric("sightings_written_total") == 3
+    warnings = [r.getMessage() for r in caplog.records if "does not count" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert sighting_id in warnings[0]
+    assert indicator in warnings[0]
+    assert "confidence (90)" in warnings[0]
+    assert "sighting_count_mismatches_total" in warnings[0]
 
 
 # --- restarts and the connector state -------------------------------------------------------
