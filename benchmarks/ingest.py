@@ -203,8 +203,18 @@ def _daemon_env(
 ) -> dict[str, str]:
     """The daemon's whole environment (nothing stray is inherited); ``via`` replaces the host
     of ``es_url`` (its credentials are kept)."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
-    keep += ("PYTHONFAULTHANDLER",)  # `kill -ABRT` a stuck daemon: its threads go to the log
+    # PYTHONFAULTHANDLER: `kill -ABRT` a stuck daemon and its threads' stacks go to the log.
+    keep = (
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+        "SYSTEMROOT",
+        "PYTHONFAULTHANDLER",
+    )
     env = {name: os.environ[name] for name in keep if name in os.environ}
     parts = urlsplit(es_url)
     port = parts.port or (443 if parts.scheme == "https" else 9200)
