@@ -7,7 +7,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["tests", "typecheck", "lint"]
+nox.options.sessions = ["tests", "tests_compiled", "typecheck", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -29,6 +29,26 @@ def tests(session: nox.Session) -> None:
     if not session.posargs:
         # The pure core is held to >= 95 % branch coverage by its own tests.
         session.run("coverage", "report", "--include=*/elastic_connector/core/*", "--fail-under=95")
+
+
+@nox.session
+def tests_compiled(session: nox.Session) -> None:
+    """The core's tests on the compiled build (a wheel, as `pip install .` makes it where a C
+    compiler is; `tests` runs everything on the editable, pure build)."""
+    session.env["ELASTIC_CONNECTOR_BUILD"] = "compiled"
+    session.install(".[test]")
+    session.run(
+        "python", "-c", "import elastic_connector.core as c, sys; sys.exit(not c.compiled())"
+    )
+    session.chdir(session.create_tmp())  # import the installed package, not ./src
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        f"{session.invoked_from}/tests/core",
+        f"--rootdir={session.invoked_from}",
+        *session.posargs,
+    )
 
 
 @nox.session

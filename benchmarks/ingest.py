@@ -41,7 +41,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
 import msgspec
@@ -203,7 +203,18 @@ def _daemon_env(
 ) -> dict[str, str]:
     """The daemon's whole environment (nothing stray is inherited); ``via`` replaces the host
     of ``es_url`` (its credentials are kept)."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT")
+    # PYTHONFAULTHANDLER: `kill -ABRT` a stuck daemon and its threads' stacks go to the log.
+    keep = (
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+        "SYSTEMROOT",
+        "PYTHONFAULTHANDLER",
+    )
     env = {name: os.environ[name] for name in keep if name in os.environ}
     parts = urlsplit(es_url)
     port = parts.port or (443 if parts.scheme == "https" else 9200)
@@ -290,24 +301,28 @@ def _run_daemon(
             command += ["elastic_connector.cli"]
         command.append("run")
         started = time.monotonic()
+        # A file, not a pipe: nobody reads a pipe until the run ends, and once its buffer is
+        # full the daemon's next log line blocks it (the run then hangs until the timeout).
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
         process = subprocess.Popen(
             command,
             env=_daemon_env(standin, es_url, index, metrics_port, bulk_url),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
         )
         try:
-            stream_start = _wait_stream_request(standin, process)
+            stream_start = _wait_stream_request(standin, process, log)
             rss_start = _status_kib(process.pid, "VmRSS")
             deadline = time.monotonic() + _TIMEOUT
             while _last_ack(metrics_port) != last_id:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(_failure(process, "did not acknowledge the last event"))
+                    raise RuntimeError(_failure(process, log, "did not acknowledge the last event"))
                 time.sleep(_POLL)
             finished = time.monotonic()
             peak = _status_kib(process.pid, "VmHWM")
         finally:
             _stop(process)
+            log.close()
         documents = _count(es_url, index)
         _delete_index(es_url, index)
     actions, expected = _expected(events)
@@ -345,19 +360,22 @@ def _expected(events: Sequence[Event]) -> tuple[int, int]:
     return actions, len(alive)
 
 
-def _wait_stream_request(standin: OpenCTIStandin, process: subprocess.Popen[bytes]) -> float:
+def _wait_stream_request(
+    standin: OpenCTIStandin, process: subprocess.Popen[bytes], log: IO[bytes]
+) -> float:
     deadline = time.monotonic() + 120
     while not standin.stream_requests:
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(_failure(process, "never requested the stream"))
+            raise RuntimeError(_failure(process, log, "never requested the stream"))
         time.sleep(0.01)
     return time.monotonic()
 
 
-def _failure(process: subprocess.Popen[bytes], what: str) -> str:
+def _failure(process: subprocess.Popen[bytes], log: IO[bytes], what: str) -> str:
     if process.poll() is None:
         _stop(process)
-    tail = process.stderr.read()[-3000:].decode(errors="replace") if process.stderr else ""
+    log.seek(0)
+    tail = log.read()[-3000:].decode(errors="replace")
     return f"the daemon {what} (exit {process.returncode}):\n{tail}"
 
 

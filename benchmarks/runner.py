@@ -335,6 +335,9 @@ def table(results: Results) -> str:
     lines = [f"{a:<{width}}  {b:>{second}}  {c}".rstrip() for a, b, c in rows]
     mach = results.machine
     lines.append("")
+    from elastic_connector.core import compiled
+
+    lines.append(f"core build: {'compiled (mypyc)' if compiled() else 'pure Python'}")
     lines.append(
         f"machine: {mach.cpu}, {mach.cpus} CPUs, {mach.memory_gb} GB, Python {mach.python}, "
         f"load {mach.load_average[0]} at start; profile {results.profile.name}, "

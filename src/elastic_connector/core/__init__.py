@@ -14,7 +14,12 @@ Entry points, at the top:
 - ``lifetime``: when an indicator expires (``valid_until``, or the configured default lifetime);
 - ``reconcile``: the difference between the index and what OpenCTI holds (missing, stale,
   orphaned) and the guarded repairs it calls for, planned as the stream plans;
-- ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits.
+- ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits;
+- ``plans`` and ``policy_settings``: the types ``events`` and ``policy`` take and give, kept
+  apart so that the code can be compiled.
+
+A wheel built where a C compiler is available holds the core's code compiled with mypyc
+(``setup.py``); ``compiled()`` tells whether this process runs that build.
 
 Packages, one concern each (their ``__init__`` says what they export):
 
@@ -30,3 +35,15 @@ Packages, one concern each (their ``__init__`` says what they export):
 
 ``docs/architecture.md`` describes the layout, the threads and the data path.
 """
+
+from __future__ import annotations
+
+import types
+
+
+def compiled() -> bool:
+    """Whether the core's code runs compiled (mypyc extension modules) rather than as Python.
+    Both builds behave the same; the compiled one is faster."""
+    from elastic_connector.core import events
+
+    return not isinstance(events.plan_frame, types.FunctionType)

@@ -552,7 +552,7 @@ def check_result_shape(text: str) -> None:
 
 
 def test_parse_refuses_non_text() -> None:
-    assert isinstance(parse(b"[a:b = 1]"), Failure)  # type: ignore[arg-type]  # the point
+    assert isinstance(parse(b"[a:b = 1]"), Failure)  # not text: refused, not raised
 
 
 # --- printing -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """An OpenCTI indicator and its parsed pattern -> one ECS threat-indicator document.
 
-- ``document``: the mapping itself (``indicator_document``);
+- ``document``: the mapping itself (``indicator_document``); ``mapping_context``: what it
+  needs besides the indicator (``MappingContext``) and its refusal (``Unmappable``);
 - ``ecs``: the ECS document types the connector writes, and the index mapping derived from them;
 - the rules, one concern each: ``exact_values`` (which comparisons give match values),
   ``path_rules`` (which field each STIX object path feeds: the mapping table),
@@ -13,11 +14,11 @@ Exports ``indicator_document``, its ``MappingContext`` and ``Unmappable`` result
 index mapping ``INDICATOR_MAPPINGS``.
 """
 
-from elastic_connector.core.indicators.document import (
+from elastic_connector.core.indicators.document import indicator_document
+from elastic_connector.core.indicators.ecs import INDICATOR_MAPPINGS
+from elastic_connector.core.indicators.mapping_context import (
     MappingContext,
     Unmappable,
-    indicator_document,
 )
-from elastic_connector.core.indicators.ecs import INDICATOR_MAPPINGS
 
 __all__ = ["INDICATOR_MAPPINGS", "MappingContext", "Unmappable", "indicator_document"]

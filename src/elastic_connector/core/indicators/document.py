@@ -25,39 +25,18 @@ from elastic_connector.core.indicators import ecs
 from elastic_connector.core.indicators.confidence import confidence_level
 from elastic_connector.core.indicators.exact_values import exact_values, no_value_reason
 from elastic_connector.core.indicators.found_values import FoundValues, field_groups
+from elastic_connector.core.indicators.mapping_context import MappingContext, Unmappable
 from elastic_connector.core.indicators.observable_parts import observable, threat_indicator_parts
 from elastic_connector.core.indicators.observable_types import ecs_indicator_type
 from elastic_connector.core.pattern.tree import Pattern
 from elastic_connector.core.stix import ExternalReference, Indicator, truth
 from elastic_connector.core.tlp import Tlp
 
-
-class MappingContext(msgspec.Struct, frozen=True, kw_only=True):
-    """What the mapping needs besides the indicator; resolved by the caller."""
-
-    now: datetime
-    """Becomes ``@timestamp``: keeps Kibana's ``now-30d`` indicator window meaningful."""
-    tlp: Tlp | None
-    """Already resolved from ``object_marking_refs``."""
-    feed_name: str
-    """``threat.feed.name``, e.g. ``OpenCTI``."""
-    opencti_url: str | None = None
-    """Platform base URL: links to the indicator (``threat.indicator.reference``)."""
-    provider: str | None = None
-    """Name of the ``created_by_ref`` identity when known (``threat.indicator.provider``)."""
-    expires_at: datetime | None = None
-    """The expiry ``connector.indicator_ttl`` gives an indicator without ``valid_until``
-    (``opencti.indicator.expires_at``)."""
-
-
-class Unmappable(msgspec.Struct, frozen=True):
-    """Why an indicator yields no document; ``reason`` is for humans (logs, the map command)."""
-
-    reason: str
-
-    def __str__(self) -> str:
-        return self.reason
-
+__all__ = [
+    "MappingContext",
+    "Unmappable",
+    "indicator_document",
+]
 
 # --- indicator properties as their field types accept them -----------------------------------
 

@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Final, NoReturn, TypeAlias, cast
 
-import msgspec
 from returns.result import Failure, Result, Success
 
 from elastic_connector.core.pattern.tree import (
@@ -47,6 +46,7 @@ from elastic_connector.core.pattern.tree import (
     ComparisonAnd,
     ComparisonExpression,
     ComparisonOr,
+    ComparisonSite,
     Exists,
     FloatLiteral,
     FollowedBy,
@@ -907,13 +907,15 @@ def _simple_pattern(text: str) -> Pattern | None:
     return Pattern(_F_OBSERVATION_NODES[outer](tuple(observations)))
 
 
-def parse(text: str) -> Result[Pattern, PatternError]:
+def parse(text: object) -> Result[Pattern, PatternError]:
     """Parse a STIX 2.1 pattern into its canonical tree, or say where and why it is not one.
 
-    Never raises. The error carries the 0-based character position, what would have been
-    accepted there and the offending text (shortened); ``str(error)`` is a one-line summary.
+    Never raises, whatever ``text`` is (JSON may hold anything; a compiled build would check
+    a ``str`` parameter's type before the body runs, hence ``object``). The error carries the
+    0-based character position, what would have been accepted there and the offending text
+    (shortened); ``str(error)`` is a one-line summary.
     """
-    if type(text) is not str and not isinstance(cast(object, text), str):  # JSON may be anything
+    if not isinstance(text, str):
         return Failure(PatternError(0, f"a pattern must be text, not {type(text).__name__}"))
     single = _SINGLE_RE.fullmatch(text)
     if single is not None:  # by far the most common shape: one comparison
@@ -1084,22 +1086,6 @@ def render(pattern: Pattern) -> str:
 
 
 # --- queries for mappers --------------------------------------------------------------------
-
-
-class ComparisonSite(msgspec.Struct, frozen=True):
-    """One comparison or ``EXISTS`` test of a pattern, with what surrounds it.
-
-    ``observation`` numbers the enclosing ``[...]`` from 0 in text order. ``disjunctive`` is
-    true when every operator between the pattern root and the test is an ``OR`` (comparison
-    or observation level): such a test, if it also is not ``qualified`` (no WITHIN/REPEATS/
-    START-STOP above it) and not ``test.negated``, matches the whole pattern on its own.
-    STIX has no ``NOT`` over groups, so ``test.negated`` is the only negation on the path.
-    """
-
-    test: Comparison | Exists
-    observation: int
-    disjunctive: bool
-    qualified: bool
 
 
 def comparisons(pattern: Pattern) -> Iterator[ComparisonSite]:

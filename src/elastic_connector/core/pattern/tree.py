@@ -141,6 +141,22 @@ class ComparisonOr(msgspec.Struct, frozen=True, tag="comparison_or"):
 ComparisonExpression: TypeAlias = Comparison | Exists | ComparisonAnd | ComparisonOr
 
 
+class ComparisonSite(msgspec.Struct, frozen=True):
+    """One comparison or ``EXISTS`` test of a pattern, with what surrounds it.
+
+    ``observation`` numbers the enclosing ``[...]`` from 0 in text order. ``disjunctive`` is
+    true when every operator between the pattern root and the test is an ``OR`` (comparison
+    or observation level): such a test, if it also is not ``qualified`` (no WITHIN/REPEATS/
+    START-STOP above it) and not ``test.negated``, matches the whole pattern on its own.
+    STIX has no ``NOT`` over groups, so ``test.negated`` is the only negation on the path.
+    """
+
+    test: Comparison | Exists
+    observation: int
+    disjunctive: bool
+    qualified: bool
+
+
 # --- observation expressions ---------------------------------------------------------------
 
 
