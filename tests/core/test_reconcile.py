@@ -3,11 +3,11 @@ exactly as the stream plans them, the difference with the index and its guards."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
@@ -212,32 +212,101 @@ KNOWN: dict[str, Tlp | None] = {
 }
 
 
+LABELS = ["Phishing", "c2", "APT28"]
+label_lists = st.lists(st.sampled_from(LABELS + [label.upper() for label in LABELS]), max_size=2)
+some_labels = st.lists(st.sampled_from(LABELS), min_size=1, max_size=2)
+observable_types = st.sampled_from(["IPv4-Addr", "StixFile", "Domain-Name", "Url", "file", "url"])
+near_thresholds = st.none() | st.integers(-5, 105)
+DATES = [None, NOW - timedelta(days=400), NOW - timedelta(days=2)]
+
+
 @st.composite
 def exported_or_not(draw: st.DrawFn) -> Indicator:
-    """Indicators with patterns that map, markings of every kind, authors known or not."""
+    """Indicators with patterns that map, markings of every kind, authors known or not, and
+    what the export filters read (score, confidence, labels, main observable type, dates for
+    the default lifetime) near their thresholds, or as ``indicators`` draws them."""
     indicator = draw(indicators(pattern_texts()))
+    opencti = indicator.extensions.opencti
+    if opencti is not None:
+        opencti = msgspec.structs.replace(
+            opencti,
+            score=draw(near_thresholds | st.just(opencti.score)),
+            main_observable_type=draw(st.none() | observable_types),
+        )
     return msgspec.structs.replace(
         indicator,
-        pattern_type=draw(st.sampled_from(["stix", "stix", "yara"])),
+        pattern_type=draw(st.sampled_from(["stix", "stix", "stix", "yara"])),
         object_marking_refs=tuple(draw(st.lists(st.sampled_from(MARKINGS), max_size=2))),
         created_by_ref=draw(st.sampled_from([None, "identity--acme", "identity--unknown"])),
-        revoked=draw(st.sampled_from([False, False, True, "false"])),
-        valid_until=draw(st.sampled_from([None, datetime(2030, 1, 1, tzinfo=UTC), NOW])),
+        revoked=draw(st.sampled_from([False, False, False, False, True, "false"])),
+        valid_until=draw(st.sampled_from([None, None, datetime(2030, 1, 1, tzinfo=UTC), NOW])),
+        valid_from=draw(st.sampled_from(DATES)),
+        created=draw(st.sampled_from(DATES)),
+        confidence=draw(near_thresholds | st.just(indicator.confidence)),
+        labels=draw(label_lists.map(tuple) | st.just(indicator.labels)),
+        extensions=msgspec.structs.replace(indicator.extensions, opencti=opencti),
+        x_opencti_score=draw(near_thresholds | st.just(indicator.x_opencti_score)),
+        x_opencti_main_observable_type=draw(st.none() | observable_types),
+    )
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> PolicySettings:
+    """Every policy setting, the export filters and the default lifetime included, each often
+    unset (configuration values, read as the configuration reads them)."""
+    return PolicySettings.filters(
+        max_tlp=draw(st.sampled_from([level for level in Tlp if level is not Tlp.WHITE])),
+        require_detection=draw(st.booleans()),
+        min_score=draw(st.none() | st.integers(0, 100)),
+        min_confidence=draw(st.none() | st.integers(0, 100)),
+        labels_include=draw(st.just([]) | some_labels),
+        labels_exclude=draw(st.just([]) | some_labels),
+        indicator_types=draw(st.just([]) | st.lists(observable_types, min_size=1, max_size=2)),
+        indicator_ttl=draw(st.sampled_from([None, None, 3600.0, 90 * 86400.0, 3650 * 86400.0])),
     )
 
 
 @given(
     exported_or_not(),
     st.sampled_from([Mode.ECS, Mode.ECS_NO_SIGNALS, Mode.STIX]),
-    st.sampled_from([level for level in Tlp if level is not Tlp.WHITE]),
-    st.booleans(),
+    policies(),
 )
 def test_an_indicator_is_planned_exactly_as_a_streamed_create_of_it(
-    indicator: Indicator, mode: Mode, max_tlp: Tlp, require_detection: bool
+    indicator: Indicator, mode: Mode, policy: PolicySettings
 ) -> None:
-    """Whatever the indicator and the policy, reconciliation plans what the stream plans."""
-    policy = PolicySettings(max_tlp=max_tlp, require_detection=require_detection)
-    settings = PlanSettings(mode=mode, index=INDEX, policy=policy)
+    """Whatever the indicator and the policy (filters and lifetime included), reconciliation
+    plans what the stream plans."""
+    assert_planned_as_streamed(indicator, PlanSettings(mode=mode, index=INDEX, policy=policy))
+
+
+@given(
+    exported_or_not(),
+    st.sampled_from([Mode.ECS, Mode.ECS_NO_SIGNALS]),
+    policies(),
+)
+def test_the_export_filters_plan_as_on_the_stream(
+    indicator: Indicator, mode: Mode, policy: PolicySettings
+) -> None:
+    """The same, for indicators nothing but the export filters can withhold (usable STIX, not
+    revoked or expired, unmarked, detection on): every example reaches the filters."""
+    exportable = msgspec.structs.replace(
+        indicator,
+        pattern_type="stix",
+        revoked=False,
+        valid_until=None,
+        object_marking_refs=(),
+        x_opencti_detection=True,
+    )
+    if exportable.extensions.opencti is not None:
+        opencti = msgspec.structs.replace(exportable.extensions.opencti, detection=True)
+        exportable = msgspec.structs.replace(
+            exportable, extensions=msgspec.structs.replace(exportable.extensions, opencti=opencti)
+        )
+    filters = msgspec.structs.replace(policy, indicator_ttl=None)
+    assert_planned_as_streamed(exportable, PlanSettings(mode=mode, index=INDEX, policy=filters))
+
+
+def assert_planned_as_streamed(indicator: Indicator, settings: PlanSettings) -> None:
     state = PlannerState(KNOWN)
     authors = {"identity--acme": "ACME"}
     text = _encode(indicator)
@@ -246,8 +315,11 @@ def test_an_indicator_is_planned_exactly_as_a_streamed_create_of_it(
     read = IndicatorNode("node-id", "", text.decode())
     outcome = plan_node(read, state, settings, NOW, authors, with_inferences=True)
     if isinstance(outcome, Planned):
-        assert streamed.actions == (outcome.action,)
+        action = outcome.action
+        event(f"{type(action).__name__} {action.code if isinstance(action, Delete) else ''}")
+        assert streamed.actions == (action,)
     else:
+        event("unplanned")
         assert outcome.skip is not None
         assert [a.__class__.__name__ for a in streamed.actions] == ["Skip"]
 
