@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
     from pycti import OpenCTIApiClient
 
+    from elastic_connector.shell.bulk import BulkWriter
     from elastic_connector.shell.outputs import OutputWriter
 
 
@@ -196,10 +197,10 @@ def _prepare_outputs(
     config: Config,
     stop: threading.Event,
     clock: Callable[[], datetime],
-) -> OutputWriter | None:
-    """The ES|QL lookup index and dead letters, when configured: repairs keep them in step as
-    the stream's writes do. None when neither is on."""
-    from elastic_connector.shell.bulk import BulkWriter
+) -> Callable[[BulkWriter], OutputWriter] | None:
+    """The writer of the ES|QL lookup index and dead letters around the repairs' own, when
+    either is configured: repairs keep them in step as the stream's writes do. None when
+    neither is on."""
     from elastic_connector.shell.elastic import PermanentElasticsearchError
     from elastic_connector.shell.metrics import Metrics
     from elastic_connector.shell.output_setup import build_output_writer, prepare_outputs
@@ -210,12 +211,18 @@ def _prepare_outputs(
         raise _Unusable(f"cannot use the lookup or dead-letter index: {error}") from None
     if targets is None:
         raise _Unusable("interrupted")
-    documents = BulkWriter.from_settings(
-        client, config.elasticsearch, require_alias=False, stop=stop
-    )
-    return build_output_writer(
-        client, config, targets, documents, metrics=Metrics(), clock=clock, stop=stop
-    )
+    if not targets.any:
+        return None
+    metrics = Metrics()
+
+    def around(documents: BulkWriter) -> OutputWriter:
+        built = build_output_writer(
+            client, config, targets, documents, metrics=metrics, clock=clock, stop=stop
+        )
+        assert built is not None  # targets.any: one of the outputs is on
+        return built
+
+    return around
 
 
 def _opencti_client(config: Config) -> OpenCTIApiClient:

@@ -349,7 +349,7 @@ def test_reconciliation_repairs_move_the_rows_and_a_repair_a_newer_write_won_ove
         es_settings,
         require_alias=False,
         stop=threading.Event(),
-        outputs=stream,
+        outputs=stream.with_documents,
     )
     result = repairs(
         [

@@ -120,11 +120,15 @@ class BulkResult(msgspec.Struct, frozen=True, kw_only=True):
     """Requests sent again after a transient failure (whole request or some items)."""
     superseded: int = 0
     """Actions dropped because a later action on the same document replaced them."""
-    conflicts: int = 0
-    """Guarded actions (``Guard``) Elasticsearch refused because the document changed since
-    it was read (409): a newer write won, which is what the guard is for."""
     conflicted: tuple[tuple[str, str], ...] = ()
-    """(index, id) of each of those ``conflicts``: their documents were left as they were."""
+    """(index, id) of each guarded action (``Guard``) Elasticsearch refused because the
+    document changed since it was read (409): a newer write won, which is what the guard is
+    for, and the document was left as it was."""
+
+    @property
+    def conflicts(self) -> int:
+        """How many guarded actions lost to a newer write (``conflicted``)."""
+        return len(self.conflicted)
 
 
 class WriterHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -347,7 +351,6 @@ class _Tally:
         self.rejected: list[Rejection] = []
         self.retries = 0
         self.superseded = 0
-        self.conflicts = 0
         self.conflicted: list[tuple[str, str]] = []
 
     def result(self) -> BulkResult:
@@ -357,7 +360,6 @@ class _Tally:
             rejected=tuple(self.rejected),
             retries=self.retries,
             superseded=self.superseded,
-            conflicts=self.conflicts,
             conflicted=tuple(self.conflicted),
         )
 
@@ -562,7 +564,6 @@ class BulkWriter:
                 op, result = next(iter(answer.items()))
                 if result.status == 409 and item.action.guard is not None:
                     # The document changed since it was read: keep it.
-                    tally.conflicts += 1
                     tally.conflicted.append((item.action.index, item.action.id))
                     continue
                 outcome = item_outcome(op, result.status, result.error)

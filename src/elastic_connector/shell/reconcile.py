@@ -424,8 +424,9 @@ class BoundedWriter:
     (transient failures, waited out with its capped backoff) it raises
     ``PermanentElasticsearchError`` naming the last failure. A run must end, and say why.
 
-    With ``outputs`` (the ES|QL lookup index or dead letters configured), the repairs go through
-    them as the stream's writes do, so the lookup rows follow the repaired documents."""
+    With ``outputs`` (the ES|QL lookup index or dead letters configured: it makes their writer
+    around this one's ``BulkWriter``), the repairs go through them as the stream's writes do, so
+    the lookup rows follow the repaired documents."""
 
     def __init__(
         self,
@@ -435,7 +436,7 @@ class BoundedWriter:
         require_alias: bool,
         stop: threading.Event,
         attempts: int = ATTEMPTS,
-        outputs: OutputWriter | None = None,
+        outputs: Callable[[BulkWriter], OutputWriter] | None = None,
     ) -> None:
         self._outer_stop = stop
         self._attempts = attempts
@@ -451,7 +452,7 @@ class BoundedWriter:
             stop=self._halt,
             sleep=self._sleep,
         )
-        self._outputs = None if outputs is None else outputs.with_documents(self._writer)
+        self._outputs = None if outputs is None else outputs(self._writer)
 
     def _sleep(self, delay: float) -> None:
         self._failures += 1

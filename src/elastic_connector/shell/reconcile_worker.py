@@ -213,7 +213,7 @@ class Reconciler:
                 self._elasticsearch,
                 require_alias=self._require_alias,
                 stop=self._stop,
-                outputs=self._outputs,
+                outputs=None if self._outputs is None else self._outputs.with_documents,
             ),
             gate=self._gate,
             clock=self._clock,
