@@ -89,11 +89,10 @@ class SecretMask(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        # Longest first: a secret that contains another is masked whole.
+        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._pattern = (
-            re.compile("|".join(_masked(secret) for secret in self._secrets))
-            if self._secrets
-            else None
+            re.compile("|".join(_masked(secret) for secret in ordered)) if ordered else None
         )
 
     def mask(self, text: str) -> str:
@@ -102,7 +101,7 @@ class SecretMask(logging.Filter):
         return self._pattern.sub(_MASK, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if self._pattern is None:
             return True
         record.msg = self.mask(record.getMessage())
         record.args = None
