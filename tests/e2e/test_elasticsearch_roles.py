@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import pytest
@@ -56,25 +55,6 @@ Harnesses = Callable[..., ConnectorHarness]
 
 def documented_role(name: str, index: str) -> Role:
     return roles_in_markdown(DOC)[name].renamed(DOCUMENTED_INDEX, index)
-
-
-@pytest.fixture
-def role_proxy(elasticsearch_url: str) -> Iterator[Callable[[Role], FaultyProxy]]:
-    """Proxies in front of the test cluster, each enforcing one role."""
-    parts = urlsplit(elasticsearch_url)
-    upstream = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))
-    proxies: list[FaultyProxy] = []
-
-    def start(role: Role) -> FaultyProxy:
-        proxy = FaultyProxy(upstream, role=role).start()
-        proxies.append(proxy)
-        return proxy
-
-    try:
-        yield start
-    finally:
-        for proxy in proxies:
-            proxy.stop()
 
 
 def check_lines(output: str) -> list[str]:

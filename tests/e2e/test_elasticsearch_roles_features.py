@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import pytest
@@ -58,24 +57,6 @@ def documented_role(name: str, renames: dict[str, str]) -> Role:
     for old, new in renames.items():
         role = role.renamed(old, new)
     return role
-
-
-@pytest.fixture
-def role_proxy(elasticsearch_url: str) -> Iterator[Callable[[Role], FaultyProxy]]:
-    parts = urlsplit(elasticsearch_url)
-    upstream = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))
-    proxies: list[FaultyProxy] = []
-
-    def start(role: Role) -> FaultyProxy:
-        proxy = FaultyProxy(upstream, role=role).start()
-        proxies.append(proxy)
-        return proxy
-
-    try:
-        yield start
-    finally:
-        for proxy in proxies:
-            proxy.stop()
 
 
 def through(connector: ConnectorHarness, proxy: FaultyProxy) -> None:
