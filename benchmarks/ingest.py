@@ -51,6 +51,7 @@ from benchmarks.mapping import SETTINGS, map_events
 from benchmarks.null_bulk import NullBulkProxy
 from elastic_connector.core.actions import Delete, Upsert
 from elastic_connector.core.events import PlannerState, plan_frame
+from elastic_connector.core.stream.ids import StreamId, parse_stream_id
 from elastic_connector.demo.noida import NoidaServer, free_port
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 
@@ -274,6 +275,11 @@ def _last_ack(metrics_port: int) -> str | None:
     return ack if isinstance(ack, str) else None
 
 
+def _at_or_past(ack: str | None, last: StreamId | None) -> bool:
+    acked = None if ack is None else parse_stream_id(ack)
+    return acked is not None and last is not None and acked >= last
+
+
 def _publish(standin: OpenCTIStandin, events: Sequence[Event]) -> None:
     for event in events:
         ms = int(event.id.partition("-")[0])
@@ -293,7 +299,7 @@ def _run_daemon(
     metrics_port = free_port()
     with OpenCTIStandin(heartbeat_interval=1.0) as standin:
         _publish(standin, events)
-        last_id = events[-1].id
+        last = parse_stream_id(events[-1].id)
         command = [sys.executable, "-m"]
         if profile_dir is not None:
             command += ["benchmarks.daemon_profile", str(profile_dir)]
@@ -314,7 +320,9 @@ def _run_daemon(
             stream_start = _wait_stream_request(standin, process, log)
             rss_start = _status_kib(process.pid, "VmRSS")
             deadline = time.monotonic() + _TIMEOUT
-            while _last_ack(metrics_port) != last_id:
+            # At or past the last event: a heartbeat that arrives after it is acknowledged in
+            # turn (in the same batch, or before the next poll), and its id is the later one.
+            while not _at_or_past(_last_ack(metrics_port), last):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(_failure(process, log, "did not acknowledge the last event"))
                 time.sleep(_POLL)

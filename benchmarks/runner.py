@@ -46,7 +46,10 @@ from benchmarks.reconcile import (
 
 SECTIONS: Final = ("mapping", "parser", "ingest", "alerts", "reconcile", "initial_sync")
 DEFAULT_OUTPUT: Final = Path(__file__).resolve().parent / "results" / "latest.json"
-TARGET_RATIO: Final = 30.0
+TARGET_RATIO: Final = 15.0
+"""Core mapping over ``stix2-patterns`` (issue 16; the first aim, 30x, is in performance.md)."""
+TARGET_CONNECTOR_DOCS_S: Final = 20_000.0
+"""The daemon against the null endpoint on this 2-core machine (issue 16)."""
 
 
 class Profile(msgspec.Struct, frozen=True):
@@ -98,7 +101,9 @@ class Machine(msgspec.Struct, frozen=True):
 
 
 class Targets(msgspec.Struct, frozen=True):
-    mapping_ratio_at_least_30: bool | None
+    mapping_ratio_at_least_15: bool | None
+    connector_alone_at_least_20k: bool | None
+    """The fastest connector-alone run writes at least 20,000 documents/s."""
     rss_flat: bool | None
     """Peak RSS of the largest connector run within 10% (and 20 MB) of the smallest's."""
     connector_not_the_limit: bool | None
@@ -187,7 +192,10 @@ def targets(
         )
     at_scale = reconcile is not None and reconcile.indicators >= 100_000
     return Targets(
-        mapping_ratio_at_least_30=None if mapping is None else mapping.ratio >= TARGET_RATIO,
+        mapping_ratio_at_least_15=None if mapping is None else mapping.ratio >= TARGET_RATIO,
+        connector_alone_at_least_20k=None
+        if ingest is None or not ingest.connector_runs
+        else max(run.docs_per_s for run in ingest.connector_runs) >= TARGET_CONNECTOR_DOCS_S,
         rss_flat=rss_flat,
         connector_not_the_limit=not_the_limit,
         reconcile_dry_run_under_2_min=(
@@ -229,7 +237,13 @@ def table(results: Results) -> str:
                 f"{m.filtered_us_per_event:.1f} us/event ({m.filtered_upserts:,} upserts)",
             )
         )
-        rows.append(("  ratio core mapping / stix2-patterns", f"{m.ratio:.1f}x", "target >= 30x"))
+        rows.append(
+            (
+                "  ratio core mapping / stix2-patterns",
+                f"{m.ratio:.1f}x",
+                f"target >= {TARGET_RATIO:.0f}x",
+            )
+        )
         s = m.stages
         rows.append(
             (
@@ -349,7 +363,11 @@ def table(results: Results) -> str:
         + ", ".join(
             f"{name}={'n/a' if ok is None else ('met' if ok else 'NOT MET')}"
             for name, ok in (
-                ("ratio>=30x", t.mapping_ratio_at_least_30),
+                (f"ratio>={TARGET_RATIO:.0f}x", t.mapping_ratio_at_least_15),
+                (
+                    f"connector alone >= {TARGET_CONNECTOR_DOCS_S:,.0f} docs/s",
+                    t.connector_alone_at_least_20k,
+                ),
                 ("rss flat", t.rss_flat),
                 ("connector not the limit", t.connector_not_the_limit),
                 ("reconcile dry run < 2 min", t.reconcile_dry_run_under_2_min),

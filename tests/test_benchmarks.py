@@ -135,7 +135,8 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
     ]
     assert all(run["documents"] > 0 for run in runs)
     assert set(results["targets"]) == {
-        "mapping_ratio_at_least_30",
+        "mapping_ratio_at_least_15",
+        "connector_alone_at_least_20k",
         "rss_flat",
         "connector_not_the_limit",
         "reconcile_dry_run_under_2_min",
