@@ -25,11 +25,13 @@ from elastic_connector.core.indicators.ecs import (
     Date,
     Keyword,
     Long,
+    mapping_of,
+)
+from elastic_connector.core.indicators.field_values import (
     date_text_value,
     date_value,
     keyword_value,
     long_value,
-    mapping_of,
 )
 from elastic_connector.core.stix import OPENCTI_EXTENSION, StixObject, truth
 

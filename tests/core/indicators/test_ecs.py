@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elastic_connector.core.indicators import ecs
+from elastic_connector.core.indicators import ecs, field_values
 from tests.core.indicators.es_field_checks import problems
 
 FIELDS = ecs.field_types(ecs.INDICATOR_MAPPINGS)
@@ -202,12 +202,12 @@ def test_round_trip_of_a_full_document() -> None:
     [("a", "a"), ("", None), ("é", "é"), ("\ud800", None), (None, None), (3, None)],
 )
 def test_keyword_value(value: object, expected: str | None) -> None:
-    assert ecs.keyword_value(value) == expected
+    assert field_values.keyword_value(value) == expected
 
 
 @given(st.one_of(st.integers(), st.booleans(), st.floats(), st.none(), st.text()))
 def test_long_value_accepts_only_ints_in_range(value: object) -> None:
-    result = ecs.long_value(value)
+    result = field_values.long_value(value)
     if result is not None:
         assert type(value) is int
         assert -(2**63) <= result <= 2**63 - 1
@@ -218,7 +218,7 @@ _OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda m: timezone(timedelta(minut
 
 @given(st.datetimes(timezones=st.none() | _OFFSETS))
 def test_date_value_is_utc_or_none(moment: datetime) -> None:
-    result = ecs.date_value(moment)
+    result = field_values.date_value(moment)
     if result is None:
         # Only an instant outside UTC years 1-9999 has no value.
         offset = moment.utcoffset() or timedelta(0)
@@ -241,9 +241,9 @@ def test_date_value_is_utc_or_none(moment: datetime) -> None:
     ],
 )
 def test_date_text_value(text: object, expected: datetime | None) -> None:
-    assert ecs.date_text_value(text) == expected
+    assert field_values.date_text_value(text) == expected
 
 
 def test_offsets_are_converted_not_dropped() -> None:
     moment = datetime(2024, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert ecs.date_value(moment) == datetime(2024, 1, 1, 0, 0, tzinfo=UTC)
+    assert field_values.date_value(moment) == datetime(2024, 1, 1, 0, 0, tzinfo=UTC)

@@ -3,6 +3,7 @@
 - ``document``: the mapping itself (``indicator_document``); ``mapping_context``: what it
   needs besides the indicator (``MappingContext``) and its refusal (``Unmappable``);
 - ``ecs``: the ECS document types the connector writes, and the index mapping derived from them;
+  ``field_values``: the values each Elasticsearch field type accepts (keyword, long, date);
 - the rules, one concern each: ``exact_values`` (which comparisons give match values),
   ``path_rules`` (which field each STIX object path feeds: the mapping table),
   ``field_handlers`` (one literal -> field values), ``value_forms`` (ECS's normal forms),

@@ -24,6 +24,9 @@ from returns.result import Failure, Result, Success
 from elastic_connector.core.indicators import ecs
 from elastic_connector.core.indicators.confidence import confidence_level
 from elastic_connector.core.indicators.exact_values import exact_values, no_value_reason
+from elastic_connector.core.indicators.field_values import date_value as _utc
+from elastic_connector.core.indicators.field_values import keyword_value as _text
+from elastic_connector.core.indicators.field_values import long_value as _long
 from elastic_connector.core.indicators.found_values import FoundValues, field_groups
 from elastic_connector.core.indicators.mapping_context import MappingContext, Unmappable
 from elastic_connector.core.indicators.observable_parts import observable, threat_indicator_parts
@@ -39,10 +42,6 @@ __all__ = [
 ]
 
 # --- indicator properties as their field types accept them -----------------------------------
-
-_text = ecs.keyword_value
-_utc = ecs.date_value
-_long = ecs.long_value
 
 
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:

@@ -23,19 +23,21 @@ omitted from the JSON, never written as ``null``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Final
 
 import msgspec
 import msgspec.inspect as mi
+
+from elastic_connector.core.indicators.field_values import LONG_MAX, LONG_MIN
 
 ECS_VERSION: Final = "8.17.0"
 """ECS release the documents follow (``threat.indicator.id`` needs 8.16 or later)."""
 
 # --- field types ----------------------------------------------------------------------------
 
-_LONG_MIN: Final = -(2**63)
-_LONG_MAX: Final = 2**63 - 1
+_LONG_MIN: Final = LONG_MIN
+_LONG_MAX: Final = LONG_MAX
 
 
 def _es(es_type: str, **options: object) -> msgspec.Meta:
@@ -62,54 +64,6 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535), _es("long")]
 Date = Annotated[datetime, msgspec.Meta(tz=True), _es("date")]
 """Always UTC; encoded as RFC 3339 (``2024-01-31T12:00:00Z``)."""
 Bool = Annotated[bool, _es("boolean")]
-
-
-# --- values as the field types accept them ------------------------------------------------
-
-
-def keyword_value(value: object) -> str | None:
-    """``value`` when it is a non-empty string JSON can carry (no lone surrogate), else None."""
-    if not isinstance(value, str) or not value:
-        return None
-    if value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return value
-
-
-def long_value(value: object, low: int = _LONG_MIN, high: int = _LONG_MAX) -> int | None:
-    """``value`` when it is an ``int`` (not a ``bool``) within ``low..high``, else None."""
-    if type(value) is int and low <= value <= high:
-        return value
-    return None
-
-
-def date_value(moment: object) -> datetime | None:
-    """The instant in UTC (a timestamp without offset is read as UTC, as STIX does); None when
-    it is not a datetime or has no UTC equivalent in years 1-9999."""
-    if not isinstance(moment, datetime):
-        return None
-    if moment.tzinfo is UTC:
-        return moment
-    try:
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
-
-
-def date_text_value(text: object) -> datetime | None:
-    """An RFC 3339 / ISO 8601 timestamp text as a UTC instant, or None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return date_value(datetime.fromisoformat(text.strip()))
-    except ValueError:
-        return None
 
 
 class _Doc(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from elastic_connector.core.indicators import ecs
+from elastic_connector.core.indicators.field_values import date_text_value
+from elastic_connector.core.indicators.field_values import keyword_value as _text
+from elastic_connector.core.indicators.field_values import long_value as _long
 from elastic_connector.core.indicators.found_values import FoundValues
 from elastic_connector.core.indicators.value_forms import (
     ECS_FILE_HASHES,
@@ -46,9 +48,6 @@ records the value(s) and returns None, or returns why the literal is not a valid
 # isinstance() tuple built once (a ``A | B`` union would be rebuilt on every call).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 
-_text = ecs.keyword_value
-_long = ecs.long_value
-
 
 # --- values as their field types accept them --------------------------------------------------
 
@@ -76,7 +75,7 @@ def _keyword(literal: Literal) -> str | None:
 
 def _date(literal: Literal) -> datetime | None:
     if isinstance(literal, _TEXT_LITERALS):
-        return ecs.date_text_value(literal.value)
+        return date_text_value(literal.value)
     return None
 
 

@@ -14,10 +14,7 @@ import re
 from typing import Final
 from urllib.parse import urlsplit
 
-from elastic_connector.core.indicators import ecs
-
-_text = ecs.keyword_value
-
+from elastic_connector.core.indicators.field_values import keyword_value as _text
 
 # --- IP addresses and CIDR blocks -------------------------------------------------------------
 

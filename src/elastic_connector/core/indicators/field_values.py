@@ -1,0 +1,60 @@
+"""Values as the Elasticsearch field types of the documents accept them.
+
+Every mapping step passes its output values through these: a ``keyword`` is a non-empty string
+JSON can carry, a ``long`` is an ``int`` in range, a ``date`` is a UTC instant. They live apart
+from ``core.indicators.ecs`` because that module defines the document
+Structs and stays interpreted in the compiled build, while these run several times per document.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+LONG_MIN: Final = -(2**63)
+LONG_MAX: Final = 2**63 - 1
+
+
+def keyword_value(value: object) -> str | None:
+    """``value`` when it is a non-empty string JSON can carry (no lone surrogate), else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def long_value(value: object, low: int = LONG_MIN, high: int = LONG_MAX) -> int | None:
+    """``value`` when it is an ``int`` (not a ``bool``) within ``low..high``, else None."""
+    if type(value) is int and low <= value <= high:
+        return value
+    return None
+
+
+def date_value(moment: object) -> datetime | None:
+    """The instant in UTC (a timestamp without offset is read as UTC, as STIX does); None when
+    it is not a datetime or has no UTC equivalent in years 1-9999."""
+    if not isinstance(moment, datetime):
+        return None
+    if moment.tzinfo is UTC:
+        return moment
+    try:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def date_text_value(text: object) -> datetime | None:
+    """An RFC 3339 / ISO 8601 timestamp text as a UTC instant, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return date_value(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        return None
