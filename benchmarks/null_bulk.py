@@ -6,13 +6,22 @@ once, with one successful item per action (``201`` for an index action, ``200`` 
 as Elasticsearch answers them with the ``filter_path`` the connector sends. Nothing is stored.
 The daemon's throughput against it is what the connector can do when Elasticsearch is not the
 bottleneck; its memory over 10k and 100k events shows whether streaming costs grow.
+
+It runs in a process of its own (``python -m benchmarks.null_bulk UPSTREAM``). In the
+benchmark's process it shared the GIL with the stand-in serving the stream, and the daemon's
+writer spent 59% of its time waiting for bulk answers (py-spy, 60,000 events): the number
+measured the benchmark, not the connector.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 from urllib.parse import urlsplit
@@ -40,6 +49,10 @@ def bulk_answer(body: bytes) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle's algorithm on, the body waits for the
+    # client's delayed ACK of the headers (40 ms on Linux) on every request. Elasticsearch's
+    # HTTP server sets TCP_NODELAY (http.tcp.no_delay, on by default); so does this one.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:
@@ -61,7 +74,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._body()
         if urlsplit(self.path).path.rstrip("/").endswith("/_bulk"):
-            self.server.bulk_requests += 1
             self._reply(
                 200,
                 bulk_answer(body),
@@ -83,7 +95,6 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, upstream: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = urlsplit(upstream)
-        self.bulk_requests = 0
 
     def forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -104,24 +115,36 @@ class _Server(ThreadingHTTPServer):
 
 
 class NullBulkProxy:
-    """``with NullBulkProxy(upstream) as proxy: ... proxy.url``."""
+    """``with NullBulkProxy(upstream) as proxy: ... proxy.url``: the endpoint in a child
+    process, stopped when the block ends."""
 
     def __init__(self, upstream: str) -> None:
-        self._server = _Server(upstream)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
+        self._upstream = upstream
+        self._process: subprocess.Popen[str] | None = None
+        self._url = ""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def bulk_requests(self) -> int:
-        return self._server.bulk_requests
+        return self._url
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        root = str(Path(__file__).resolve().parents[1])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.null_bulk", self._upstream],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self._process.stdout is not None
+        self._url = self._process.stdout.readline().strip()
+        if not self._url.startswith("http://"):
+            self._process.kill()
+            raise RuntimeError("the null bulk endpoint did not start")
         return self
 
     def __exit__(
@@ -130,6 +153,30 @@ class NullBulkProxy:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        process = self._process
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # end of input: the child shuts its server down and exits
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main(upstream: str) -> None:
+    """Serve until standard input ends; the first line printed is the endpoint's URL."""
+    server = _Server(upstream)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    )
+    thread.start()
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    sys.stdin.read()
+    server.shutdown()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
