@@ -18,16 +18,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from returns.result import Failure
-
 from elastic_connector.core import stix_mode as stix_documents
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config.model import Mode
 from elastic_connector.core.indicators import document as indicators
 from elastic_connector.core.indicators import ecs
+from elastic_connector.core.indicators.mapping_context import Unmappable
 from elastic_connector.core.lifetime import expiry
 from elastic_connector.core.markings import resolve_markings
-from elastic_connector.core.pattern.parser import parse
+from elastic_connector.core.pattern.parser import read_pattern
+from elastic_connector.core.pattern.tree import PatternError
 from elastic_connector.core.plans import Plan, PlannerState, PlanSettings
 from elastic_connector.core.policy import indicator_withheld, tlp_allowed
 from elastic_connector.core.stix import (
@@ -57,7 +57,7 @@ would keep thousands of them, and their trees, in memory (the cache holds at mos
 
 # Parsing is pure and its results are immutable, so a parse can be shared by every event with
 # the same pattern text.
-_parse: Final = functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)(parse)
+_parse: Final = functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)(read_pattern)
 
 
 _NO_AUTHORS: Final[Mapping[str, str]] = {}
@@ -172,13 +172,10 @@ def _indicator_action(
     text = indicator.pattern
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
     cacheable = type(text) is str and len(text) <= CACHEABLE_PATTERN_CHARS
-    parsed = _parse(text) if cacheable else parse(text)
-    if isinstance(parsed, Failure):
+    parsed = _parse(text) if cacheable else read_pattern(text)
+    if isinstance(parsed, PatternError):
         return Delete(
-            settings.index,
-            obj.opencti_id,
-            "invalid_pattern",
-            f"pattern does not parse: {parsed.failure()}",
+            settings.index, obj.opencti_id, "invalid_pattern", f"pattern does not parse: {parsed}"
         )
     author = indicator.created_by_ref
     ttl = settings.policy.indicator_ttl
@@ -191,10 +188,10 @@ def _indicator_action(
         # Only a default lifetime is computed; a valid_until is written as valid_until.
         expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
     )
-    mapped = indicators.indicator_document(indicator, parsed.unwrap(), context)
-    if isinstance(mapped, Failure):
-        return Delete(settings.index, obj.opencti_id, "unmappable", mapped.failure().reason)
-    return Upsert(settings.index, obj.opencti_id, ecs.encode_document(mapped.unwrap()))
+    mapped = indicators.document_of(indicator, parsed, context)
+    if isinstance(mapped, Unmappable):
+        return Delete(settings.index, obj.opencti_id, "unmappable", mapped.reason)
+    return Upsert(settings.index, obj.opencti_id, ecs.encode_document(mapped))
 
 
 def _plan_stix(

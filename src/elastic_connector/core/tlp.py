@@ -25,7 +25,7 @@ class Tlp(enum.Enum):
     @property
     def rank(self) -> int:
         """How restrictive the level is: 0 for CLEAR/WHITE up to 4 for RED."""
-        return _RANK[self]
+        return _RANK[self._name_]
 
     @property
     def label(self) -> str:
@@ -43,13 +43,15 @@ class Tlp(enum.Enum):
 _PREFIX: Final = re.compile(r"^TLP\s*[:_ -]?")
 _BY_VALUE: Final[Mapping[str, Tlp]] = {level.value: level for level in Tlp}
 
-_RANK: Final[Mapping[Tlp, int]] = {
-    Tlp.WHITE: 0,
-    Tlp.CLEAR: 0,
-    Tlp.GREEN: 1,
-    Tlp.AMBER: 2,
-    Tlp.AMBER_STRICT: 3,
-    Tlp.RED: 4,
+# Keyed by member name: an Enum member's hash is a Python-level call (``Enum.__hash__``), a
+# name's is cached, and ranks are read for every marking of every indicator.
+_RANK: Final[Mapping[str, int]] = {
+    Tlp.WHITE.name: 0,
+    Tlp.CLEAR.name: 0,
+    Tlp.GREEN.name: 1,
+    Tlp.AMBER.name: 2,
+    Tlp.AMBER_STRICT.name: 3,
+    Tlp.RED.name: 4,
 }
 
 STANDARD_MARKINGS: Final[Mapping[str, Tlp]] = {

@@ -81,9 +81,15 @@ def _ecs_type_of(main_type: str) -> str | None:
     return ecs_indicator_type(main_type)
 
 
-@functools.lru_cache(maxsize=16)
+# Shared, and keyed by member name (an Enum member's hash is a Python-level call).
+_MARKINGS: Final[dict[str, ecs.Marking]] = {
+    tlp.name: ecs.Marking(tlp=tlp.value, tlp_version="1.0" if tlp is Tlp.WHITE else "2.0")
+    for tlp in Tlp
+}
+
+
 def _marking(tlp: Tlp) -> ecs.Marking:
-    return ecs.Marking(tlp=tlp.value, tlp_version="1.0" if tlp is Tlp.WHITE else "2.0")
+    return _MARKINGS[tlp._name_]
 
 
 # Document parts with many fields are built from the fields most indicators have, and the rest
@@ -231,29 +237,35 @@ def indicator_document(
 ) -> Result[ecs.IndicatorDocument, Unmappable]:
     """The ECS document of ``indicator`` (whose parsed pattern is ``pattern``), or why there is
     none. Deterministic, never raises; the caller uses ``StixObject.opencti_id`` as ``_id``."""
+    mapped = document_of(indicator, pattern, context)
+    return Failure(mapped) if isinstance(mapped, Unmappable) else Success(mapped)
+
+
+def document_of(
+    indicator: Indicator, pattern: Pattern, context: MappingContext
+) -> ecs.IndicatorDocument | Unmappable:
+    """``indicator_document`` without the ``Result`` wrapper (the per-event hot path)."""
     found = exact_values(pattern)
     if found.empty:
-        return Failure(Unmappable(no_value_reason(found)))
+        return Unmappable(no_value_reason(found))
     groups = field_groups(found)
-    return Success(
-        ecs.IndicatorDocument(
-            timestamp=_opt_date(context.now) or _EPOCH,
-            ecs=ecs.ECS_INFO,
-            event=ecs.INDICATOR_EVENT,
-            threat=ecs.Threat(
-                indicator=_threat_indicator(indicator, found, groups, context),
-                feed=_feed(context.feed_name, context.opencti_url),
+    return ecs.IndicatorDocument(
+        timestamp=_opt_date(context.now) or _EPOCH,
+        ecs=ecs.ECS_INFO,
+        event=ecs.INDICATOR_EVENT,
+        threat=ecs.Threat(
+            indicator=_threat_indicator(indicator, found, groups, context),
+            feed=_feed(context.feed_name, context.opencti_url),
+        ),
+        opencti=ecs.OpenCTI(
+            indicator=_opencti_indicator(indicator, found)
+            if context.expires_at is None
+            else msgspec.structs.replace(
+                _opencti_indicator(indicator, found), expires_at=_opt_date(context.expires_at)
             ),
-            opencti=ecs.OpenCTI(
-                indicator=_opencti_indicator(indicator, found)
-                if context.expires_at is None
-                else msgspec.structs.replace(
-                    _opencti_indicator(indicator, found), expires_at=_opt_date(context.expires_at)
-                ),
-                observable=observable(found, groups) if "opencti.observable" in groups else None,
-            ),
-            tags=_unique(indicator.labels) if indicator.labels else (),
-        )
+            observable=observable(found, groups) if "opencti.observable" in groups else None,
+        ),
+        tags=_unique(indicator.labels) if indicator.labels else (),
     )
 
 

@@ -915,28 +915,34 @@ def parse(text: object) -> Result[Pattern, PatternError]:
     0-based character position, what would have been accepted there and the offending text
     (shortened); ``str(error)`` is a one-line summary.
     """
+    parsed = read_pattern(text)
+    return Failure(parsed) if isinstance(parsed, PatternError) else Success(parsed)
+
+
+def read_pattern(text: object) -> Pattern | PatternError:
+    """``parse`` without the ``Result`` wrapper (the per-event hot path)."""
     if not isinstance(text, str):
-        return Failure(PatternError(0, f"a pattern must be text, not {type(text).__name__}"))
+        return PatternError(0, f"a pattern must be text, not {type(text).__name__}")
     single = _SINGLE_RE.fullmatch(text)
     if single is not None:  # by far the most common shape: one comparison
         comparison = _simple_comparison(*single.groups())
         if comparison is not None:
-            return Success(Pattern(Observation(comparison)))
+            return Pattern(Observation(comparison))
     else:
         simple = _simple_pattern(text)
         if simple is not None:
-            return Success(simple)
+            return simple
     leading = _check_leading_bracket(text)
     if leading is not None:
-        return Failure(leading)
+        return leading
     try:
-        return Success(_Parser(text).pattern())
+        return _Parser(text).pattern()
     except _Refused as refused:
-        return Failure(_error(text, refused))
+        return _error(text, refused)
     except RecursionError:
         # Unreachable with MAX_NESTING well under the interpreter limit, unless the caller is
         # itself already deep in recursion; the promise is still "never raises".
-        return Failure(PatternError(0, "pattern too deeply nested for the parser"))
+        return PatternError(0, "pattern too deeply nested for the parser")
 
 
 # --- printer --------------------------------------------------------------------------------
