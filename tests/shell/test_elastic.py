@@ -74,6 +74,20 @@ def _closed_port() -> int:
 # --- build_client ------------------------------------------------------------------------------
 
 
+def test_a_framed_bulk_body_is_sent_as_it_is_and_anything_else_as_ndjson() -> None:
+    serializers = _client(ElasticsearchSettings(hosts=("http://127.0.0.1:9",))).transport
+    framed = b'{"index":{"_id":"a"}}\n{"v":1}\n'
+    assert serializers.serializers.dumps(framed, mimetype="application/x-ndjson") is framed
+    # Not framed (no final newline) or not bytes: the transport's own NDJSON rules apply.
+    assert serializers.serializers.dumps(b'{"a":1}', mimetype="application/x-ndjson") == (
+        b'{"a":1}\n'
+    )
+    lines = [{"index": {}}, {"v": 1}]
+    assert serializers.serializers.dumps(lines, mimetype="application/x-ndjson") == (
+        b'{"index":{}}\n{"v":1}\n'
+    )
+
+
 def test_client_reaches_the_test_cluster(es_client: Elasticsearch) -> None:
     assert es_client.info().body["version"]["number"].split(".")[0] in {"8", "9"}
 

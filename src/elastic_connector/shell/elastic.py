@@ -26,6 +26,7 @@ from elastic_transport import (
     ApiError,
     ConnectionError,
     ConnectionTimeout,
+    NdjsonSerializer,
     SerializationError,
     TlsError,
 )
@@ -131,7 +132,19 @@ def build_client(settings: ElasticsearchSettings, cloud: CloudSettings) -> Elast
                 "credentials are sent to Elasticsearch without TLS (%s); use https:// hosts",
                 ", ".join(plain),
             )
+    kwargs["serializers"] = {"application/x-ndjson": _FramedNdjson()}
     return Elasticsearch(**kwargs)
+
+
+class _FramedNdjson(NdjsonSerializer):
+    """Bulk bodies arrive as bytes already framed as NDJSON (``shell.bulk.encode_action``):
+    sent as they are. The transport's serializer copies such a body twice (into a bytearray,
+    then back to bytes), 4 % of the writer thread's time at 19,000 documents/s (py-spy)."""
+
+    def dumps(self, data: object) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
 
 
 def _warn_insecure_once() -> None:
