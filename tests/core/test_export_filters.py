@@ -9,6 +9,7 @@ update makes fail a filter.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import pytest
@@ -24,11 +25,13 @@ from elastic_connector.core.config.observable_types import (
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.policy import (
     PolicySettings,
+    any_filter,
     filtered_out,
     main_observable_type,
     opencti_score,
 )
 from elastic_connector.core.stix import Extensions, Indicator, OpenCTIExtension
+from elastic_connector.core.tlp import Tlp
 from tests.core.indicators.indicator_strategies import indicators
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -130,9 +133,27 @@ def test_label_and_type_case_never_matters(indicator: Indicator, settings: Polic
     assert (filtered_out(shouted, settings) is None) == (filtered_out(indicator, settings) is None)
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"min_score": 0},
+        {"min_confidence": 0},
+        {"labels_include": ["x"]},
+        {"labels_exclude": ["x"]},
+        {"indicator_types": ["IPv4-Addr"]},
+    ],
+)
+def test_any_one_filter_set_is_filtering(setting: dict[str, Any]) -> None:
+    assert any_filter(PolicySettings.filters(**setting))
+    # TLP, detection and the lifetime are not export filters.
+    assert not any_filter(
+        PolicySettings.filters(max_tlp=Tlp.RED, require_detection=True, indicator_ttl=60.0)
+    )
+
+
 @given(indicator=filtered_indicators())
 def test_no_filter_set_withholds_nothing(indicator: Indicator) -> None:
-    assert not PolicySettings.filters().filtering
+    assert not any_filter(PolicySettings.filters())
     assert filtered_out(indicator, PolicySettings.filters()) is None
 
 

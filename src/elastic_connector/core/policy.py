@@ -95,9 +95,22 @@ def indicator_withheld(
         )
     if settings.require_detection and not detection_flag(indicator):
         return Withheld("detection", "detection flag is false and require_detection is on")
-    if settings.filtering:
+    if any_filter(settings):
         return filtered_out(indicator, settings)
     return None
+
+
+def any_filter(settings: PolicySettings) -> bool:
+    """Whether any export filter (beyond TLP, detection and lifetime) is set. A function here,
+    not a property of the settings: this module is compiled, theirs is not, and the planner
+    asks for every indicator."""
+    return bool(
+        settings.min_score is not None
+        or settings.min_confidence is not None
+        or settings.labels_include
+        or settings.labels_exclude
+        or settings.indicator_types
+    )
 
 
 def filtered_out(indicator: Indicator, settings: PolicySettings) -> Withheld | None:

@@ -55,17 +55,6 @@ class PolicySettings(msgspec.Struct, frozen=True, kw_only=True):
             indicator_ttl=None if indicator_ttl is None else timedelta(seconds=indicator_ttl),
         )
 
-    @property
-    def filtering(self) -> bool:
-        """Whether any export filter (beyond TLP, detection and lifetime) is set."""
-        return bool(
-            self.min_score is not None
-            or self.min_confidence is not None
-            or self.labels_include
-            or self.labels_exclude
-            or self.indicator_types
-        )
-
 
 class Withheld(msgspec.Struct, frozen=True):
     """Why an object must not be (or no longer be) in Elasticsearch. ``code`` is for metrics."""
