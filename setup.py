@@ -7,14 +7,14 @@ which extension modules a wheel carries.
 - ``auto`` (default): compile when building a wheel (``pip install .``, ``pip wheel .``); if
   mypyc or the C compiler fails, the wheel holds the pure modules instead and the install
   succeeds (a warning says so);
-- ``compiled``: compile, and fail the build if that is not possible (the ``tests_compiled`` nox
-  session uses it; the Dockerfile's slim build stage has no compiler and ships the pure build);
+- ``compiled``: compile, and fail the build if that is not possible (the Dockerfile's build
+  stage, and the ``tests``, ``reliability`` and ``bench`` nox sessions, which install the wheel);
 - ``pure``: never compile.
 
-Editable installs (``pip install -e .``, the README's developer set-up, the nox sessions)
-are pure unless ``ELASTIC_CONNECTOR_BUILD=compiled``: an edit to a core module takes effect
-at once, and coverage can see the core. ``elastic_connector.core.compiled()`` tells which
-build is running.
+Editable installs (``pip install -e .``, the README's developer set-up, the ``tests_pure`` and
+``typecheck`` nox sessions) are pure unless ``ELASTIC_CONNECTOR_BUILD=compiled``: an edit to a
+core module takes effect at once, and coverage can see the core.
+``elastic_connector.core.compiled()`` tells which build is running.
 
 A core module is compiled unless it defines a msgspec ``Struct`` or a class with keyword
 arguments: mypyc builds classes without their keywords (msgspec's ``frozen=True``...) and with
