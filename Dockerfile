@@ -2,9 +2,16 @@
 # elastic-connector container: slim Python, wheels built in a throw-away stage, non-root runtime.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
+# The build stage compiles the core with mypyc (setup.py): a C compiler and the C library's
+# headers (Python's own are in the image, under /usr/local/include). `compiled` makes the build
+# fail rather than ship the pure modules. The compiler stays in this stage.
 FROM ${PYTHON_IMAGE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+ENV ELASTIC_CONNECTOR_BUILD=compiled
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

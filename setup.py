@@ -7,22 +7,24 @@ which extension modules a wheel carries.
 - ``auto`` (default): compile when building a wheel (``pip install .``, ``pip wheel .``); if
   mypyc or the C compiler fails, the wheel holds the pure modules instead and the install
   succeeds (a warning says so);
-- ``compiled``: compile, and fail the build if that is not possible (the ``tests_compiled`` nox
-  session uses it; the Dockerfile's slim build stage has no compiler and ships the pure build);
+- ``compiled``: compile, and fail the build if that is not possible (the Dockerfile's build
+  stage, and the ``tests``, ``reliability`` and ``bench`` nox sessions, which install the wheel);
 - ``pure``: never compile.
 
-Editable installs (``pip install -e .``, the README's developer set-up, the nox sessions)
-are pure unless ``ELASTIC_CONNECTOR_BUILD=compiled``: an edit to a core module takes effect
-at once, and coverage can see the core. ``elastic_connector.core.compiled()`` tells which
-build is running.
+Editable installs (``pip install -e .``, the README's developer set-up, the ``tests_pure`` and
+``typecheck`` nox sessions) are pure unless ``ELASTIC_CONNECTOR_BUILD=compiled``: an edit to a
+core module takes effect at once, and coverage can see the core.
+``elastic_connector.core.compiled()`` tells which build is running.
 
-A core module is compiled unless it defines a class with keyword arguments: mypyc builds such
-classes without them, and msgspec's ``Struct`` options (``frozen=True``...) are exactly such
-keywords, so the modules that define the document and setting types stay interpreted (the
-planning code keeps its Structs in modules of their own for this: ``core.plans``,
-``core.policy_settings``, ``core.indicators.mapping_context``). Compiled functions check their
-arguments' annotated types when called from Python: a public core function that promises to
-refuse any value takes ``object``.
+A core module is compiled unless it defines a msgspec ``Struct`` or a class with keyword
+arguments: mypyc builds classes without their keywords (msgspec's ``frozen=True``...) and with
+annotations reduced to the classes it knows (``list[msgspec.Raw]`` becomes ``list``), and msgspec
+reads a Struct's options and field types from exactly those. So the modules that define the
+document, setting and input types stay interpreted (the planning code keeps its Structs in
+modules of their own for this: ``core.plans``, ``core.policy_settings``,
+``core.indicators.mapping_context``; ``tests/core/test_compiled_build.py`` checks the compiled
+build). Compiled functions check their arguments' annotated types when called from Python: a
+public core function that promises to refuse any value takes ``object``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from setuptools import setup
@@ -55,9 +58,18 @@ def compiled_modules() -> list[str]:
         if path.name == "__init__.py":
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        if not any(isinstance(n, ast.ClassDef) and n.keywords for n in ast.walk(tree)):
+        if not any(isinstance(n, ast.ClassDef) and _stays_interpreted(n) for n in ast.walk(tree)):
             chosen.append(path.relative_to(HERE).as_posix())
     return chosen
+
+
+def _stays_interpreted(node: ast.ClassDef) -> bool:
+    """A class mypyc would change: one with keywords (mypyc drops them) or a msgspec Struct
+    (mypyc reduces its annotations to plain classes, ``list`` for ``list[msgspec.Raw]``, and
+    msgspec reads the fields' types from them)."""
+    return bool(node.keywords) or any(
+        ast.unparse(base).rpartition(".")[2] == "Struct" for base in node.bases
+    )
 
 
 class OptionalBuildExt(build_ext):
@@ -65,6 +77,7 @@ class OptionalBuildExt(build_ext):
     half-built core, since every compiled module needs the shared mypyc library."""
 
     def run(self) -> None:
+        self._remove_stale_outputs()
         try:
             super().run()
         except Exception as error:
@@ -72,6 +85,16 @@ class OptionalBuildExt(build_ext):
                 raise
             _warn(f"compiling the core failed ({error}); installing the pure modules")
             self._remove_outputs()
+
+    def _remove_stale_outputs(self) -> None:
+        """An earlier build's extension modules this one does not make (a module that stays
+        interpreted now): left in the build directory, they would go into the wheel, and be
+        imported instead of the module's Python."""
+        current = {Path(self.get_ext_fullpath(ext.name)).resolve() for ext in self.extensions}
+        for suffix in EXTENSION_SUFFIXES:
+            for path in Path(self.build_lib).rglob(f"*{suffix}"):
+                if path.resolve() not in current:
+                    path.unlink()
 
     def _remove_outputs(self) -> None:
         for ext in self.extensions:

@@ -61,6 +61,9 @@ _TIMEOUT: Final = 600.0
 _POLL: Final = 0.05
 _PROFILE_THREAD: Final = "es-writer"
 _READER_THREAD: Final = "opencti-stream"
+# The directory that holds the `benchmarks` package: the profiled daemon imports it from there
+# whatever its working directory (the package under test comes from the environment).
+_BENCHMARKS_HOME: Final = Path(__file__).resolve().parents[1]
 
 
 class IngestRun(msgspec.Struct, frozen=True):
@@ -301,8 +304,12 @@ def _run_daemon(
         _publish(standin, events)
         last = parse_stream_id(events[-1].id)
         command = [sys.executable, "-m"]
+        env = _daemon_env(standin, es_url, index, metrics_port, bulk_url)
         if profile_dir is not None:
             command += ["benchmarks.daemon_profile", str(profile_dir)]
+            inherited = env.get("PYTHONPATH")
+            home = str(_BENCHMARKS_HOME)
+            env["PYTHONPATH"] = f"{home}{os.pathsep}{inherited}" if inherited else home
         else:
             command += ["elastic_connector.cli"]
         command.append("run")
@@ -312,7 +319,7 @@ def _run_daemon(
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
         process = subprocess.Popen(
             command,
-            env=_daemon_env(standin, es_url, index, metrics_port, bulk_url),
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,
         )

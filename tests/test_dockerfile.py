@@ -1,9 +1,10 @@
 """The container image definition, checked without a Docker engine (none on CI machines).
 
 A lint of the rules we rely on (non-root user, pinned base, exec-form entry point, no secrets
-or network fetches baked in, a health check that needs no curl), a run of the health check's
-exact command against a real health endpoint, and a build of the wheel the image installs, from
-exactly the files the Dockerfile copies.
+or network fetches baked in, a health check that needs no curl, a compiler in the build stage
+only), a run of the health check's exact command against a real health endpoint, and a build of
+the wheel the image installs, from exactly the files the Dockerfile copies and with the build
+stage's environment: the compiled core.
 """
 
 from __future__ import annotations
@@ -38,10 +39,42 @@ def _instructions() -> list[tuple[str, str]]:
     return result
 
 
+def _stages() -> list[list[tuple[str, str]]]:
+    """The instructions of each stage, from its FROM to the next."""
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, args in _instructions():
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword, args))
+    return stages
+
+
 def _final_stage() -> list[tuple[str, str]]:
-    instructions = _instructions()
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
+    return _stages()[-1]
+
+
+def _build_stage() -> list[tuple[str, str]]:
+    """The stage that makes the wheels the final stage copies."""
+    (source,) = [
+        re.search(r"--from=(\S+)", args)
+        for keyword, args in _final_stage()
+        if keyword == "COPY" and "--from" in args
+    ]
+    assert source is not None
+    (stage,) = [s for s in _stages() if s[0][1].split()[-1] == source.group(1)]
+    return stage
+
+
+def _stage_env(stage: list[tuple[str, str]]) -> dict[str, str]:
+    """A stage's ENV variables (``ENV NAME=value ...`` form)."""
+    env: dict[str, str] = {}
+    for keyword, args in stage:
+        if keyword == "ENV":
+            for item in args.split():
+                name, _, value = item.partition("=")
+                env[name] = value
+    return env
 
 
 def test_the_runtime_stage_runs_as_an_unprivileged_numeric_user() -> None:
@@ -84,10 +117,26 @@ def test_nothing_is_fetched_or_baked_in_that_should_not_be() -> None:
     assert ".git" in ignored
 
 
-def test_the_wheel_the_image_installs_builds_from_the_copied_files(tmp_path: Path) -> None:
+def test_the_compiler_is_in_the_build_stage_only() -> None:
+    build = _build_stage()
+    installs = [args for keyword, args in build if keyword == "RUN" and "apt-get install" in args]
+    assert len(installs) == 1
+    packages = set(installs[0].split("apt-get install", 1)[1].split("&&", 1)[0].split())
+    # mypyc's C code needs a compiler and libc's headers (Python's are in the base image).
+    assert {"gcc", "libc6-dev"} <= packages
+    assert {"-y", "--no-install-recommends"} <= packages
+    assert "rm -rf /var/lib/apt/lists/*" in installs[0]  # no package lists left in the layer
+    # A build that cannot compile the core fails instead of shipping the pure modules.
+    assert _stage_env(build)["ELASTIC_CONNECTOR_BUILD"] == "compiled"
+    final = _final_stage()
+    assert not [args for keyword, args in final if keyword == "RUN" and "apt-get" in args]
+    assert "ELASTIC_CONNECTOR_BUILD" not in _stage_env(final)
+
+
+def test_the_wheel_the_image_installs_is_compiled_from_the_copied_files(tmp_path: Path) -> None:
     copies = [
         args.split()
-        for keyword, args in _instructions()
+        for keyword, args in _build_stage()
         if keyword == "COPY" and "--from" not in args
     ]
     context = tmp_path / "context"
@@ -102,6 +151,8 @@ def test_the_wheel_the_image_installs_builds_from_the_copied_files(tmp_path: Pat
                 shutil.copy2(origin, target)
     if shutil.which("pip") is None and not (Path(sys.executable).parent / "pip").exists():
         pytest.skip("pip is not available")
+    # The build stage's environment, not this machine's (this suite runs on a compiled build).
+    environment = {k: v for k, v in os.environ.items() if k != "ELASTIC_CONNECTOR_BUILD"}
     result = subprocess.run(
         [
             sys.executable,
@@ -115,7 +166,8 @@ def test_the_wheel_the_image_installs_builds_from_the_copied_files(tmp_path: Pat
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        env={**environment, **_stage_env(_build_stage())},
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -125,6 +177,10 @@ def test_the_wheel_the_image_installs_builds_from_the_copied_files(tmp_path: Pat
     assert "elastic_connector/py.typed" in names
     assert "elastic_connector/cli.py" in names
     assert any(name.endswith("entry_points.txt") for name in names)
+    # The compiled core: the planner as an extension module, and mypyc's shared library.
+    compiled = [n for n in names if n.endswith(".so")]
+    assert any(re.fullmatch(r"elastic_connector/core/events\.cpython-.*\.so", n) for n in compiled)
+    assert any(n.startswith("elastic_connector_core__mypyc.") for n in compiled), compiled
 
 
 # --- health check ----------------------------------------------------------------------------
