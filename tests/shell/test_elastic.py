@@ -20,7 +20,6 @@ from elastic_transport import (
     ConnectionTimeout,
     HttpHeaders,
     NodeConfig,
-    SerializationError,
     TlsError,
 )
 from elasticsearch import ApiError, Elasticsearch
@@ -87,28 +86,6 @@ def test_a_framed_bulk_body_is_sent_as_it_is_and_anything_else_as_ndjson() -> No
     assert serializers.serializers.dumps(lines, mimetype="application/x-ndjson") == (
         b'{"index":{}}\n{"v":1}\n'
     )
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        b'{"errors":false,"items":[{"index":{"status":201}},{"delete":{"status":404}}]}',
-        b'{"n":123456789012345678901234567890,"f":-0.0,"s":"\\ud83d\\ude00","d":1,"d":2}',
-        b'{"value":NaN,"max":Infinity,"big":1e400}',  # not JSON, but the stdlib reads it
-        b"[]",
-    ],
-)
-def test_answers_are_read_as_the_standard_library_reads_them(answer: bytes) -> None:
-    serializers = _client(ElasticsearchSettings(hosts=("http://127.0.0.1:9",))).transport
-    for mimetype in ("application/json", "application/vnd.elasticsearch+json"):
-        read = serializers.serializers.loads(answer, mimetype=mimetype)
-        assert repr(read) == repr(json.loads(answer))
-
-
-def test_an_answer_no_reader_understands_is_a_serialization_error() -> None:
-    serializers = _client(ElasticsearchSettings(hosts=("http://127.0.0.1:9",))).transport
-    with pytest.raises(SerializationError):
-        serializers.serializers.loads(b'{"errors":fal', mimetype="application/json")
 
 
 def test_client_reaches_the_test_cluster(es_client: Elasticsearch) -> None:

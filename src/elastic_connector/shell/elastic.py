@@ -22,12 +22,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
 from elastic_transport import (
     ApiError,
     ConnectionError,
     ConnectionTimeout,
-    JsonSerializer,
     NdjsonSerializer,
     SerializationError,
     TlsError,
@@ -134,25 +132,8 @@ def build_client(settings: ElasticsearchSettings, cloud: CloudSettings) -> Elast
                 "credentials are sent to Elasticsearch without TLS (%s); use https:// hosts",
                 ", ".join(plain),
             )
-    json_answers = _MsgspecJson()
-    kwargs["serializers"] = {
-        "application/x-ndjson": _FramedNdjson(),
-        "application/json": json_answers,
-        "application/vnd.elasticsearch+json": json_answers,
-    }
+    kwargs["serializers"] = {"application/x-ndjson": _FramedNdjson()}
     return Elasticsearch(**kwargs)
-
-
-class _MsgspecJson(JsonSerializer):
-    """Answers read with msgspec: the transport's ``json.loads`` of every bulk answer was 5 %
-    of the writer thread's time at 19,000 documents/s (py-spy). What msgspec refuses and the
-    standard library reads (``NaN``, ``1e400``) is still read by the standard library."""
-
-    def json_loads(self, data: bytes) -> object:
-        try:
-            return msgspec.json.decode(data)
-        except msgspec.MsgspecError:
-            return super().json_loads(data)
 
 
 class _FramedNdjson(NdjsonSerializer):
