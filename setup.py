@@ -21,7 +21,7 @@ arguments: mypyc builds classes without their keywords (msgspec's ``frozen=True`
 annotations reduced to the classes it knows (``list[msgspec.Raw]`` becomes ``list``), and msgspec
 reads a Struct's options and field types from exactly those. So the modules that define the
 document, setting and input types stay interpreted (the planning code keeps its Structs in
-modules of their own for this: ``core.plans``, ``core.policy_settings``,
+modules of their own for this: ``core.plans``, ``core.policy.settings``,
 ``core.indicators.mapping_context``; ``tests/core/test_compiled_build.py`` checks the compiled
 build). Compiled functions check their arguments' annotated types when called from Python: a
 public core function that promises to refuse any value takes ``object``.

@@ -31,7 +31,7 @@ from elastic_connector.core.indicators import document as indicators
 from elastic_connector.core.indicators import ecs
 from elastic_connector.core.pattern import parser as pattern
 from elastic_connector.core.policy import PolicySettings
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.shell.bulk import encode_action
 
 SETTINGS: Final = PlanSettings(mode=Mode.ECS_NO_SIGNALS, index=DEFAULT_ECS_INDEX)

@@ -14,8 +14,8 @@ from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.policy import PolicySettings
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import OPENCTI_EXTENSION, Indicator
-from elastic_connector.core.tlp import Tlp
 from tests.core.indicators.indicator_strategies import indicators
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

@@ -16,6 +16,7 @@ from elastic_connector.core.actions import Delete, Guard, Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.policy import PolicySettings
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.reconcile import (
     INVALID_DIGEST,
     MISSING,
@@ -45,7 +46,6 @@ from elastic_connector.core.reconcile import (
     summary_line,
 )
 from elastic_connector.core.stix import OPENCTI_EXTENSION, Indicator
-from elastic_connector.core.tlp import Tlp
 from tests.core.indicators.indicator_strategies import indicators
 from tests.core.pattern.pattern_strategies import pattern_texts
 

@@ -29,7 +29,7 @@ from elastic_connector.core.config import Mode
 from elastic_connector.core.events import PlanSettings
 from elastic_connector.core.indicators import INDICATOR_MAPPINGS
 from elastic_connector.core.policy import PolicySettings
-from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp
+from elastic_connector.core.policy.tlp import STANDARD_MARKINGS, Tlp
 from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION, Json, make_indicator
 from tests.e2e.harness import dig, doc_id, documents_of
 from tests.reliability.pipeline_run import run_pipeline

@@ -15,7 +15,7 @@ from elastic_connector.core.config import (
     Secret,
     SightingsSettings,
 )
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 from elastic_connector.shell.check import Report, check_sighting_marking
 from elastic_connector.shell.logs import SecretMask

@@ -1,6 +1,6 @@
 """The expiry sweep with ``connector.indicator_ttl``, against Elasticsearch (noida-db).
 
-The rule itself (and its agreement with the policy) is proven in tests/core/test_lifetime.py;
+The rule itself (and its agreement with the policy) is proven in tests/core/policy/test_lifetime.py;
 here the query runs in Elasticsearch over indexed dates.
 """
 

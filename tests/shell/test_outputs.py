@@ -25,8 +25,8 @@ from elastic_connector.core.elastic.lookup_rows import LOOKUP_MAPPINGS, rows
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.indicators import INDICATOR_MAPPINGS
 from elastic_connector.core.policy import PolicySettings
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import OPENCTI_EXTENSION
-from elastic_connector.core.tlp import Tlp
 from elastic_connector.demo.opencti_standin import make_indicator
 from elastic_connector.shell.bulk import BulkResult, BulkWriter, WriteAction
 from elastic_connector.shell.elastic import PermanentElasticsearchError

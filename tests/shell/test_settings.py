@@ -13,7 +13,7 @@ from returns.result import Failure, Result
 
 from elastic_connector.core.config import Config, ConfigError, Secret
 from elastic_connector.core.config.export import config_to_mapping
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.shell.settings import load_config, parse_yaml, read_config_file
 from tests.core.config.test_properties import valid_configs
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pycti import MarkingDefinition, OpenCTIApiClient
 
 from elastic_connector.core.config import KibanaSettings, SightingsSettings
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.sightings import decode_hit
 from elastic_connector.core.sightings.aggregation import (
     OwnershipRule,
@@ -24,7 +25,6 @@ from elastic_connector.core.sightings.aggregation import (
     epoch_millis,
     format_time,
 )
-from elastic_connector.core.tlp import Tlp
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 from elastic_connector.shell.sightings_writer import (
     CODE_INDICATOR_MISSING,

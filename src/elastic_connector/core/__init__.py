@@ -10,19 +10,18 @@ Entry points, at the top:
   envelope's top level without decoding it;
 - ``stix_input``: STIX data as a file holds it (bundle, objects, NDJSON stream events) as the
   frames ``plan_frame`` takes, for ``elastic-connector map`` and the library;
-- ``policy``, ``markings``, ``tlp``: what may leave OpenCTI, by TLP marking and indicator state;
-- ``lifetime``: when an indicator expires (``valid_until``, or the configured default lifetime);
 - ``reconcile``: the difference between the index and what OpenCTI holds (missing, stale,
   orphaned) and the guarded repairs it calls for, planned as the stream plans;
 - ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits;
-- ``plans`` and ``policy_settings``: the types ``events`` and ``policy`` take and give, kept
-  apart so that the code can be compiled.
+- ``plans``: the types ``events`` takes and gives, kept apart so that it can be compiled.
 
 A wheel built where a C compiler is available holds the core's code compiled with mypyc
 (``setup.py``); ``compiled()`` tells whether this process runs that build.
 
 Packages, one concern each (their ``__init__`` says what they export):
 
+- ``policy``: what may leave OpenCTI and for how long: the export rules, TLP levels, marking
+  resolution and indicator lifetime;
 - ``pattern``: the STIX patterning language, text to typed tree and back;
 - ``indicators``: an indicator and its pattern to one ECS threat-indicator document, with the
   mapping's rule tables and the ECS document types;

@@ -24,12 +24,12 @@ from elastic_connector.core.config.model import Mode
 from elastic_connector.core.indicators import document as indicators
 from elastic_connector.core.indicators import ecs
 from elastic_connector.core.indicators.mapping_context import Unmappable
-from elastic_connector.core.lifetime import expiry
-from elastic_connector.core.markings import resolve_markings
 from elastic_connector.core.pattern.parser import read_pattern
 from elastic_connector.core.pattern.tree import PatternError
 from elastic_connector.core.plans import Plan, PlannerState, PlanSettings
-from elastic_connector.core.policy import indicator_withheld, tlp_allowed
+from elastic_connector.core.policy.lifetime import expiry
+from elastic_connector.core.policy.markings import resolve_markings
+from elastic_connector.core.policy.rules import indicator_withheld, tlp_allowed
 from elastic_connector.core.stix import (
     DecodeError,
     Identity,

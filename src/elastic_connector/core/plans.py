@@ -12,8 +12,8 @@ import msgspec
 
 from elastic_connector.core.actions import Action
 from elastic_connector.core.config.model import OFFLINE_OPENCTI_URL, Config, Mode
-from elastic_connector.core.markings import MarkingLevel, tlp_of_marking
-from elastic_connector.core.policy_settings import PolicySettings
+from elastic_connector.core.policy.markings import MarkingLevel, tlp_of_marking
+from elastic_connector.core.policy.settings import PolicySettings
 from elastic_connector.core.stix import MarkingDefinition, StixObject
 
 

@@ -16,7 +16,7 @@ Idempotence rests on fingerprints: the template's ``_meta`` and each index mappi
 carry a hash of what the connector asked for, so a second run compares hashes instead of
 second-guessing how Elasticsearch normalises mappings and settings.
 
-Upkeep: ``delete_expired`` removes expired indicators (``core.lifetime``);
+Upkeep: ``delete_expired`` removes expired indicators (``core.policy.lifetime``);
 ``touch_indicators`` moves ``@timestamp`` of live indicators forward so Kibana's default
 indicator window (``now-30d``) keeps matching them.
 """
@@ -36,7 +36,7 @@ from elastic_transport import ApiError
 from elasticsearch import Elasticsearch
 
 from elastic_connector.core.elastic.privileges import Target, required, target_names
-from elastic_connector.core.lifetime import VALID_UNTIL_FIELD, expired_query
+from elastic_connector.core.policy.lifetime import VALID_UNTIL_FIELD, expired_query
 from elastic_connector.shell.elastic import PermanentElasticsearchError, describe_error
 
 __all__ = [
@@ -619,7 +619,7 @@ def delete_expired(
 
     Expired: ``valid_until`` passed, or, with a ``ttl`` (``connector.indicator_ttl``), no
     ``valid_until`` and ``ttl`` elapsed since ``valid_from`` (else ``created``): the rule of
-    ``core.lifetime``. Without a ``ttl``, documents without ``valid_until`` never expire.
+    ``core.policy.lifetime``. Without a ``ttl``, documents without ``valid_until`` never expire.
     Version conflicts (a document rewritten by the stream meanwhile) are skipped, not fatal: the
     stream's own write wins. No ``refresh=true``: it would make Elasticsearch run
     ``indices:admin/refresh`` as the connector, which only ``maintenance``/``manage`` grant (the

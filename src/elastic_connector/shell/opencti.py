@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import Config
 from elastic_connector.core.config.pycti_view import pycti_config, pycti_environment
-from elastic_connector.core.markings import MarkingLevel, tlp_of_marking
+from elastic_connector.core.policy.markings import MarkingLevel, tlp_of_marking
+from elastic_connector.core.policy.tlp import STANDARD_MARKINGS
 from elastic_connector.core.stix import MarkingDefinition
-from elastic_connector.core.tlp import STANDARD_MARKINGS
 from elastic_connector.shell.stream import _ca_bundle
 
 if TYPE_CHECKING:

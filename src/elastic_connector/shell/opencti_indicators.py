@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 from returns.result import Failure
 
 from elastic_connector.core.backoff import backoff_delay
-from elastic_connector.core.markings import MarkingLevel
+from elastic_connector.core.policy.markings import MarkingLevel
 from elastic_connector.core.reconcile import Page, collection_filters, read_page
 from elastic_connector.shell.opencti import load_marking_levels
 

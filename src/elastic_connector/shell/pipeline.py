@@ -30,8 +30,8 @@ from typing import Final
 
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
-from elastic_connector.core.markings import MarkingLevel
 from elastic_connector.core.monitoring.progress import REMOVED_CODES
+from elastic_connector.core.policy.markings import MarkingLevel
 from elastic_connector.core.stix import DATA_EVENTS
 from elastic_connector.core.stream import StreamId, parse_stream_id
 from elastic_connector.core.stream.position import StreamPosition, is_past_recovery, position_state

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 import msgspec
 
 from elastic_connector.core.config import KibanaSettings, SightingsSettings
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.sightings.aggregation import (
     SightingPayload,
     StoredSighting,
@@ -64,7 +65,6 @@ from elastic_connector.core.sightings.aggregation import (
     format_time,
 )
 from elastic_connector.core.sightings.alerts import parse_time
-from elastic_connector.core.tlp import Tlp
 
 if TYPE_CHECKING:
     from pycti import OpenCTIApiClient

@@ -33,7 +33,7 @@ from elastic_connector.core.config.load import (
     misspelled_env_vars,
 )
 from elastic_connector.core.config.pycti_view import PYCTI_ENV_VARS, pycti_config, pycti_environment
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 CONNECTOR_ID = "7b1f1a44-28a7-4bb2-9f0d-3f1c1b4a5a10"
 REQUIRED = {

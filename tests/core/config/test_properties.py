@@ -35,7 +35,7 @@ from elastic_connector.core.config.load import (
     json_layer,
 )
 from elastic_connector.core.config.observable_types import OPENCTI_OBSERVABLE_TYPES
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 # --- valid values, per option --------------------------------------------------------------
 

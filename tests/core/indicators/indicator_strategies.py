@@ -39,6 +39,7 @@ from elastic_connector.core.pattern.tree import (
     StringLiteral,
     TimestampLiteral,
 )
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import (
     Extensions,
     ExternalReference,
@@ -47,7 +48,6 @@ from elastic_connector.core.stix import (
     MitreExtension,
     OpenCTIExtension,
 )
-from elastic_connector.core.tlp import Tlp
 from tests.core.pattern.pattern_strategies import (
     comparison_values,
     indicator_patterns,

@@ -37,6 +37,7 @@ from elastic_connector.core.pattern.tree import (
     Pattern,
     StringLiteral,
 )
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import (
     Extensions,
     ExternalReference,
@@ -45,7 +46,6 @@ from elastic_connector.core.stix import (
     MitreExtension,
     OpenCTIExtension,
 )
-from elastic_connector.core.tlp import Tlp
 
 TABLE = Path(__file__).resolve().parents[3] / "docs" / "ecs-mapping.md"
 STIX_ID = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"
@@ -1239,7 +1239,8 @@ def test_validity_and_revocation() -> None:
 
 @covers("valid_from (else created) + connector.indicator_ttl")
 def test_the_expiry_a_ttl_gives_is_written() -> None:
-    # The planner computes it (core.lifetime, tests/core/test_lifetime.py); the mapping writes it.
+    # The planner computes it (core.policy.lifetime, tests/core/policy/test_lifetime.py); the
+    # mapping writes it.
     context = msgspec.structs.replace(CONTEXT, expires_at=datetime(2025, 4, 1, 2, tzinfo=UTC))
     oi = document(indicator(), context)["opencti"]["indicator"]
     assert oi["expires_at"] == "2025-04-01T02:00:00Z"

@@ -27,7 +27,7 @@ from elastic_connector.core.config.export import plain_value
 from elastic_connector.core.config.model import Config, Secret
 from elastic_connector.core.config.options import OPTIONS, Option
 from elastic_connector.core.config.values import IDENTITY_TYPES
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 SLUG: Final = "elastic"
 CONTAINER_IMAGE: Final = "opencti/connector-elastic"

@@ -14,7 +14,7 @@ import msgspec
 
 from elastic_connector.core.config.model import Config, Secret
 from elastic_connector.core.config.options import OPTIONS, put_at_path
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 
 def plain_value(value: object, *, reveal_secrets: bool) -> object:

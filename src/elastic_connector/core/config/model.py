@@ -22,7 +22,7 @@ from typing import Final
 
 import msgspec
 
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 
 class Secret:

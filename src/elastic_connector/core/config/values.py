@@ -27,7 +27,7 @@ from elastic_connector.core.config.observable_types import (
     OPENCTI_OBSERVABLE_TYPES,
     canonical_observable_type,
 )
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 # ---------------------------------------------------------------------------------------------
 # Value parsers: raw YAML/JSON/env value -> typed value, or a message saying what is wrong.

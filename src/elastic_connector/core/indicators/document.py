@@ -32,8 +32,8 @@ from elastic_connector.core.indicators.mapping_context import MappingContext, Un
 from elastic_connector.core.indicators.observable_parts import observable, threat_indicator_parts
 from elastic_connector.core.indicators.observable_types import ecs_indicator_type
 from elastic_connector.core.pattern.tree import Pattern
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import ExternalReference, Indicator, truth
-from elastic_connector.core.tlp import Tlp
 
 __all__ = [
     "MappingContext",

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import msgspec
 
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 
 class MappingContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,6 +1,6 @@
 """The export policy's settings (``PolicySettings``: TLP ceiling, detection flag, export
 filters, default lifetime) and its verdict on an object it keeps back (``Withheld``). msgspec
-Structs, kept out of ``policy`` so that the policy's checks can be compiled (``setup.py``).
+Structs, kept out of ``rules`` so that the policy's checks can be compiled (``setup.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import timedelta
 import msgspec
 
 from elastic_connector.core.config.observable_types import canonical_observable_type
-from elastic_connector.core.tlp import Tlp
+from elastic_connector.core.policy.tlp import Tlp
 
 
 class PolicySettings(msgspec.Struct, frozen=True, kw_only=True):

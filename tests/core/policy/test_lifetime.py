@@ -18,9 +18,9 @@ from elastic_connector.core.actions import Delete, Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_event
 from elastic_connector.core.indicators import ecs
-from elastic_connector.core.lifetime import expired_query, expiry, lifetime_start
-from elastic_connector.core.markings import MarkingResolution
 from elastic_connector.core.policy import PolicySettings, indicator_withheld
+from elastic_connector.core.policy.lifetime import expired_query, expiry, lifetime_start
+from elastic_connector.core.policy.markings import MarkingResolution
 from elastic_connector.core.stix import Indicator, StixObject, StreamEvent
 
 # Whole seconds in UTC: Elasticsearch keeps dates to the millisecond, and the sweep compares

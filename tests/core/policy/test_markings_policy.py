@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elastic_connector.core.markings import (
+from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
+from elastic_connector.core.policy.markings import (
     UNREADABLE,
     MarkingLevel,
     MarkingResolution,
@@ -17,9 +18,8 @@ from elastic_connector.core.markings import (
     resolve_tlp,
     tlp_of_marking,
 )
-from elastic_connector.core.policy import PolicySettings, indicator_withheld, tlp_allowed
+from elastic_connector.core.policy.tlp import STANDARD_MARKINGS, Tlp, strictest
 from elastic_connector.core.stix import Extensions, Indicator, MarkingDefinition, OpenCTIExtension
-from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp, strictest
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 levels = st.sampled_from(list(Tlp))

@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from elastic_connector.core.config.observable_types import canonical_observable_type
-from elastic_connector.core.lifetime import expiry
-from elastic_connector.core.markings import MarkingResolution
-from elastic_connector.core.policy_settings import PolicySettings, Withheld
+from elastic_connector.core.policy.lifetime import expiry
+from elastic_connector.core.policy.markings import MarkingResolution
+from elastic_connector.core.policy.settings import PolicySettings, Withheld
 from elastic_connector.core.stix import Indicator, truth
 
 __all__ = [

@@ -30,8 +30,8 @@ from elastic_connector.core.policy import (
     main_observable_type,
     opencti_score,
 )
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import Extensions, Indicator, OpenCTIExtension
-from elastic_connector.core.tlp import Tlp
 from tests.core.indicators.indicator_strategies import indicators
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

@@ -19,8 +19,8 @@ from typing import Final, TypeAlias
 
 import msgspec
 
+from elastic_connector.core.policy.tlp import STANDARD_MARKINGS, Tlp, strictest
 from elastic_connector.core.stix import MarkingDefinition
-from elastic_connector.core.tlp import STANDARD_MARKINGS, Tlp, strictest
 
 
 class Unreadable(enum.Enum):

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
-from elastic_connector.core.markings import UNREADABLE, MarkingLevel, tlp_of_marking
 from elastic_connector.core.policy import PolicySettings
+from elastic_connector.core.policy.markings import UNREADABLE, MarkingLevel, tlp_of_marking
+from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import OPENCTI_EXTENSION, TLP2_EXTENSION, MarkingDefinition
-from elastic_connector.core.tlp import Tlp
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 MARKING_ID = "marking-definition--11111111-1111-4111-8111-111111111111"
