@@ -8,7 +8,6 @@ single-valued, mapped with the type the join needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import msgspec
@@ -28,6 +27,7 @@ from elastic_connector.core.elastic.lookup_rows import (
     union_of,
 )
 from elastic_connector.core.indicators import ecs
+from tests.support.flat import flat_fields
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 IPS = ["198.51.100.7", "2001:db8::1", "203.0.113.9"]
@@ -86,16 +86,6 @@ def test_a_refused_update_is_undone_by_syncing_back(
     assert store == ({} if before is None else rows("opencti-id", before))
 
 
-def _flat(row: Mapping[str, object], prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for key, value in row.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 @given(document=documents())
 def test_each_row_has_one_single_valued_key_and_no_event_field(document: dict[str, object]) -> None:
     values = key_values(document)
@@ -103,7 +93,7 @@ def test_each_row_has_one_single_valued_key_and_no_event_field(document: dict[st
     assert set(built) == {row_id("opencti-id", field, value) for field, value in values}
     mapped = ecs.field_types(LOOKUP_MAPPINGS)
     for row in built.values():
-        flat = _flat(msgspec.json.decode(row))
+        flat = flat_fields(msgspec.json.decode(row))
         keys = [field for field in KEY_FIELDS if field in flat]
         assert len(keys) == 1
         assert isinstance(flat[keys[0]], str)

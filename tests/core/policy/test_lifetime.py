@@ -22,6 +22,7 @@ from elastic_connector.core.policy import PolicySettings, indicator_withheld
 from elastic_connector.core.policy.lifetime import expired_query, expiry, lifetime_start
 from elastic_connector.core.policy.markings import MarkingResolution
 from elastic_connector.core.stix import Indicator, StixObject, StreamEvent
+from tests.support.flat import flat_fields
 
 # Whole seconds in UTC: Elasticsearch keeps dates to the millisecond, and the sweep compares
 # them there; the policy compares Python datetimes.
@@ -95,7 +96,7 @@ def test_the_sweep_query_deletes_exactly_what_the_policy_calls_expired(
     action = _plan(indicator, ttl, written)
     if not isinstance(action, Upsert):
         return  # expired (or otherwise withheld) when written: there is no document to sweep
-    document = _flat(msgspec.json.decode(action.document))
+    document = flat_fields(msgspec.json.decode(action.document))
     expires = expiry(indicator, ttl)
     assert _matches(expired_query(swept, ttl), document) == (
         expires is not None and expires <= swept
@@ -135,16 +136,6 @@ def test_a_ttl_beyond_the_calendar_never_expires() -> None:
 
 
 # --- the query, evaluated as Elasticsearch does over a flat document ----------------------------
-
-
-def _flat(document: Mapping[str, object], prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for key, value in document.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _date(text: object) -> datetime:
