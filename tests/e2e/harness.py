@@ -32,6 +32,7 @@ index (``wait_for_documents``) rather than on an event id when a test depends on
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -54,7 +55,7 @@ from elasticsearch import Elasticsearch
 from elastic_connector.core.config import ElasticsearchSettings
 from elastic_connector.core.stream import parse_stream_id
 from elastic_connector.demo.noida import free_port
-from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION
+from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION, Json, now_iso
 from elastic_connector.demo.opencti_standin import OpenCTIStandin
 from tests.support.elasticsearch import delete_everything_named
 
@@ -131,6 +132,19 @@ def doc_id(stix_object: Mapping[str, object]) -> str:
         if isinstance(extension, Mapping) and isinstance(extension.get("id"), str):
             return str(extension["id"])
     return str(stix_object["id"])
+
+
+def updated(stix: Mapping[str, object], **changes: object) -> Json:
+    """The object after an update in OpenCTI: same ids, new values, newer ``modified`` (and
+    the OpenCTI extension's ``updated_at``)."""
+    result = copy.deepcopy(dict(stix))
+    result.update(changes)
+    stamp = now_iso()
+    result["modified"] = stamp
+    extensions = result["extensions"]
+    assert isinstance(extensions, dict)
+    extensions[OPENCTI_EXTENSION]["updated_at"] = stamp
+    return result
 
 
 # --- environment ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ visible (a delete of an absent document, a withheld create) is known to be proce
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +35,7 @@ from tests.e2e.harness import (
     doc_id,
     is_at_or_after,
     module_index_cleanup,
+    updated,
     wait_for,
 )
 
@@ -109,18 +109,6 @@ def ip_indicator(
         valid_from=valid_from,
         valid_until=valid_until,
     )
-
-
-def updated(stix: Mapping[str, object], **changes: object) -> Json:
-    """The object after an update in OpenCTI: same ids, new values, newer ``modified``."""
-    result = copy.deepcopy(dict(stix))
-    result.update(changes)
-    stamp = now_iso()
-    result["modified"] = stamp
-    extensions = result["extensions"]
-    assert isinstance(extensions, dict)
-    extensions[OPENCTI_EXTENSION]["updated_at"] = stamp
-    return result
 
 
 def patch(path: str, value: object) -> dict[str, object]:

@@ -5,11 +5,10 @@ TLP raise does), and one that makes a withheld indicator pass writes it."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 
-from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION, Json, make_indicator, now_iso
-from tests.e2e.harness import ConnectorHarness, doc_id
+from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION, Json, make_indicator
+from tests.e2e.harness import ConnectorHarness, doc_id, updated
 
 Harnesses = Callable[..., ConnectorHarness]
 
@@ -49,14 +48,10 @@ def changed(
 ) -> tuple[Json, dict[str, object]]:
     """The object after an update in OpenCTI (same ids, newer ``modified``), and the event's
     context (its patch)."""
-    result = copy.deepcopy(dict(stix))
-    result.update(fields)
-    stamp = now_iso()
-    result["modified"] = stamp
+    result = updated(stix, **fields)
     extensions = result["extensions"]
     assert isinstance(extensions, dict)
     extension = extensions[OPENCTI_EXTENSION]
-    extension["updated_at"] = stamp
     operations = [{"op": "replace", "path": f"/{name}", "value": v} for name, v in fields.items()]
     if score is not None:
         extension["score"] = score

@@ -10,17 +10,23 @@ In both cases the final index is compared with the expected state document by do
 
 from __future__ import annotations
 
-import json
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import pytest
 
 from elastic_connector.core.config import ElasticsearchSettings
-from elastic_connector.demo.opencti_data import OPENCTI_EXTENSION, Json, make_indicator, now_iso
-from tests.e2e.harness import ConnectorHarness, dig, doc_id, is_at_or_after, wait_for
+from elastic_connector.demo.opencti_data import Json, make_indicator
+from tests.e2e.harness import (
+    ConnectorHarness,
+    dig,
+    doc_id,
+    is_at_or_after,
+    updated,
+    wait_for,
+)
 from tests.support.faulty_proxy import FailBulkItems, FaultyProxy, Stall
 
 Harnesses = Callable[..., ConnectorHarness]
@@ -28,15 +34,6 @@ Harnesses = Callable[..., ConnectorHarness]
 
 def ip_indicator(run: str, number: int) -> Json:
     return make_indicator(f"[ipv4-addr:value = '10.{len(run)}.{number // 250}.{number % 250}']")
-
-
-def updated(stix: Mapping[str, object], **changes: object) -> Json:
-    result = json.loads(json.dumps(stix))
-    assert isinstance(result, dict)
-    result.update(changes)
-    result["modified"] = now_iso()
-    result["extensions"][OPENCTI_EXTENSION]["updated_at"] = result["modified"]
-    return result
 
 
 def expect_index(connector: ConnectorHarness, expected: Sequence[Json]) -> None:
