@@ -8,17 +8,16 @@ from collections.abc import Callable
 
 from elasticsearch import Elasticsearch
 
-from elastic_connector.core.elastic.lookup_rows import LOOKUP_MAPPINGS
-from elastic_connector.demo.opencti_data import make_indicator
-from tests.e2e.harness import ConnectorHarness, doc_id, documents_of, wait_for
+from tests.e2e.harness import ConnectorHarness, doc_id
+from tests.e2e.outputs_workload import (
+    create_indices,
+    dead_letter,
+    lookup_domains,
+    publish_creates,
+    sweep_an_expired_row,
+)
 
 Harnesses = Callable[..., ConnectorHarness]
-
-
-def _domains(client: Elasticsearch, index: str) -> list[str]:
-    client.indices.refresh(index=index)
-    rows = documents_of(client, index).values()
-    return sorted(str(row["threat"]["indicator"]["url"]["domain"]) for row in rows)  # type: ignore[index]
 
 
 def test_rows_and_dead_letters_through_the_daemon(
@@ -32,51 +31,27 @@ def test_rows_and_dead_letters_through_the_daemon(
             "CONNECTOR_EXPIRY_SWEEP_INTERVAL": "0.3",
         }
     )
-    # noida-db has no lookup mode: the lookup index is made beforehand, as a standard index.
-    es_client.indices.create(index=lookup, mappings=dict(LOOKUP_MAPPINGS))
-    # An indicator index where `threat.indicator.name` is a number: other names are refused.
-    es_client.indices.create(
-        index=connector.index,
-        mappings={"properties": {"threat": {"properties": {"indicator": {"properties": {
-            "name": {"type": "long"}}}}}}},
-    )  # fmt: skip
+    create_indices(es_client, connector, lookup)
     daemon = connector.start()
     assert "is not a lookup-mode index" in daemon.output()
 
-    kept = make_indicator("[domain-name:value = 'kept.example']", name="1")
-    refused = make_indicator("[domain-name:value = 'refused.example']", name="not a number")
-    gone = make_indicator("[domain-name:value = 'gone.example']", name="2")
-    for stix in (kept, refused, gone):
-        connector.publish("create", stix)
+    published = publish_creates(connector)
     refused_event = connector.standin.event_ids[1]
     connector.wait_for_commit(connector.standin.event_ids[-1])
-    assert _domains(es_client, lookup) == ["gone.example", "kept.example"]
+    assert lookup_domains(es_client, lookup) == ["gone.example", "kept.example"]
 
-    connector.publish("delete", gone)
+    connector.publish("delete", published.gone)
     connector.wait_for_commit(connector.standin.event_ids[-1])
-    assert _domains(es_client, lookup) == ["kept.example"]
+    assert lookup_domains(es_client, lookup) == ["kept.example"]
     # Rows go first: the refused document's row was written, then taken back.
     assert daemon.metric("lookup_rows_written") == 3
     assert daemon.metric("lookup_rows_deleted") == 2
     assert daemon.metric("dead_letters_written") == 1
-    # The row of an indicator that expired while OpenCTI said nothing: the sweep removes it.
-    expired = {
-        "threat": {"indicator": {"url": {"domain": "expired.example"}}},
-        "opencti": {"indicator": {"valid_until": "2020-01-01T00:00:00Z"}},
-    }
-    es_client.index(index=lookup, id="expired-row", document=expired, refresh=True)
-    wait_for(
-        lambda: _domains(es_client, lookup) == ["kept.example"],
-        what="the sweep to remove the expired row",
-        context=daemon.tail,
-    )
+    sweep_an_expired_row(es_client, lookup, daemon)
     assert daemon.terminate() == 0
 
-    es_client.indices.refresh(index=dead)
-    (letter,) = documents_of(es_client, dead).values()
-    target = letter["opencti"]["dead_letter"]  # type: ignore[index]
-    assert target == {
-        "id": doc_id(refused),
+    assert dead_letter(es_client, dead) == {
+        "id": doc_id(published.refused),
         "index": connector.index,
         "status": 400,
         "stream_position": refused_event,

@@ -31,8 +31,14 @@ from elastic_connector.core.config import ElasticsearchSettings
 from elastic_connector.core.config.load import build_config, env_layer
 from elastic_connector.core.elastic.lookup_rows import LOOKUP_MAPPINGS, row_ids
 from elastic_connector.core.events import PlanSettings
-from elastic_connector.demo.opencti_data import make_indicator
 from tests.e2e.harness import ConnectorHarness, ConnectorProcess, doc_id, documents_of, wait_for
+from tests.e2e.outputs_workload import (
+    create_indices,
+    dead_letter,
+    lookup_domains,
+    publish_creates,
+    sweep_an_expired_row,
+)
 from tests.support.es_roles import Role, RoleGate, roles_in_markdown
 from tests.support.faulty_proxy import FaultyProxy
 from tests.support.reconcile import damage, expected_documents, index_documents, indicator
@@ -221,12 +227,6 @@ def test_the_daemons_initial_reconciliation_with_the_reduced_role(
 # --- the lookup index and dead letters ------------------------------------------------------------
 
 
-def _domains(client: Elasticsearch, index: str) -> list[str]:
-    client.indices.refresh(index=index)
-    rows = documents_of(client, index).values()
-    return sorted(str(row["threat"]["indicator"]["url"]["domain"]) for row in rows)  # type: ignore[index]
-
-
 @pytest.mark.parametrize("reduced", [False, True], ids=["with-setup", "reduced"])
 def test_lookup_rows_and_dead_letters_with_the_outputs_role(
     reduced: bool,
@@ -245,16 +245,8 @@ def test_lookup_rows_and_dead_letters_with_the_outputs_role(
             "ELASTICSEARCH_REDUCED_PRIVILEGES": "true" if reduced else "false",
         }
     )
-    # noida-db has no lookup mode: an administrator made the lookup index beforehand, as a
-    # standard index (without the connector's mapping fingerprint: the connector updates it).
-    es_client.indices.create(index=lookup, mappings=dict(LOOKUP_MAPPINGS))
-    # An indicator index where `threat.indicator.name` is a number: other names are refused,
-    # and dead-lettered.
-    es_client.indices.create(
-        index=connector.index,
-        mappings={"properties": {"threat": {"properties": {"indicator": {"properties": {
-            "name": {"type": "long"}}}}}}},
-    )  # fmt: skip
+    # An administrator made the lookup index beforehand.
+    create_indices(es_client, connector, lookup)
     renames = {DOCUMENTED_INDEX: connector.index, LOOKUP: lookup, DEAD: dead}
     role = documented_role(OUTPUTS, renames)
     if reduced:
@@ -267,29 +259,14 @@ def test_lookup_rows_and_dead_letters_with_the_outputs_role(
     through(connector, proxy)
     daemon = connector.start()
 
-    kept = make_indicator("[domain-name:value = 'kept.example']", name="1")
-    refused = make_indicator("[domain-name:value = 'refused.example']", name="not a number")
-    gone = make_indicator("[domain-name:value = 'gone.example']", name="2")
-    for stix in (kept, refused, gone):
-        connector.publish("create", stix)
-    connector.publish("delete", gone)
+    published = publish_creates(connector)
+    connector.publish("delete", published.gone)
     connector.wait_for_commit(connector.standin.event_ids[-1])
-    assert _domains(es_client, lookup) == ["kept.example"]
+    assert lookup_domains(es_client, lookup) == ["kept.example"]
     assert daemon.metric("dead_letters_written") == 1
-    expired = {
-        "threat": {"indicator": {"url": {"domain": "expired.example"}}},
-        "opencti": {"indicator": {"valid_until": "2020-01-01T00:00:00Z"}},
-    }
-    es_client.index(index=lookup, id="expired-row", document=expired, refresh=True)
-    wait_for(
-        lambda: _domains(es_client, lookup) == ["kept.example"],
-        what="the sweep to remove the expired row",
-        context=daemon.tail,
-    )
+    sweep_an_expired_row(es_client, lookup, daemon)
     assert daemon.terminate() == 0
-    es_client.indices.refresh(index=dead)
-    (letter,) = documents_of(es_client, dead).values()
-    assert letter["opencti"]["dead_letter"]["id"] == doc_id(refused)  # type: ignore[index]
+    assert dead_letter(es_client, dead)["id"] == doc_id(published.refused)
 
     performed = assert_documented_and_granted(gate_of(proxy), daemon.tail())
     assert {
