@@ -36,9 +36,6 @@ ECS_VERSION: Final = "8.17.0"
 
 # --- field types ----------------------------------------------------------------------------
 
-_LONG_MIN: Final = LONG_MIN
-_LONG_MAX: Final = LONG_MAX
-
 
 def _es(es_type: str, **options: object) -> msgspec.Meta:
     return msgspec.Meta(extra={"es": {"type": es_type, **options}})
@@ -57,8 +54,8 @@ Ip = Annotated[str, _es("ip")]
 """One IPv4 or IPv6 address (never a CIDR: Elasticsearch rejects it in an ``ip`` field)."""
 IpRange = Annotated[str, _es("ip_range")]
 """A CIDR block (``10.0.0.0/8``)."""
-Long = Annotated[int, msgspec.Meta(ge=_LONG_MIN, le=_LONG_MAX), _es("long")]
-UnindexedLong = Annotated[int, msgspec.Meta(ge=_LONG_MIN, le=_LONG_MAX), _es("long", index=False)]
+Long = Annotated[int, msgspec.Meta(ge=LONG_MIN, le=LONG_MAX), _es("long")]
+UnindexedLong = Annotated[int, msgspec.Meta(ge=LONG_MIN, le=LONG_MAX), _es("long", index=False)]
 """A ``long`` ECS keeps in ``_source`` and doc values but does not index (``index: false``)."""
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535), _es("long")]
 Date = Annotated[datetime, msgspec.Meta(tz=True), _es("date")]

@@ -26,6 +26,7 @@ from elastic_connector.core.indicators.field_handlers import (
     x509_name,
     x509_serial_number,
 )
+from elastic_connector.core.indicators.field_values import LONG_MAX
 from elastic_connector.core.pattern.tree import AnyIndex, ObjectPath
 
 
@@ -39,7 +40,6 @@ class Rule(NamedTuple):
     """Accepts ``ISSUBSET`` (address paths only)."""
 
 
-_LONG_MAX: Final = 2**63 - 1
 _PORT_RANGE: Final = (0, 65535)
 _FILE_HASH: Final = hashes(
     "threat.indicator.file.hash", "opencti.observable.file.hash", "threat.indicator.file"
@@ -59,7 +59,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("email-message", "sender_ref.value"): Rule(_EMAIL, "email-addr"),
     ("email-message", "subject"): Rule(into("opencti.observable.email_message.subject"), None),
     ("file", "name"): Rule(file_name, "file"),
-    ("file", "size"): Rule(number_into("threat.indicator.file.size", 0, _LONG_MAX), "file"),
+    ("file", "size"): Rule(number_into("threat.indicator.file.size", 0, LONG_MAX), "file"),
     ("file", "mime_type"): Rule(into("threat.indicator.file.mime_type"), "file"),
     ("file", "hashes.*"): Rule(_FILE_HASH, "file"),
     ("file", "parent_directory_ref.path"): Rule(parent_directory, "file"),
@@ -99,7 +99,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
         into("threat.indicator.x509.public_key_algorithm"), "x509-certificate"
     ),
     ("x509-certificate", "subject_public_key_exponent"): Rule(
-        number_into("threat.indicator.x509.public_key_exponent", 0, _LONG_MAX),
+        number_into("threat.indicator.x509.public_key_exponent", 0, LONG_MAX),
         "x509-certificate",
     ),
     ("x509-certificate", "version"): Rule(
@@ -126,9 +126,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("network-traffic", "protocols[*]"): Rule(
         into("opencti.observable.network_traffic.protocols"), None
     ),
-    ("process", "pid"): Rule(
-        number_into("opencti.observable.process.pid", 0, _LONG_MAX), "process"
-    ),
+    ("process", "pid"): Rule(number_into("opencti.observable.process.pid", 0, LONG_MAX), "process"),
     ("process", "name"): Rule(into("opencti.observable.process.name"), "process"),
     ("process", "image_ref.name"): Rule(into("opencti.observable.process.name"), "process"),
     ("process", "image_ref.hashes.*"): Rule(_FILE_HASH, "process"),
