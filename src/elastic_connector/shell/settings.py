@@ -19,7 +19,6 @@ from elastic_connector.core.config import Config
 from elastic_connector.core.config.load import (
     JSON_CONFIG_ENV,
     ConfigError,
-    ConfigNote,
     Effective,
     Layer,
     build_effective,
@@ -56,10 +55,7 @@ def load_effective(
         layers = [*file_result.unwrap(), env_layer(environ), json_result.unwrap()]
         # A misspelt variable is silently ignored otherwise (CONNECTOR_MIN_SCOR=50 would turn
         # the filter off): every command warns, not only `check`.
-        hints = tuple(
-            ConfigNote(hint.source, hint.path, hint.message, warning=True)
-            for hint in misspelled_env_vars(environ)
-        )
+        hints = misspelled_env_vars(environ)
         return build_effective(layers, offline=offline).map(
             lambda effective: msgspec.structs.replace(effective, notes=(*effective.notes, *hints))
         )

@@ -629,8 +629,8 @@ _PYCTI_ONLY_ENV: Final = frozenset(
 )
 
 
-def misspelled_env_vars(environ: Mapping[str, str]) -> tuple[ConfigError, ...]:
-    """Variables that look like a misspelt setting (``CONNECTOR_MAX_TPL``), for warnings.
+def misspelled_env_vars(environ: Mapping[str, str]) -> tuple[ConfigNote, ...]:
+    """Variables that look like a misspelt setting (``CONNECTOR_MAX_TPL``), as warnings.
 
     Not errors: the environment is shared with other software. Only names with one of our
     prefixes, close to one of our variables (or the earlier connector's) and not read by pycti,
@@ -645,8 +645,11 @@ def misspelled_env_vars(environ: Mapping[str, str]) -> tuple[ConfigError, ...]:
         close = difflib.get_close_matches(name, ours, n=1, cutoff=0.85)
         if close:
             hints.append(
-                ConfigError(
-                    SOURCE_ENV, name, f"is not a setting (ignored); did you mean {close[0]}?"
+                ConfigNote(
+                    SOURCE_ENV,
+                    name,
+                    f"is not a setting (ignored); did you mean {close[0]}?",
+                    warning=True,
                 )
             )
     return tuple(hints)
