@@ -4,7 +4,8 @@ One daemon run: the OpenCTI stand-in (in this process) holds ``n`` generated eve
 ``elastic-connector run`` is started as a subprocess in ``ecs_no_signals`` mode, reads the stream
 from the start (no recovery replay: exactly the ``n`` events are served over SSE) and is timed
 from its stream request to the acknowledgement of the last event (``/healthz`` reports the last
-acknowledged id). The daemon's peak RSS is ``VmHWM`` from ``/proc/<pid>/status``; its RSS when
+acknowledged id). The daemon's peak RSS is ``VmHWM`` from ``/proc/<pid>/status``, plus its
+planning process's (``connector.planning_process``) when it has one; the daemon's RSS when
 the stream starts is kept too, to tell start-up memory from what streaming adds.
 
 Three views of one pipeline, to tell which part limits ingest:
@@ -260,6 +261,15 @@ def _status_kib(pid: int, field: str) -> float:
     return 0.0
 
 
+def _peak_with_children_kib(pid: int) -> float:
+    """``VmHWM`` of a process plus its children's (the daemon's planning process)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return _status_kib(pid, "VmHWM") + sum(_status_kib(int(c), "VmHWM") for c in children)
+
+
 class _Health(msgspec.Struct):
     elasticsearch: dict[str, object] | None = None
 
@@ -335,7 +345,7 @@ def _run_daemon(
                     raise RuntimeError(_failure(process, log, "did not acknowledge the last event"))
                 time.sleep(_POLL)
             finished = time.monotonic()
-            peak = _status_kib(process.pid, "VmHWM")
+            peak = _peak_with_children_kib(process.pid)
         finally:
             _stop(process)
             log.close()

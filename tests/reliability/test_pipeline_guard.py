@@ -3,8 +3,9 @@
 The core promises that planning never raises, and ``test_bad_input.py`` holds it to that. If a
 future bug breaks the promise anyway, the writer thread must not die on it: a dead thread stops
 the connector, whose position was not saved, so the next start meets the same event and dies
-again — forever. The pipeline turns the exception into a skip (logged with the traceback and
-the event id, counted as ``internal_error``) and goes on.
+again — forever. The pipeline turns the exception into a skip (logged as an error with the event
+id and the exception, its traceback at debug; counted as ``internal_error``) and goes on. The
+same holds in the planning process (``tests/shell/test_planning.py``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def test_a_planner_exception_skips_that_event_and_the_rest_is_written(
 
     monkeypatch.setattr("elastic_connector.shell.pipeline.plan_frame", buggy)
     settings = PlanSettings(mode=Mode.ECS_NO_SIGNALS, index=index)
-    with caplog.at_level(logging.WARNING, logger="elastic_connector.shell.pipeline"):
+    with caplog.at_level(logging.DEBUG, logger="elastic_connector.shell.pipeline"):
         pipeline, metrics, store, ids = run_pipeline(events, es_client, settings, batch=7)
 
     assert pipeline.status.last_ack_id == ids[-1]
@@ -63,9 +64,11 @@ def test_a_planner_exception_skips_that_event_and_the_rest_is_written(
         "elastic_connector_skips_total", {"code": "internal_error"}
     )
     assert skips == 1
-    raised = [r for r in caplog.records if r.exc_info is not None]
-    assert [r.getMessage() for r in raised] == [
-        f"planning event {ids[10]} raised (a bug): skipping it"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        f"planning event {ids[10]} raised (a bug), skipping it: ValueError: a planner bug"
     ]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any("Traceback" in text and "a planner bug" in text for text in debug)
     survivors = [event for event in events if event is not poisoned]
     assert_index_matches(documents_of(es_client, index), expected_documents(survivors, settings))

@@ -29,10 +29,12 @@ from elastic_connector.core.actions import Upsert
 from elastic_connector.core.config import Mode
 from elastic_connector.core.events import Plan, PlannerState, PlanSettings, plan_frame
 from elastic_connector.core.stream import StreamPosition
+from elastic_connector.shell.authors import AuthorNames
 from elastic_connector.shell.bulk import BulkResult, BulkStopped, BulkWriter, WriteAction
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.pipeline import Pipeline
+from elastic_connector.shell.planning import PlanningProcess
 from elastic_connector.shell.stream import StreamMessage
 from tests.reliability.pipeline_run import MemoryStore
 from tests.reliability.workload import envelope, generate
@@ -83,6 +85,8 @@ class Rig:
     planned: list[str]
     """Message ids in the order the pipeline planned them."""
     resets: list[int] = field(default_factory=list)
+    ahead: int = 0
+    """Batches planned ahead of the write: 1 with a planning process."""
 
     def wait_for_write(self, count: int) -> None:
         """Until ``count`` writes have started."""
@@ -113,8 +117,28 @@ def _heartbeat(after: str, ms: int = 1) -> StreamMessage:
     return StreamMessage(f"{at}-0", "heartbeat", b'"2027-01-15T08:00:00.000Z"')
 
 
-@pytest.fixture
-def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+class RecordingPlanning(PlanningProcess):
+    """The planning process, recording the data messages it is sent, in order."""
+
+    def __init__(self, settings: PlanSettings, planned: list[str]) -> None:
+        super().__init__(settings)
+        self._planned = planned
+
+    def submit(
+        self,
+        messages: Sequence[tuple[str, str, bytes]],
+        state: PlannerState,
+        now: datetime,
+        authors: AuthorNames,
+    ) -> None:
+        self._planned.extend(event_id for event_id, event, _ in messages if event != "heartbeat")
+        super().submit(messages, state, now, authors)
+
+
+@pytest.fixture(params=["here", "apart"])
+def rig(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """The pipeline over three full batches and a heartbeat; ``apart``: with a planning
+    process (which plans every full batch)."""
     stop = threading.Event()
     inbox: queue.Queue[StreamMessage] = queue.Queue()
     messages = _messages(3 * BATCH)
@@ -148,9 +172,11 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
         state.acknowledge_reset()
         return StreamPosition("0-0", None)
 
+    settings = PlanSettings(mode=Mode.ECS_NO_SIGNALS, index="ti")
+    apart = request.param == "apart"
     pipeline = Pipeline(
         inbox=inbox,
-        settings=PlanSettings(mode=Mode.ECS_NO_SIGNALS, index="ti"),
+        settings=settings,
         planner_state=PlannerState(),
         writer=writer,
         state=state,
@@ -163,8 +189,9 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
         clock=lambda: NOW,
         stop=stop,
         start=StreamPosition("0-0", None),
+        planning=RecordingPlanning(settings, planned) if apart else None,
     )
-    rig = Rig(pipeline, writer, store, state, inbox, ids, planned, resets)
+    rig = Rig(pipeline, writer, store, state, inbox, ids, planned, resets, ahead=int(apart))
     pipeline.start()
     yield rig
     stop.set()
@@ -179,10 +206,11 @@ def _batch_ids(rig: Rig, number: int) -> list[str]:
 
 
 def test_while_a_write_waits_nothing_more_is_taken_from_the_queue(rig: Rig) -> None:
+    # With a planning process, the next batch is taken and planned meanwhile: no more.
     rig.wait_for_write(1)
     time.sleep(0.2)  # time enough to run ahead, if it would
-    assert rig.planned == _batch_ids(rig, 0)
-    assert rig.inbox.qsize() == 2 * BATCH + 1
+    assert rig.planned == rig.ids[: (1 + rig.ahead) * BATCH]
+    assert rig.inbox.qsize() == (2 - rig.ahead) * BATCH + 1
     assert len(rig.writer.calls) == 1
     assert rig.position() is None
     assert rig.pipeline.status.last_ack_id is None

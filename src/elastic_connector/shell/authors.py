@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from elastic_connector.core.events import Plan
@@ -43,18 +43,31 @@ class AuthorNames:
         self._clock = clock
         self._asked: OrderedDict[str, float] = OrderedDict()
         self._missing: dict[str, None] = {}
+        self._version = 0
 
     @property
     def names(self) -> Mapping[str, str]:
-        """What the core reads (never modified while a batch is planned)."""
+        """What the core reads (learns the names of a batch's identities as it is planned)."""
         return self._names
+
+    @property
+    def version(self) -> int:
+        """Changes whenever ``names`` does (a name added, changed or dropped)."""
+        return self._version
 
     def learn(self, plan: Plan) -> None:
         """Keep the authors ``plan`` saw; note those it lacked (for ``fetch_missing``)."""
-        for identity_id, name in plan.authors:
+        self.learn_parts(plan.authors, plan.missing_authors)
+
+    def learn_parts(
+        self, authors: Iterable[tuple[str, str]], missing_authors: Iterable[str]
+    ) -> None:
+        """``learn`` for a plan made elsewhere (``shell.planning``): its authors and missing
+        authors."""
+        for identity_id, name in authors:
             self._remember(identity_id, name)
         if self._lookup is not None:
-            for identity_id in plan.missing_authors:
+            for identity_id in missing_authors:
                 if identity_id not in self._names:
                     self._missing[identity_id] = None
 
@@ -87,7 +100,10 @@ class AuthorNames:
         return learnt
 
     def _remember(self, identity_id: str, name: str) -> None:
+        if self._names.get(identity_id) != name:
+            self._version += 1
         self._names[identity_id] = name
         self._names.move_to_end(identity_id)
         while len(self._names) > self._capacity:
             self._names.popitem(last=False)
+            self._version += 1

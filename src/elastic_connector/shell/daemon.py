@@ -14,6 +14,7 @@ connector shuts down the same way and exits 1 so the orchestrator restarts it.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
@@ -51,6 +52,7 @@ from elastic_connector.shell.index_setup import (
 from elastic_connector.shell.metrics import Metrics, MetricsServer
 from elastic_connector.shell.output_setup import build_output_writer, prepare_outputs
 from elastic_connector.shell.pipeline import Pipeline
+from elastic_connector.shell.planning import PlanningProcess
 from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.reconcile import ReconcileSettings
 from elastic_connector.shell.reconcile_worker import Reconciler
@@ -312,9 +314,10 @@ class Daemon:
                 self._when_connected.put("initial")
             return fresh
 
+        plan_settings = PlanSettings.from_config(config)
         pipeline = Pipeline(
             inbox=self._inbox,
-            settings=PlanSettings.from_config(config),
+            settings=plan_settings,
             planner_state=planner_state,
             writer=writer,
             state=state,
@@ -333,6 +336,7 @@ class Daemon:
             tracker=tracker,
             outputs=outputs,
             gate=gate,
+            planning=PlanningProcess(plan_settings) if _plan_apart(config) else None,
         )
         self._reader, self._pipeline, self._writer = reader, pipeline, writer
         self._tracker = tracker
@@ -565,6 +569,13 @@ def warn_without_deletions(config: Config) -> None:
             "never removed from %s (they keep matching until they expire)",
             config.index,
         )
+
+
+def _plan_apart(config: Config) -> bool:
+    """Whether a backlog is planned in a second process: allowed, and a second CPU to run it."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux: the CPUs this process may use
+    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    return config.connector.planning_process and cpus > 1
 
 
 def _drain(inbox: queue.Queue[StreamMessage]) -> None:

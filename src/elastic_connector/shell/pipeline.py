@@ -15,6 +15,12 @@ first start's recovery replay save nothing, and no position up to the recovery d
 
 While Elasticsearch is down the writer keeps retrying the same batch; the queue fills up and the
 reader stops reading, so the OpenCTI stream is back-pressured instead of buffered in memory.
+
+With a planning process (``shell.planning``), a backlog is planned one batch ahead: while batch
+N is written, batch N+1 is planned in the other process, from the planner state batch N ended
+with. Writes and commits stay one at a time and in order; one more batch is held meanwhile; a
+batch read before a state reset is dropped with its plan. A batch the process fails to plan is
+planned here.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_frame
@@ -43,6 +49,12 @@ from elastic_connector.shell.elastic import PermanentElasticsearchError
 from elastic_connector.shell.logs import fields
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.outputs import OutputWriter
+from elastic_connector.shell.planning import (
+    PlannedBatch,
+    PlanningProcess,
+    PlanningProcessError,
+    plan_batch,
+)
 from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.stream import StreamMessage
 from elastic_connector.shell.write_gate import WriteGate
@@ -50,6 +62,13 @@ from elastic_connector.shell.write_gate import WriteGate
 _log = logging.getLogger(__name__)
 
 _IDLE_WAIT: Final = 0.5
+OFFLOAD_AT: Final = 100
+"""Batches of at least this many messages (or full ones, when batches are smaller) are planned
+in the planning process: the stream is ahead of the writer (a replay, a catch-up)."""
+PLANNING_RETRY_DELAY: Final = 60.0
+"""After the planning process failed, batches are planned here for this long (seconds)."""
+PLANNING_IDLE_CLOSE: Final = 60.0
+"""The planning process is stopped once no batch was sent to it for this long (seconds)."""
 MARKING_REFRESH_INTERVAL: Final = 60.0
 """Marking definitions are read again at most this often (seconds) when objects refer to
 unknown ones; those objects are withheld meanwhile."""
@@ -94,12 +113,14 @@ class Pipeline:
         tracker: ProgressTracker | None = None,
         outputs: OutputWriter | None = None,
         gate: WriteGate | None = None,
+        planning: PlanningProcess | None = None,
     ) -> None:
         """``start`` is where the stream is read from (by default the reader's position now);
         ``on_reset`` restarts the stream after a state reset and returns where from;
         ``tracker`` is told what each written batch came to; ``outputs`` writes instead of
         ``writer`` when lookup rows or dead letters are on; ``gate`` is shared with
-        reconciliations (``shell.write_gate``)."""
+        reconciliations (``shell.write_gate``); ``planning`` plans full batches (a backlog)
+        while the one before is written (closed when the pipeline ends)."""
         self._inbox = inbox
         self._settings = settings
         self._planner_state = planner_state
@@ -122,6 +143,12 @@ class Pipeline:
         self._origins: dict[tuple[str, str], str] = {}
         """(index, id) -> the event whose action it is, for dead letters (with ``outputs``)."""
         self._gate = gate
+        self._planning = planning
+        self._offload_at = min(max_batch, OFFLOAD_AT)
+        self._planning_retry_at = 0.0
+        self._last_offload: float | None = None
+        self._resets = 0
+        """State resets seen so far (a batch read before one is not written)."""
         self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
@@ -147,25 +174,58 @@ class Pipeline:
     # --- the thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            batch = self._collect()
-            if not batch:
-                if self._draining.is_set():
-                    return
-                continue
-            # The replay's frames and live ones are written apart, so that the replay's
-            # totals are exactly its own.
-            for part in _replay_and_live(batch):
-                if not self._process(part):
-                    return
-
-    def _collect(self) -> list[StreamMessage]:
-        """Up to ``max_batch`` messages: wait for the first, then take what arrives within the
-        flush interval (immediately when draining)."""
-        batch: list[StreamMessage] = []
-        wait = 0.0 if self._draining.is_set() else _IDLE_WAIT
+        pending: _Submitted | None = None
         try:
-            batch.append(self._inbox.get(timeout=wait) if wait else self._inbox.get_nowait())
+            while not self._stop.is_set():
+                batch = self._collect(wait=pending is None)
+                if not batch:
+                    if pending is not None:
+                        # Nothing more has arrived: write what the planning process has.
+                        submitted, pending = pending, None
+                        if not self._write_and_commit(self._resolve(submitted)):
+                            return
+                        continue
+                    if self._draining.is_set():
+                        return
+                    self._close_planning_if_idle()
+                    continue
+                resets = self._resets
+                # The replay's frames and live ones are written apart, so that the replay's
+                # totals are exactly its own.
+                for part in _replay_and_live(batch):
+                    if self._resets != resets:
+                        break  # read before a state reset: not written (the stream restarts)
+                    if pending is None:
+                        pending = self._submit(part)
+                        if pending is None and not self._process(part):
+                            return
+                        continue
+                    # The next batch is planned in the other process while this one is
+                    # written; it can only be sent once this one's plan is applied, since it
+                    # starts from the planner state this one ends with.
+                    planned = self._resolve(pending)
+                    pending = self._submit(part)
+                    if not self._write_and_commit(planned):
+                        return
+                    if self._resets != resets:
+                        self._abandon(pending)
+                        pending = None
+                        break
+                    if pending is None and not self._process(part):
+                        return
+        finally:
+            if self._planning is not None:
+                self._planning.close()
+
+    def _collect(self, wait: bool = True) -> list[StreamMessage]:
+        """Up to ``max_batch`` messages: wait for the first (unless ``wait`` is False), then take
+        what arrives within the flush interval (immediately when draining)."""
+        batch: list[StreamMessage] = []
+        wait_for = 0.0 if self._draining.is_set() or not wait else _IDLE_WAIT
+        try:
+            batch.append(
+                self._inbox.get(timeout=wait_for) if wait_for else self._inbox.get_nowait()
+            )
         except queue.Empty:
             return batch
         deadline = time.monotonic() + (0.0 if self._draining.is_set() else self._flush_interval)
@@ -182,27 +242,140 @@ class Pipeline:
         return batch
 
     def _process(self, batch: list[StreamMessage]) -> bool:
-        """Plan, write and commit one batch; False when the pipeline must stop."""
+        """Plan, write and commit one batch here; False when the pipeline must stop."""
+        return self._write_and_commit(self._complete(batch, self._clock(), None))
+
+    # --- planning in the other process -----------------------------------------------------
+
+    def _submit(self, batch: list[StreamMessage]) -> _Submitted | None:
+        """Send ``batch`` to the planning process when it is part of a backlog (a full batch);
+        None when it is to be planned here."""
+        planning = self._planning
+        if (
+            planning is None
+            or len(batch) < self._offload_at
+            or time.monotonic() < self._planning_retry_at
+        ):
+            return None
         now = self._clock()
-        # One increment per event name and batch: a labelled child lookup per message cost
-        # more than a tenth of the time the core spends planning it.
-        for event, count in Counter(message.event for message in batch).items():
-            self._metrics.events.labels(event).inc(count)
+        try:
+            planning.submit(
+                [(m.id, m.event, m.data) for m in batch],
+                self._planner_state,
+                now,
+                self._authors,
+            )
+        except PlanningProcessError as error:
+            self._planning_failed(error)
+            return None
+        self._last_offload = time.monotonic()
+        return _Submitted(batch, now)
+
+    def _resolve(self, submitted: _Submitted) -> _Planned:
+        """The plan of a submitted batch, applied; planned here if the other process failed."""
+        assert self._planning is not None  # only submitted when there is one
+        first: tuple[PlannedBatch, PlannerState] | None = None
+        try:
+            first = self._planning.result()
+        except PlanningProcessError as error:
+            self._planning_failed(error)
+        else:
+            self._take_in(first[0])
+        return self._complete(submitted.batch, submitted.now, first)
+
+    def _abandon(self, submitted: _Submitted | None) -> None:
+        """Drop a submitted batch's plan (its messages were read before a state reset)."""
+        if submitted is None or self._planning is None:
+            return
+        try:
+            self._planning.result()
+        except PlanningProcessError as error:
+            self._planning_failed(error)
+
+    def _planning_failed(self, error: PlanningProcessError) -> None:
+        self._planning_retry_at = time.monotonic() + PLANNING_RETRY_DELAY
+        _log.warning(
+            "%s; planning here (the connector goes on, slower) and trying it again in %.0f s",
+            error,
+            PLANNING_RETRY_DELAY,
+        )
+
+    def _close_planning_if_idle(self) -> None:
+        if (
+            self._planning is not None
+            and self._last_offload is not None
+            and time.monotonic() - self._last_offload >= PLANNING_IDLE_CLOSE
+        ):
+            self._planning.close()
+            self._last_offload = None
+
+    # --- planning, writing, committing ------------------------------------------------------
+
+    def _complete(
+        self,
+        batch: list[StreamMessage],
+        now: datetime,
+        first: tuple[PlannedBatch, PlannerState] | None,
+    ) -> _Planned:
+        """``batch`` planned (``first``: as the other process planned it, already taken in),
+        and planned again with authors or markings read from OpenCTI when they were missing."""
         before = self._planner_state
-        actions, after, other = self._plan(batch, before, now)
+        planned, after = first if first is not None else self._plan(batch, before, now)
         if self._authors.fetch_missing():
             # Indicators by authors read just now from OpenCTI: map them with the names.
-            actions, after, other = self._plan(batch, before, now)
-        if self._refresh_markings is not None and self._should_refresh_markings(actions):
+            planned, after = self._plan(batch, before, now)
+        if self._refresh_markings is not None and self._should_refresh_markings(planned.actions):
             # An object refers to a marking definition we have not seen (created after we
             # started, and not sent on the stream): read them again and plan the batch anew.
             refreshed = self._refresh_markings()
             if refreshed is not None:
-                actions, after, other = self._plan(batch, before.with_markings(refreshed), now)
-            self._note_unresolved(actions)
+                planned, after = self._plan(batch, before.with_markings(refreshed), now)
+            self._note_unresolved(planned.actions)
         self._planner_state = after
+        return _Planned(batch, planned)
+
+    def _plan(
+        self, batch: list[StreamMessage], state: PlannerState, now: datetime
+    ) -> tuple[PlannedBatch, PlannerState]:
+        """``batch`` planned here, from ``state``."""
+        planned, after = plan_batch(
+            [(m.id, m.event, m.data) for m in batch],
+            state,
+            self._settings,
+            now,
+            self._authors.names,
+            self._authors.learn,
+            plan_frame,
+        )
+        self._report_failures(planned)
+        return planned, after
+
+    def _take_in(self, planned: PlannedBatch) -> None:
+        """What the other process learnt while planning, taken in as if planned here."""
+        for learned in planned.learned:
+            self._authors.learn_parts(learned.authors, learned.missing)
+        self._report_failures(planned)
+
+    def _report_failures(self, planned: PlannedBatch) -> None:
+        for failure in planned.failures:
+            _log.error(
+                "planning event %s raised (a bug), skipping it: %s",
+                failure.event_id,
+                failure.error,
+                extra=fields(event_id=failure.event_id, code="internal_error"),
+            )
+            _log.debug("the planner bug's traceback:\n%s", failure.traceback)
+
+    def _write_and_commit(self, planned: _Planned) -> bool:
+        """Write one planned batch and commit it; False when the pipeline must stop."""
+        batch, actions = planned.batch, planned.plan.actions
+        # One increment per event name and batch: a labelled child lookup per message cost
+        # more than a tenth of the time the core spends planning it.
+        for event, count in Counter(message.event for message in batch).items():
+            self._metrics.events.labels(event).inc(count)
         writes: list[Upsert | Delete] = []
-        for action in actions:
+        self._origins.clear()
+        for action, origin in zip(actions, planned.plan.origins, strict=True):
             if isinstance(action, Skip):
                 self._metrics.skips.labels(action.code).inc()
                 _log.warning(
@@ -213,53 +386,15 @@ class Pipeline:
                         event_id=action.event_id, object_id=action.object_id, code=action.code
                     ),
                 )
-            else:
-                writes.append(action)
+                continue
+            writes.append(action)
+            if self._outputs is not None:
+                self._origins[(action.index, action.id)] = origin
         if writes and not self._write(writes):
             return False
         if self._tracker is not None:
-            self._tracker.batch_done(batch, actions, other)
+            self._tracker.batch_done(batch, actions, planned.plan.other)
         return self._commit(batch)
-
-    def _plan(
-        self, batch: list[StreamMessage], state: PlannerState, now: datetime
-    ) -> tuple[list[Action], PlannerState, int]:
-        """The actions ``batch`` calls for, the state after it, and how many of its data
-        events called for nothing (objects the mode does not export)."""
-        actions: list[Action] = []
-        other = 0
-        self._origins.clear()
-        for message in batch:
-            if message.event not in DATA_EVENTS:
-                continue
-            try:
-                plan = plan_frame(
-                    message.id,
-                    message.event,
-                    message.data,
-                    state,
-                    self._settings,
-                    now,
-                    self._authors.names,
-                )
-            except Exception:
-                # The core promises never to raise. If a bug makes it, the event is skipped
-                # and reported: a dead writer thread would stop the connector on this event,
-                # and again after every restart, since its position is never committed.
-                _log.exception("planning event %s raised (a bug): skipping it", message.id)
-                actions.append(
-                    Skip(message.id, "", "internal_error", "planning failed (see the traceback)")
-                )
-                continue
-            state = plan.state
-            self._authors.learn(plan)
-            actions.extend(plan.actions)
-            other += not plan.actions
-            if self._outputs is not None:
-                for action in plan.actions:
-                    if not isinstance(action, Skip):
-                        self._origins[(action.index, action.id)] = message.id
-        return actions, state, other
 
     def _should_refresh_markings(self, actions: list[Action]) -> bool:
         """True when an action was withheld for a marking that no recent read failed to find."""
@@ -375,6 +510,7 @@ class Pipeline:
                     "the connector state was reset from OpenCTI: restarting the stream from "
                     "the configured start"
                 )
+                self._resets += 1
                 self._restart_progress(self._on_reset())
                 return True
             self._committed = saved
@@ -390,6 +526,18 @@ class Pipeline:
         if received is not None and acked is not None:
             self._metrics.stream_lag.set(max(0.0, (received.ms - acked.ms) / 1000))
         return True
+
+
+class _Submitted(NamedTuple):
+    """A batch sent to the planning process, and the time it is planned for."""
+
+    batch: list[StreamMessage]
+    now: datetime
+
+
+class _Planned(NamedTuple):
+    batch: list[StreamMessage]
+    plan: PlannedBatch
 
 
 def _replay_and_live(batch: list[StreamMessage]) -> list[list[StreamMessage]]:

@@ -126,6 +126,7 @@ VALUES: Mapping[str, st.SearchStrategy[object]] = {
     "connector.progress_interval": positive_seconds,
     "connector.reconcile_interval": positive_seconds,
     "connector.initial_sync": st.sampled_from(InitialSync),
+    "connector.planning_process": st.booleans(),
     "connector.metrics_port": ports,
     "connector.metrics_host": st.sampled_from(["0.0.0.0", "127.0.0.1", "::", "metrics.local"]),
     "cloud.id": st.builds(make_cloud_id, words, host_names, words),

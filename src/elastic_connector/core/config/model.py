@@ -113,6 +113,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     progress_interval: float = 30.0
     reconcile_interval: float | None = None
     initial_sync: InitialSync = InitialSync.STREAM
+    planning_process: bool = True
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a container's metrics must be reachable)
 

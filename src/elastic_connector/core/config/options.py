@@ -182,6 +182,11 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         "as events) or reconcile (a reconciliation while the live stream is followed from "
         "now; resumes after a crash instead of starting over)."
     ),
+    "connector.planning_process": _Spec(
+        "Plan a backlog (the first replay, a catch-up after an outage) in a second process, "
+        "one batch ahead of the writes, when the connector may use more than one CPU; "
+        "false = plan everything in the connector's own process."
+    ),
     "connector.metrics_port": _Spec(
         "Port of the Prometheus /metrics endpoint; unset = no endpoint. Leave pycti's "
         "CONNECTOR_EXPOSE_METRICS unset: pycti would serve its own metrics on this port.",

@@ -1,0 +1,41 @@
+"""A planning process (``shell.planning``) whose planner has the faults a test asks for, by the
+event's data: ``poison`` raises in the planner (a core bug), ``die`` ends the process in the
+middle of a batch (killed, out of memory), ``garble`` answers bytes that are not an answer.
+
+Run as ``python -m tests.support.faulty_planning`` (the command ``PlanningProcess`` is given).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+
+from elastic_connector.core.events import Plan, PlannerState, PlanSettings, plan_frame
+from elastic_connector.shell import planning
+
+COMMAND = (sys.executable, "-m", __name__)
+
+
+def faulty(
+    event_id: str,
+    event: str,
+    data: bytes,
+    state: PlannerState,
+    settings: PlanSettings,
+    now: datetime,
+    authors: Mapping[str, str],
+) -> Plan:
+    if b"poison" in data:
+        raise ValueError("a planner bug")
+    if b"die" in data:
+        os._exit(3)
+    if b"garble" in data:
+        os.write(1, b"\0\0\0\3abc")  # a frame, but not an answer
+        os._exit(0)
+    return plan_frame(event_id, event, data, state, settings, now, authors)
+
+
+if __name__ == "__main__":
+    planning.main(faulty)
