@@ -110,8 +110,11 @@ class ProfileSummary(msgspec.Struct, frozen=True):
     waiting_for_stream_s: float
     """Time waiting for the reader's queue (the stream is slower than the writer)."""
     planning_s: float
-    """Time in the pipeline's planning step (``plan_frame`` for each event: decode, policy,
-    parse, map, encode the document)."""
+    """Time in the pipeline's planning step in the writer thread (``plan_frame`` for each event:
+    decode, policy, parse, map, encode the document)."""
+    waiting_for_planning_s: float
+    """Time waiting for the planning process's answers (and reading them): the planning the
+    writer thread waits for when it plans in the other process."""
     encoding_s: float
     """Time in ``encode_action`` (NDJSON framing)."""
     top: tuple[ProfileEntry, ...]
@@ -262,11 +265,14 @@ def _status_kib(pid: int, field: str) -> float:
 
 
 def _peak_with_children_kib(pid: int) -> float:
-    """``VmHWM`` of a process plus its children's (the daemon's planning process)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        children = []
+    """``VmHWM`` of a process plus its children's (the daemon's planning process, started by
+    its writer thread: each thread lists the children it started)."""
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            continue
     return _status_kib(pid, "VmHWM") + sum(_status_kib(int(c), "VmHWM") for c in children)
 
 
@@ -549,6 +555,7 @@ def _summarise(directory: Path, endpoint: str, events: int, top: int) -> Profile
         # The pipeline's planning step: ``core.events.plan_frame`` itself has no Python frame
         # in the compiled build, so cProfile would give it no time there.
         planning_s=cumulative_in("pipeline.py", "_plan"),
+        waiting_for_planning_s=cumulative_in("planning.py", "result"),
         encoding_s=cumulative_in("bulk.py", "encode_action"),
         top=_top(table, top),
         reader_wall_s=reader_wall,

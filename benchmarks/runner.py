@@ -298,7 +298,12 @@ def table(results: Results) -> str:
             rows.append(
                 (
                     f"  writer thread, {pr.events:,} events profiled ({pr.endpoint} endpoint)",
-                    f"ES {pr.waiting_for_elasticsearch_s:.1f}s / plan {pr.planning_s:.1f}s",
+                    f"ES {pr.waiting_for_elasticsearch_s:.1f}s / plan {pr.planning_s:.1f}s"
+                    + (
+                        f" + {pr.waiting_for_planning_s:.1f}s waiting for the planning process"
+                        if pr.waiting_for_planning_s
+                        else ""
+                    ),
                     f"waiting for the stream {pr.waiting_for_stream_s:.1f}s of "
                     f"{pr.thread_wall_s:.1f}s",
                 )

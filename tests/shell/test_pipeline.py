@@ -86,7 +86,7 @@ class Rig:
     """Message ids in the order the pipeline planned them."""
     resets: list[int] = field(default_factory=list)
     ahead: int = 0
-    """Batches planned ahead of the write: 1 with a planning process."""
+    """Batches planned ahead of the write (with a planning process)."""
 
     def wait_for_write(self, count: int) -> None:
         """Until ``count`` writes have started."""
@@ -127,12 +127,14 @@ class RecordingPlanning(PlanningProcess):
     def submit(
         self,
         messages: Sequence[tuple[str, str, bytes]],
-        state: PlannerState,
         now: datetime,
+        state: PlannerState,
         authors: AuthorNames,
+        *,
+        go_on: bool,
     ) -> None:
         self._planned.extend(event_id for event_id, event, _ in messages if event != "heartbeat")
-        super().submit(messages, state, now, authors)
+        super().submit(messages, now, state, authors, go_on=go_on)
 
 
 @pytest.fixture(params=["here", "apart"])
@@ -191,7 +193,17 @@ def rig(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iter
         start=StreamPosition("0-0", None),
         planning=RecordingPlanning(settings, planned) if apart else None,
     )
-    rig = Rig(pipeline, writer, store, state, inbox, ids, planned, resets, ahead=int(apart))
+    rig = Rig(
+        pipeline,
+        writer,
+        store,
+        state,
+        inbox,
+        ids,
+        planned,
+        resets,
+        ahead=PlanningProcess.AHEAD if apart else 0,
+    )
     pipeline.start()
     yield rig
     stop.set()
@@ -206,7 +218,7 @@ def _batch_ids(rig: Rig, number: int) -> list[str]:
 
 
 def test_while_a_write_waits_nothing_more_is_taken_from_the_queue(rig: Rig) -> None:
-    # With a planning process, the next batch is taken and planned meanwhile: no more.
+    # With a planning process, the next batches are taken and planned meanwhile: no more.
     rig.wait_for_write(1)
     time.sleep(0.2)  # time enough to run ahead, if it would
     assert rig.planned == rig.ids[: (1 + rig.ahead) * BATCH]

@@ -18,9 +18,13 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import signal
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 import msgspec
@@ -40,7 +44,12 @@ from elastic_connector.shell.bulk import BulkResult, BulkWriter, WriteAction
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.pipeline import Pipeline
-from elastic_connector.shell.planning import PlanningProcess, PlanningProcessError, plan_batch
+from elastic_connector.shell.planning import (
+    PlannedBatch,
+    PlanningProcess,
+    PlanningProcessError,
+    plan_batch,
+)
 from elastic_connector.shell.stream import StreamMessage
 from tests.reliability.pipeline_run import MemoryStore
 from tests.support.faulty_planning import COMMAND
@@ -128,49 +137,70 @@ def _lookup(asked: list[str]) -> AuthorNames:
     return AuthorNames(lookup)
 
 
-@given(batches=_batches(), refresh=st.lists(st.booleans(), min_size=5, max_size=5))
+@given(batches=_batches(), syncs=st.lists(st.booleans(), min_size=5, max_size=5))
 def test_the_planning_process_plans_every_batch_exactly_as_it_is_planned_here(
-    process: PlanningProcess, batches: list[list[Message]], refresh: list[bool]
+    process: PlanningProcess, batches: list[list[Message]], syncs: list[bool]
 ) -> None:
+    """Batches are sent up to ``AHEAD`` at a time, each going on from the one before; at the
+    drawn sync points everything sent is answered first, then authors and markings are read
+    (which changes the state and the names behind the child's back: the next batch is sent
+    with them)."""
     asked_here: list[str] = []
     asked_apart: list[str] = []
     here, apart = _lookup(asked_here), _lookup(asked_apart)
     state_here = state_apart = PlannerState()
+    expected: list[tuple[PlannedBatch, PlannerState, dict[str, str]]] = []
+    sent: deque[int] = deque()
+    go_on = False  # the module's child ended the last example elsewhere
+
+    def answer_oldest() -> None:
+        number = sent.popleft()
+        planned, state = process.result()
+        for learned in planned.learned:
+            apart.learn_parts(learned.authors, learned.missing)
+        want_planned, want_state, want_names = expected[number]
+        assert planned.actions == want_planned.actions
+        assert planned.origins == want_planned.origins
+        assert planned.other == want_planned.other
+        assert planned.failures == want_planned.failures == []
+        assert state == want_state
+        assert dict(apart.names) == want_names
+        nonlocal state_apart
+        state_apart = state
+
     for number, batch in enumerate(batches):
         planned_here, state_here = plan_batch(
             batch, state_here, SETTINGS, NOW, here.names, here.learn
         )
-        process.submit(batch, state_apart, NOW, apart)
-        planned_apart, state_apart = process.result()
-        for learned in planned_apart.learned:
-            apart.learn_parts(learned.authors, learned.missing)
-
-        assert planned_apart.actions == planned_here.actions
-        assert planned_apart.origins == planned_here.origins
-        assert planned_apart.other == planned_here.other
-        assert planned_apart.failures == planned_here.failures == []
-        assert state_apart == state_here
-        assert dict(apart.names) == dict(here.names)
-        # What the writer does between batches: read the authors the batch lacked, and the
-        # markings (a new state, which the child must be sent).
-        assert apart.fetch_missing() == here.fetch_missing()
-        assert asked_apart == asked_here
-        if refresh[number % len(refresh)]:
+        expected.append((planned_here, state_here, dict(here.names)))
+        if len(sent) == PlanningProcess.AHEAD:
+            answer_oldest()
+        process.submit(batch, NOW, state_apart, apart, go_on=go_on)
+        sent.append(number)
+        go_on = True
+        if syncs[number % len(syncs)]:
+            while sent:
+                answer_oldest()
+            assert apart.fetch_missing() == here.fetch_missing()
+            assert asked_apart == asked_here
             state_here = state_here.with_markings({OTHER: Tlp.GREEN})
             state_apart = state_apart.with_markings({OTHER: Tlp.GREEN})
+            go_on = False
+    while sent:
+        answer_oldest()
 
 
 def test_a_child_answering_nonsense_is_stopped_and_started_again_for_the_next_batch() -> None:
     child = PlanningProcess(SETTINGS, COMMAND)
     authors = AuthorNames()
     try:
-        child.submit([("1-0", "create", b"garble")], PlannerState(), NOW, authors)
+        child.submit([("1-0", "create", b"garble")], NOW, PlannerState(), authors, go_on=True)
         with pytest.raises(PlanningProcessError, match="unreadable"):
             child.result()
-        child.submit([("1-0", "create", b"die")], PlannerState(), NOW, authors)
+        child.submit([("1-0", "create", b"die")], NOW, PlannerState(), authors, go_on=True)
         with pytest.raises(PlanningProcessError, match=r"exited \(status 3\)"):
             child.result()
-        # A new child, which must be sent the state and the names again.
+        # A new child, which is sent the state and the names even when told to go on.
         marking = {
             "type": "marking-definition",
             "id": CUSTOM,
@@ -178,10 +208,29 @@ def test_a_child_answering_nonsense_is_stopped_and_started_again_for_the_next_ba
             "name": "TLP:RED",
             "definition": "TLP:RED",
         }
-        child.submit([("2-0", "create", _frame("create", marking))], PlannerState(), NOW, authors)
+        child.submit(
+            [("2-0", "create", _frame("create", marking))], NOW, PlannerState(), authors, go_on=True
+        )
         planned, state = child.result()
         assert planned.actions == []
         assert state.markings == {CUSTOM: Tlp.RED}
+    finally:
+        child.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_batch_sent_to_a_child_that_died_is_an_error_of_its_own_not_a_crash() -> None:
+    child = PlanningProcess(SETTINGS, COMMAND)
+    authors = AuthorNames()
+    try:
+        child.submit([("1-0", "create", b"die")], NOW, PlannerState(), authors, go_on=True)
+        pid = child.pid
+        assert pid is not None
+        # Dead (a zombie until waited for): the next batch meets a closed pipe.
+        _wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+        with pytest.raises(PlanningProcessError, match="could not send it a batch"):
+            child.submit([("2-0", "create", b"{}")], NOW, PlannerState(), authors, go_on=True)
+        assert not child.running
     finally:
         child.close()
 
@@ -190,18 +239,26 @@ def test_a_child_answering_nonsense_is_stopped_and_started_again_for_the_next_ba
 
 
 class InstantWriter(BulkWriter):
-    """Acknowledges every write at once, recording the ids."""
+    """Acknowledges every write at once, recording the ids and the documents."""
 
     def __init__(self, stop: threading.Event) -> None:
         super().__init__(Elasticsearch("http://127.0.0.1:9"), require_alias=False, stop=stop)
         self.calls: list[list[str]] = []
+        self.documents: list[bytes] = []
 
     def write(self, actions: Sequence[WriteAction]) -> BulkResult:
         self.calls.append([action.id for action in actions])
+        self.documents.extend(a.document for a in actions if isinstance(a, Upsert))
         return BulkResult(written=sum(isinstance(a, Upsert) for a in actions))
 
 
-def _run(messages: Sequence[StreamMessage], batch: int) -> tuple[InstantWriter, MemoryStore]:
+def _run(
+    messages: Sequence[StreamMessage],
+    batch: int,
+    authors: AuthorNames | None = None,
+    command: Sequence[str] | None = COMMAND,
+    planning: PlanningProcess | None = None,
+) -> tuple[InstantWriter, MemoryStore]:
     stop = threading.Event()
     inbox: queue.Queue[StreamMessage] = queue.Queue()
     for message in messages:
@@ -223,7 +280,8 @@ def _run(messages: Sequence[StreamMessage], batch: int) -> tuple[InstantWriter, 
         clock=lambda: NOW,
         stop=stop,
         start=StreamPosition("0-0", None),
-        planning=PlanningProcess(SETTINGS, COMMAND),
+        authors=authors,
+        planning=planning or PlanningProcess(SETTINGS, command),
     )
     pipeline.start()
     pipeline.drain_and_stop(timeout=WAIT)
@@ -299,3 +357,127 @@ def test_a_planner_exception_in_the_child_costs_that_event_only(
     assert [r.getMessage() for r in skips] == [
         f"skipped event {messages[5].id}: planning raised ValueError: a planner bug (a bug)"
     ]
+
+
+def test_batches_sent_before_an_author_was_read_from_opencti_are_planned_again_with_it() -> None:
+    """Batch 1's author is unknown: the writer reads it from OpenCTI and plans batch 1 again.
+    Batches 2 and 3 were sent meanwhile, going on from a cache without the name: their plans
+    are not used; they are planned with it, here."""
+    name = "Found in OpenCTI"
+    messages = [
+        StreamMessage(
+            f"{1_800_000_000_000 + n}-0",
+            "create",
+            _frame(
+                "create",
+                make_indicator(f"[ipv4-addr:value = '198.51.100.{n}']", created_by_ref=READABLE),
+            ),
+        )
+        for n in range(12)
+    ]
+    asked: list[str] = []
+    # The writer is slow enough that batches 2 and 3 are sent before batch 1 is answered.
+    writer, store = _run(messages, batch=4, authors=_lookup(asked), command=None)
+    assert asked == [READABLE]
+    assert len(writer.documents) == 12
+    providers = [
+        msgspec.json.decode(document)["threat"]["indicator"].get("provider")
+        for document in writer.documents
+    ]
+    assert providers == [name] * 12
+    assert store.state is not None
+    assert store.state["start_from"] == messages[-2].id
+
+
+def test_the_process_stops_when_the_backlog_is_gone_and_starts_again_with_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("elastic_connector.shell.pipeline.PLANNING_IDLE_CLOSE", 0.0)
+    stop = threading.Event()
+    inbox: queue.Queue[StreamMessage] = queue.Queue()
+    messages = _indicators(12, {})
+    for message in messages[:8]:
+        inbox.put(message)
+    writer = InstantWriter(stop)
+    planning = PlanningProcess(SETTINGS)
+    pipeline = Pipeline(
+        inbox=inbox,
+        settings=SETTINGS,
+        planner_state=PlannerState(),
+        writer=writer,
+        state=ConnectorState(MemoryStore()),
+        metrics=Metrics(),
+        position=lambda: StreamPosition(messages[-1].id, None),
+        on_reset=lambda: StreamPosition("0-0", None),
+        max_batch=4,
+        flush_interval=0.01,
+        retry_delay=0.1,
+        clock=lambda: NOW,
+        stop=stop,
+        start=StreamPosition("0-0", None),
+        planning=planning,
+    )
+    pipeline.start()
+    try:
+        _wait_until(lambda: len(writer.calls) == 2 and not planning.running)
+        assert pipeline.is_alive()
+        for message in messages[8:]:
+            inbox.put(message)
+        _wait_until(lambda: len(writer.calls) == 3)
+        assert writer.calls == [_document_ids(messages[n : n + 4]) for n in (0, 4, 8)]
+    finally:
+        pipeline.drain_and_stop(timeout=WAIT)
+    assert not planning.running
+
+
+def test_an_interrupt_for_the_whole_process_group_is_left_to_the_connector() -> None:
+    child = PlanningProcess(SETTINGS)
+    authors = AuthorNames()
+    message = _indicators(1, {})[0]
+    try:
+        child.submit(
+            [(message.id, message.event, message.data)], NOW, PlannerState(), authors, go_on=False
+        )
+        child.result()  # started, its handlers set
+        assert child._child is not None
+        child._child.send_signal(signal.SIGINT)
+        child._child.send_signal(signal.SIGTERM)
+        child.submit(
+            [(message.id, message.event, message.data)], NOW, PlannerState(), authors, go_on=True
+        )
+        planned, _ = child.result()
+        assert len(planned.actions) == 1
+    finally:
+        child.close()
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class BuggyPlanning(PlanningProcess):
+    """A planning process whose answers raise what no failure of the child raises (a bug)."""
+
+    def result(self) -> tuple[PlannedBatch, PlannerState]:
+        super().result()
+        raise KeyError("a bug in reading the answer")
+
+
+def test_a_bug_in_the_planning_process_code_costs_a_replan_here_not_the_writer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    messages = _indicators(12, {})
+    planning = BuggyPlanning(SETTINGS)
+    with caplog.at_level(logging.WARNING, logger="elastic_connector.shell.pipeline"):
+        writer, store = _run(messages, batch=4, planning=planning)
+    expected = _document_ids(messages)
+    assert writer.calls == [expected[0:4], expected[4:8], expected[8:12]]
+    assert store.state is not None
+    assert store.state["start_from"] == messages[-2].id
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "KeyError('a bug in reading the answer') (a bug)" in warnings[0]
+    assert not planning.running

@@ -16,11 +16,13 @@ first start's recovery replay save nothing, and no position up to the recovery d
 While Elasticsearch is down the writer keeps retrying the same batch; the queue fills up and the
 reader stops reading, so the OpenCTI stream is back-pressured instead of buffered in memory.
 
-With a planning process (``shell.planning``), a backlog is planned one batch ahead: while batch
-N is written, batch N+1 is planned in the other process, from the planner state batch N ended
-with. Writes and commits stay one at a time and in order; one more batch is held meanwhile; a
-batch read before a state reset is dropped with its plan. A batch the process fails to plan is
-planned here.
+With a planning process (``shell.planning``), a backlog is planned ahead: while batch N is
+written, batches N+1 and N+2 are planned in the other process, each going on from the planner
+state and the author names the one before it ended with. Writes and commits stay one at a time
+and in order; two more batches are held meanwhile; batches read before a state reset are dropped
+with their plans. A batch the process fails to plan, or planned from a state this process has
+changed since (it planned a batch itself: markings or authors read from OpenCTI), is planned
+here.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final, NamedTuple
@@ -149,6 +151,10 @@ class Pipeline:
         self._last_offload: float | None = None
         self._resets = 0
         """State resets seen so far (a batch read before one is not written)."""
+        self._epoch = 0
+        """Batches planned here so far (each may change the planner state and the names)."""
+        self._sent_epoch = -1
+        """``_epoch`` when a batch was last sent to the planning process."""
         self._restart_progress(start or position())
         self._draining = threading.Event()
         self.status = PipelineStatus()
@@ -174,15 +180,15 @@ class Pipeline:
     # --- the thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        pending: _Submitted | None = None
+        pending: deque[_Submitted] = deque()
+        """Batches sent to the planning process, oldest first."""
         try:
             while not self._stop.is_set():
-                batch = self._collect(wait=pending is None)
+                batch = self._collect(wait=not pending)
                 if not batch:
-                    if pending is not None:
+                    if pending:
                         # Nothing more has arrived: write what the planning process has.
-                        submitted, pending = pending, None
-                        if not self._write_and_commit(self._resolve(submitted)):
+                        if not self._write_next(pending):
                             return
                         continue
                     if self._draining.is_set():
@@ -195,27 +201,38 @@ class Pipeline:
                 for part in _replay_and_live(batch):
                     if self._resets != resets:
                         break  # read before a state reset: not written (the stream restarts)
-                    if pending is None:
-                        pending = self._submit(part)
-                        if pending is None and not self._process(part):
-                            return
-                        continue
-                    # The next batch is planned in the other process while this one is
-                    # written; it can only be sent once this one's plan is applied, since it
-                    # starts from the planner state this one ends with.
-                    planned = self._resolve(pending)
-                    pending = self._submit(part)
-                    if not self._write_and_commit(planned):
+                    if not self._take(part, pending):
                         return
                     if self._resets != resets:
                         self._abandon(pending)
-                        pending = None
                         break
-                    if pending is None and not self._process(part):
-                        return
         finally:
             if self._planning is not None:
                 self._planning.close()
+
+    def _take(self, part: list[StreamMessage], pending: deque[_Submitted]) -> bool:
+        """Send ``part`` to the planning process, writing the oldest batch sent when enough
+        are ahead; or plan and write it here, after what was sent before it. False when the
+        pipeline must stop."""
+        resets = self._resets
+        planned = (
+            self._resolve(pending.popleft()) if len(pending) >= PlanningProcess.AHEAD else None
+        )
+        # Sent before the write, so that the other process plans while this one waits for
+        # Elasticsearch.
+        submitted = self._submit(part, in_flight=len(pending))
+        if planned is not None and not self._write_and_commit(planned):
+            return False
+        if submitted is not None:
+            pending.append(submitted)
+            return True
+        while pending and self._resets == resets:
+            if not self._write_next(pending):
+                return False
+        return self._resets != resets or self._process(part)
+
+    def _write_next(self, pending: deque[_Submitted]) -> bool:
+        return self._write_and_commit(self._resolve(pending.popleft()))
 
     def _collect(self, wait: bool = True) -> list[StreamMessage]:
         """Up to ``max_batch`` messages: wait for the first (unless ``wait`` is False), then take
@@ -247,7 +264,7 @@ class Pipeline:
 
     # --- planning in the other process -----------------------------------------------------
 
-    def _submit(self, batch: list[StreamMessage]) -> _Submitted | None:
+    def _submit(self, batch: list[StreamMessage], in_flight: int) -> _Submitted | None:
         """Send ``batch`` to the planning process when it is part of a backlog (a full batch);
         None when it is to be planned here."""
         planning = self._planning
@@ -257,42 +274,59 @@ class Pipeline:
             or time.monotonic() < self._planning_retry_at
         ):
             return None
+        # The process goes on from the batch sent before unless this one planned something
+        # itself since then; it is then sent this one's state, which is only whole once
+        # nothing is in flight.
+        go_on = self._epoch == self._sent_epoch
+        if not go_on and in_flight:
+            return None
         now = self._clock()
         try:
             planning.submit(
                 [(m.id, m.event, m.data) for m in batch],
-                self._planner_state,
                 now,
+                self._planner_state,
                 self._authors,
+                go_on=go_on,
             )
-        except PlanningProcessError as error:
+        except Exception as error:  # whatever fails there, the batch is planned here
             self._planning_failed(error)
             return None
+        self._sent_epoch = self._epoch
         self._last_offload = time.monotonic()
-        return _Submitted(batch, now)
+        return _Submitted(batch, now, self._epoch)
 
     def _resolve(self, submitted: _Submitted) -> _Planned:
-        """The plan of a submitted batch, applied; planned here if the other process failed."""
+        """The plan of a submitted batch, applied; planned here if the other process failed,
+        or planned from a state this one has changed since (it planned a batch itself)."""
         assert self._planning is not None  # only submitted when there is one
         first: tuple[PlannedBatch, PlannerState] | None = None
         try:
-            first = self._planning.result()
-        except PlanningProcessError as error:
+            answer = self._planning.result()
+        except Exception as error:  # whatever fails there, the batch is planned here
             self._planning_failed(error)
         else:
-            self._take_in(first[0])
+            if submitted.epoch == self._epoch:
+                self._take_in(answer[0])
+                first = answer
         return self._complete(submitted.batch, submitted.now, first)
 
-    def _abandon(self, submitted: _Submitted | None) -> None:
-        """Drop a submitted batch's plan (its messages were read before a state reset)."""
-        if submitted is None or self._planning is None:
-            return
-        try:
-            self._planning.result()
-        except PlanningProcessError as error:
-            self._planning_failed(error)
+    def _abandon(self, pending: deque[_Submitted]) -> None:
+        """Drop the batches sent (their messages were read before a state reset)."""
+        if pending and self._planning is not None:
+            self._planning.close()
+        pending.clear()
 
-    def _planning_failed(self, error: PlanningProcessError) -> None:
+    def _planning_failed(self, error: Exception) -> None:
+        """Plan here for a while; ``error`` other than ``PlanningProcessError`` is a bug (the
+        process is then stopped, since what it was sent is unknown)."""
+        assert self._planning is not None  # only used when there is one
+        if not isinstance(error, PlanningProcessError):
+            _log.debug("the planning process's bug", exc_info=error)
+            self._planning.close()
+            error = PlanningProcessError(f"the planning process failed: {error!r} (a bug)")
+        if time.monotonic() < self._planning_retry_at:
+            return  # the batches that were in flight with the one that failed
         self._planning_retry_at = time.monotonic() + PLANNING_RETRY_DELAY
         _log.warning(
             "%s; planning here (the connector goes on, slower) and trying it again in %.0f s",
@@ -338,6 +372,7 @@ class Pipeline:
         self, batch: list[StreamMessage], state: PlannerState, now: datetime
     ) -> tuple[PlannedBatch, PlannerState]:
         """``batch`` planned here, from ``state``."""
+        self._epoch += 1
         planned, after = plan_batch(
             [(m.id, m.event, m.data) for m in batch],
             state,
@@ -529,10 +564,12 @@ class Pipeline:
 
 
 class _Submitted(NamedTuple):
-    """A batch sent to the planning process, and the time it is planned for."""
+    """A batch sent to the planning process, the time it is planned for, and ``_epoch`` when
+    it was sent."""
 
     batch: list[StreamMessage]
     now: datetime
+    epoch: int
 
 
 class _Planned(NamedTuple):

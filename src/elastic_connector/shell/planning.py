@@ -25,9 +25,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import queue
+import signal
 import subprocess
 import sys
+import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Final
@@ -125,9 +129,10 @@ class _Request(msgspec.Struct, frozen=True, array_like=True):
     now: datetime
     messages: list[tuple[str, str, bytes]]
     state: bytes | None
-    """The pickled planner state, when it is not the one the child ended its last batch with."""
-    names: dict[str, str] | None
-    """The authors' names, when they changed since the last request."""
+    """The pickled planner state to start from; None: go on from the end of the last batch."""
+    names: list[tuple[str, str]] | None
+    """The authors' names to start from (least recently learnt first); None: go on with the
+    names as the last batch left them."""
 
 
 class PlanningProcessError(Exception):
@@ -135,8 +140,10 @@ class PlanningProcessError(Exception):
 
 
 class PlanningProcess:
-    """A child process that plans batches, one request at a time (see the module
-    documentation). ``submit`` then ``result``, alternately, from one thread."""
+    """A child process that plans batches (see the module documentation), at most ``AHEAD``
+    sent and not yet answered; one thread calls ``submit`` and ``result``."""
+
+    AHEAD: Final = 2
 
     def __init__(self, settings: PlanSettings, command: Sequence[str] | None = None) -> None:
         """``command`` starts the child (tests start one with a faulty planner)."""
@@ -145,43 +152,61 @@ class PlanningProcess:
         self._child: subprocess.Popen[bytes] | None = None
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(PlannedBatch)
-        self._sent_state: PlannerState | None = None
-        self._child_state: PlannerState | None = None
-        self._names_source: AuthorNames | None = None
-        self._names_version = 0
-        self._waiting = False
+        self._in_flight: deque[PlannerState | None] = deque()
+        """The state each batch sent starts from; None: where the batch before it ended."""
+        self._end = PlannerState()
+        """The state the last batch answered ended with."""
+        self._has_basis = False
+
+    @property
+    def running(self) -> bool:
+        """Whether the child is running (started by the first ``submit``)."""
+        return self._child is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, while it runs."""
+        return None if self._child is None else self._child.pid
 
     def submit(
         self,
         messages: Sequence[tuple[str, str, bytes]],
-        state: PlannerState,
         now: datetime,
+        state: PlannerState,
         authors: AuthorNames,
+        *,
+        go_on: bool,
     ) -> None:
-        """Send a batch to plan from ``state``, with the names ``authors`` knows."""
-        if self._waiting:
-            raise RuntimeError("submit before the last result was read")
+        """Send a batch to plan. ``go_on``: the child goes on from the end of the batch sent
+        before (its state and the names it learnt: exactly the caller's once it has taken
+        that batch's plan in, unless it planned something itself meanwhile); otherwise, and
+        always for a new child, it starts from ``state`` and the names ``authors`` knows."""
         child = self._child or self._start()
-        names_known = authors is self._names_source and authors.version == self._names_version
+        if len(self._in_flight) >= self.AHEAD:
+            raise RuntimeError(f"more than {self.AHEAD} batches sent ahead")
+        explicit = not (go_on and self._has_basis)
         request = _Request(
             now,
             list(messages),
-            None if state is self._child_state else pickle.dumps(state),
-            None if names_known else dict(authors.names),
+            pickle.dumps(state) if explicit else None,
+            list(authors.names.items()) if explicit else None,
         )
-        self._sent_state = state
-        self._names_source, self._names_version = authors, authors.version
-        self._waiting = True
+        self._in_flight.append(state if explicit else None)
+        self._has_basis = True
         try:
+            # The child reads requests as they come (a thread of its own), so this write never
+            # waits on the child writing an answer nobody reads yet.
             _write_frame(_stdin(child), self._encoder.encode(request))
         except OSError as error:
             raise self._failed(f"could not send it a batch ({error})") from None
 
     def result(self) -> tuple[PlannedBatch, PlannerState]:
-        """The planned batch last submitted and the state after it."""
-        if not self._waiting or self._child is None:
-            raise RuntimeError("result without a batch submitted")
-        self._waiting = False
+        """The oldest batch sent and not yet answered, planned, and the state after it."""
+        if not self._in_flight:
+            raise RuntimeError("result without a batch sent")
+        begin = self._in_flight.popleft()
+        if self._child is None:
+            raise PlanningProcessError("the planning process is not running")
         try:
             frame = _read_frame(_stdout(self._child))
         except OSError as error:
@@ -190,24 +215,26 @@ class PlanningProcess:
             raise self._failed(f"it exited (status {self._child.wait()})")
         try:
             planned = self._decoder.decode(frame)
-            state = self._sent_state if planned.state is None else _load_state(planned.state)
+            start = self._end if begin is None else begin
+            state = start if planned.state is None else _load_state(planned.state)
         except (msgspec.DecodeError, ValueError, TypeError, pickle.UnpicklingError) as error:
             raise self._failed(f"its answer is unreadable ({error})") from None
-        assert state is not None  # set by submit
-        self._child_state = state
+        self._end = state
         return planned, state
 
     def close(self) -> None:
-        """Stop the child (it exits at the end of its input); a later ``submit`` starts one."""
+        """Stop the child (it exits at the end of its input), dropping what it was sent; a
+        later ``submit`` starts a new one."""
         child, self._child = self._child, None
-        self._child_state = None
-        self._names_source = None
-        self._waiting = False
+        self._has_basis = False
         if child is None:
             return
         for stream in (child.stdin, child.stdout):
             if stream is not None:
-                stream.close()
+                # Closing flushes what a failed write left in the buffer: a dead child's
+                # pipe refuses it, and there is nothing left to tell it.
+                with contextlib.suppress(OSError):
+                    stream.close()
         try:
             child.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -221,7 +248,7 @@ class PlanningProcess:
             self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self._child = child
-        self._child_state = PlannerState()
+        self._in_flight.clear()
         for stream in (_stdin(child), _stdout(child)):
             _widen(stream)
         try:
@@ -286,19 +313,27 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
 
 
 class _Learner:
-    """The child's copy of the parent's author cache, for one batch at a time."""
+    """The child's author cache: the parent's, kept in step by learning the same names in the
+    same order (the parent takes in ``learned`` after each batch)."""
 
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
+    def __init__(self, names: Sequence[tuple[str, str]] = ()) -> None:
+        self.authors = AuthorNames()
+        self.authors.learn_parts(names, ())
         self.learned: list[Learned] = []
 
     def learn(self, plan: Plan) -> None:
         if plan.authors or plan.missing_authors:
-            # The parent's cache learns them in the same order, after the batch; this copy
-            # learns them now, for the rest of the batch, as the parent's does when it plans a
-            # batch itself.
-            self.names.update(plan.authors)
+            self.authors.learn(plan)
             self.learned.append(Learned(list(plan.authors), list(plan.missing_authors)))
+
+
+def _requests(source: IO[bytes], into: queue.SimpleQueue[bytes | None]) -> None:
+    """Read requests as they come, so the parent's writes never wait on our answers."""
+    try:
+        while (frame := _read_frame(source)) is not None:
+            into.put(frame)
+    finally:
+        into.put(None)
 
 
 def serve(source: IO[bytes], sink: IO[bytes], planner: Planner = plan_frame) -> None:
@@ -307,20 +342,28 @@ def serve(source: IO[bytes], sink: IO[bytes], planner: Planner = plan_frame) -> 
     if first is None:
         return
     settings = pickle.loads(first)  # noqa: S301  (from the parent that started us, on our stdin)
+    requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    threading.Thread(target=_requests, args=(source, requests), daemon=True).start()
     decoder = msgspec.msgpack.Decoder(_Request)
     encoder = msgspec.msgpack.Encoder()
     state = PlannerState()
     learner = _Learner()
-    while (frame := _read_frame(source)) is not None:
+    while (frame := requests.get()) is not None:
         request = decoder.decode(frame)
         if request.state is not None:
             state = _load_state(request.state)
         if request.names is not None:
-            learner.names = request.names
+            learner = _Learner(request.names)
         learner.learned = []
         before = state
         planned, state = plan_batch(
-            request.messages, state, settings, request.now, learner.names, learner.learn, planner
+            request.messages,
+            state,
+            settings,
+            request.now,
+            learner.authors.names,
+            learner.learn,
+            planner,
         )
         planned.learned = learner.learned
         if state is not before:
@@ -330,12 +373,16 @@ def serve(source: IO[bytes], sink: IO[bytes], planner: Planner = plan_frame) -> 
 
 def main(planner: Planner = plan_frame) -> None:
     """The child: requests on stdin, answers on stdout (and nothing else there)."""
+    # ^C in a terminal, or a service manager's SIGTERM to the whole group, is the connector's
+    # to act on: it drains, then closes our stdin, and we end there.
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     source = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     sink = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     # A stray print must not corrupt the answers.
     sys.stdout = sys.stderr
-    # The parent gone or stopping (a broken pipe, ^C in its terminal): nothing to answer.
-    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+    # The parent gone: nothing to answer.
+    with contextlib.suppress(BrokenPipeError):
         serve(source, sink, planner)
 
 
