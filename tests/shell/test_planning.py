@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -235,6 +238,57 @@ def test_a_batch_sent_to_a_child_that_died_is_an_error_of_its_own_not_a_crash() 
         child.close()
 
 
+_HOLDER: Final = """
+import sys, threading, time
+from datetime import UTC, datetime
+from elastic_connector.core.config import Mode
+from elastic_connector.core.events import PlannerState, PlanSettings
+from elastic_connector.shell.authors import AuthorNames
+from elastic_connector.shell.planning import PlanningProcess
+from tests.support.faulty_planning import COMMAND
+
+def send() -> None:
+    child = PlanningProcess(PlanSettings(mode=Mode.ECS_NO_SIGNALS, index="ti"), COMMAND)
+    now = datetime.now(UTC)
+    child.submit([("1-0", "create", b"{}")], now, PlannerState(), AuthorNames(), go_on=False)
+    child.result()  # it answers: it is set to die with this thread
+    child.submit([("2-0", "create", b"hang")], now, PlannerState(), AuthorNames(), go_on=False)
+    print(child.pid, flush=True)
+    time.sleep(600)
+
+threading.Thread(target=send, daemon=True).start()
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_child_stuck_on_a_batch_does_not_outlive_the_connector() -> None:
+    root = Path(__file__).resolve().parents[2]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])},
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        pid = int(holder.stdout.readline())
+        assert not _gone(pid)
+        holder.kill()  # SIGKILL: no finally, no close, no end of stdin read
+        holder.wait()
+        _wait_until(lambda: _gone(pid))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 # --- the pipeline with a faulty child -------------------------------------------------------
 
 
@@ -434,17 +488,14 @@ def test_an_interrupt_for_the_whole_process_group_is_left_to_the_connector() -> 
     child = PlanningProcess(SETTINGS)
     authors = AuthorNames()
     message = _indicators(1, {})[0]
+    batch = [(message.id, message.event, message.data)]
     try:
-        child.submit(
-            [(message.id, message.event, message.data)], NOW, PlannerState(), authors, go_on=False
-        )
+        child.submit(batch, NOW, PlannerState(), authors, go_on=False)
         child.result()  # started, its handlers set
-        assert child._child is not None
-        child._child.send_signal(signal.SIGINT)
-        child._child.send_signal(signal.SIGTERM)
-        child.submit(
-            [(message.id, message.event, message.data)], NOW, PlannerState(), authors, go_on=True
-        )
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGINT)
+        os.kill(child.pid, signal.SIGTERM)
+        child.submit(batch, NOW, PlannerState(), authors, go_on=True)
         planned, _ = child.result()
         assert len(planned.actions) == 1
     finally:

@@ -1,6 +1,7 @@
 """A planning process (``shell.planning``) whose planner has the faults a test asks for, by the
 event's data: ``poison`` raises in the planner (a core bug), ``die`` ends the process in the
-middle of a batch (killed, out of memory), ``garble`` answers bytes that are not an answer.
+middle of a batch (killed, out of memory), ``garble`` answers bytes that are not an answer,
+``hang`` never finishes the batch (a core bug looping forever).
 
 Run as ``python -m tests.support.faulty_planning`` (the command ``PlanningProcess`` is given).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -31,6 +33,9 @@ def faulty(
         raise ValueError("a planner bug")
     if b"die" in data:
         os._exit(3)
+    if b"hang" in data:
+        while True:
+            time.sleep(60)
     if b"garble" in data:
         os.write(1, b"\0\0\0\3abc")  # a frame, but not an answer
         os._exit(0)

@@ -23,6 +23,7 @@ are two enums msgpack cannot tell apart, travels pickled, and only when it chang
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import queue
@@ -52,6 +53,8 @@ Planner = Callable[[str, str, bytes, PlannerState, PlanSettings, datetime, Mappi
 """``core.events.plan_frame``'s shape (tests substitute a faulty one)."""
 
 _LENGTH: Final = 4
+_PR_SET_PDEATHSIG: Final = 1
+_PARENT_ENV: Final = "ELASTIC_CONNECTOR_PLANNING_PARENT"
 PIPE_SIZE: Final = 1 << 20
 """Bytes each pipe to and from the child holds (Linux's default limit for a user)."""
 
@@ -245,7 +248,10 @@ class PlanningProcess:
         # stderr is the connector's own: only a crash of the interpreter itself writes there
         # (the child catches and returns everything it can).
         child = subprocess.Popen(  # noqa: S603  (our own module, or a test's, with this Python)
-            self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            self._command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, _PARENT_ENV: str(os.getpid())},
         )
         self._child = child
         self._in_flight.clear()
@@ -371,8 +377,24 @@ def serve(source: IO[bytes], sink: IO[bytes], planner: Planner = plan_frame) -> 
         _write_frame(sink, encoder.encode(planned))
 
 
+def _die_with_the_writer() -> None:
+    """Linux: be killed when the thread that started us ends (the connector's writer, or the
+    whole connector), so a batch that never finishes planning (a core bug) cannot keep this
+    process running after the connector is gone. Elsewhere the end of stdin is all there is."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.environ.get(_PARENT_ENV) not in (None, str(os.getppid())):
+        os._exit(0)  # the connector ended before the line above: nobody will ever read us
+
+
 def main(planner: Planner = plan_frame) -> None:
     """The child: requests on stdin, answers on stdout (and nothing else there)."""
+    _die_with_the_writer()
     # ^C in a terminal, or a service manager's SIGTERM to the whole group, is the connector's
     # to act on: it drains, then closes our stdin, and we end there.
     for name in ("SIGINT", "SIGTERM"):
