@@ -3,7 +3,8 @@ event's data: ``poison`` raises in the planner (a core bug), ``die`` ends the pr
 middle of a batch (killed, out of memory), ``garble`` answers bytes that are not an answer,
 ``hang`` never finishes the batch (a core bug looping forever).
 
-Run as ``python -m tests.support.faulty_planning`` (the command ``PlanningProcess`` is given).
+Run as a script (``COMMAND``, the command ``PlanningProcess`` is given): the test runner may
+run from a directory where ``tests`` is not importable.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 from elastic_connector.core.events import Plan, PlannerState, PlanSettings, plan_frame
 from elastic_connector.shell import planning
 
-COMMAND = (sys.executable, "-m", __name__)
+COMMAND = (sys.executable, str(Path(__file__).resolve()))
 
 
 def faulty(
