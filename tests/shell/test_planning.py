@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import pickle
 import queue
 import signal
 import subprocess
@@ -532,3 +533,27 @@ def test_a_bug_in_the_planning_process_code_costs_a_replan_here_not_the_writer(
     assert len(warnings) == 1
     assert "KeyError('a bug in reading the answer') (a bug)" in warnings[0]
     assert not planning.running
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["info", "debug"])
+def test_a_child_bug_ends_it_quietly_with_its_status_and_a_traceback_only_at_debug(
+    debug: bool,
+) -> None:
+    settings = pickle.dumps(SETTINGS)
+    garbage = b"not msgpack of a request"
+    frames = b"".join(len(f).to_bytes(4, "big") + f for f in (settings, garbage))
+    child = subprocess.run(
+        [sys.executable, "-m", "elastic_connector.shell.planning"],
+        input=frames,
+        capture_output=True,
+        env={**os.environ, "ELASTIC_CONNECTOR_PLANNING_TRACEBACKS": "1" if debug else ""},
+        timeout=WAIT,
+        check=False,
+    )
+    assert child.returncode == 70
+    assert child.stdout == b""
+    if debug:
+        assert b"Traceback" in child.stderr
+        assert b"msgspec.ValidationError" in child.stderr
+    else:
+        assert child.stderr == b""

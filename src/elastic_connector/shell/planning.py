@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import pickle
 import queue
@@ -49,12 +50,17 @@ from elastic_connector.core.events import Plan, PlannerState, PlanSettings, plan
 from elastic_connector.core.stix import DATA_EVENTS
 from elastic_connector.shell.authors import AuthorNames
 
+_log = logging.getLogger(__name__)
+
 Planner = Callable[[str, str, bytes, PlannerState, PlanSettings, datetime, Mapping[str, str]], Plan]
 """``core.events.plan_frame``'s shape (tests substitute a faulty one)."""
 
 _LENGTH: Final = 4
 _PR_SET_PDEATHSIG: Final = 1
 _PARENT_ENV: Final = "ELASTIC_CONNECTOR_PLANNING_PARENT"
+_TRACEBACKS_ENV: Final = "ELASTIC_CONNECTOR_PLANNING_TRACEBACKS"
+_BUG_STATUS: Final = 70
+"""The child's exit status after an exception of its own (``EX_SOFTWARE``)."""
 PIPE_SIZE: Final = 1 << 20
 """Bytes each pipe to and from the child holds (Linux's default limit for a user)."""
 
@@ -218,6 +224,8 @@ class PlanningProcess:
             raise self._failed(f"it exited (status {self._child.wait()})")
         try:
             planned = self._decoder.decode(frame)
+            if len(planned.origins) != len(planned.actions):
+                raise ValueError("not one origin per action")
             start = self._end if begin is None else begin
             state = start if planned.state is None else _load_state(planned.state)
         except (msgspec.DecodeError, ValueError, TypeError, pickle.UnpicklingError) as error:
@@ -251,7 +259,11 @@ class PlanningProcess:
             self._command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, _PARENT_ENV: str(os.getpid())},
+            env={
+                **os.environ,
+                _PARENT_ENV: str(os.getpid()),
+                _TRACEBACKS_ENV: "1" if _log.isEnabledFor(logging.DEBUG) else "",
+            },
         )
         self._child = child
         self._in_flight.clear()
@@ -403,9 +415,17 @@ def main(planner: Planner = plan_frame) -> None:
     sink = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     # A stray print must not corrupt the answers.
     sys.stdout = sys.stderr
-    # The parent gone: nothing to answer.
-    with contextlib.suppress(BrokenPipeError):
+    try:
         serve(source, sink, planner)
+    except BrokenPipeError:
+        pass  # the parent is gone: nothing to answer
+    except Exception:
+        # A bug here. The connector logs that we exited, and plans the batch itself; our
+        # traceback goes to its stderr only when it logs at debug (tracebacks are for debug).
+        if os.environ.get(_TRACEBACKS_ENV):
+            traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(_BUG_STATUS)
 
 
 if __name__ == "__main__":
