@@ -126,7 +126,7 @@ def plan_batch(
         state = plan.state
         learn(plan)
         batch.actions.extend(plan.actions)
-        batch.origins.extend(event_id for _ in plan.actions)
+        batch.origins += [event_id] * len(plan.actions)
         batch.other += not plan.actions
     return batch, state
 
