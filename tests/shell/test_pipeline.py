@@ -8,7 +8,9 @@ a state reset nothing read before it is written or committed; a bug in the write
 pipeline without a commit.
 
 The writer here is a ``BulkWriter`` whose ``write`` blocks until the test lets it finish, so
-each test can look at the pipeline while a write is in flight. No server is involved (the
+each test can look at the pipeline while a write is in flight. Each test that uses the ``rig``
+runs twice: planning in the writer, and with the planning process (which may hold the batches
+it plans ahead, and no more, while a write waits). No server is involved (the
 end-to-end and reliability suites check the same promises through the real daemon).
 """
 

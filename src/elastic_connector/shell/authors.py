@@ -43,17 +43,11 @@ class AuthorNames:
         self._clock = clock
         self._asked: OrderedDict[str, float] = OrderedDict()
         self._missing: dict[str, None] = {}
-        self._version = 0
 
     @property
     def names(self) -> Mapping[str, str]:
         """What the core reads (learns the names of a batch's identities as it is planned)."""
         return self._names
-
-    @property
-    def version(self) -> int:
-        """Changes whenever ``names`` does (a name added, changed or dropped)."""
-        return self._version
 
     def learn(self, plan: Plan) -> None:
         """Keep the authors ``plan`` saw; note those it lacked (for ``fetch_missing``)."""
@@ -100,10 +94,7 @@ class AuthorNames:
         return learnt
 
     def _remember(self, identity_id: str, name: str) -> None:
-        if self._names.get(identity_id) != name:
-            self._version += 1
         self._names[identity_id] = name
         self._names.move_to_end(identity_id)
         while len(self._names) > self._capacity:
             self._names.popitem(last=False)
-            self._version += 1
