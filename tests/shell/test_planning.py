@@ -307,6 +307,44 @@ class InstantWriter(BulkWriter):
         return BulkResult(written=sum(isinstance(a, Upsert) for a in actions))
 
 
+class _Rig:
+    """A pipeline over an inbox, writing to an ``InstantWriter``, with a planning process."""
+
+    def __init__(
+        self,
+        last_id: str,
+        batch: int,
+        planning: PlanningProcess,
+        authors: AuthorNames | None = None,
+    ) -> None:
+        stop = threading.Event()
+        self.inbox: queue.Queue[StreamMessage] = queue.Queue()
+        self.store = MemoryStore()
+        self.writer = InstantWriter(stop)
+        self.pipeline = Pipeline(
+            inbox=self.inbox,
+            settings=SETTINGS,
+            planner_state=PlannerState(),
+            writer=self.writer,
+            state=ConnectorState(self.store),
+            metrics=Metrics(),
+            position=lambda: StreamPosition(last_id, None),
+            on_reset=lambda: StreamPosition("0-0", None),
+            max_batch=batch,
+            flush_interval=0.01,
+            retry_delay=0.1,
+            clock=lambda: NOW,
+            stop=stop,
+            start=StreamPosition("0-0", None),
+            authors=authors,
+            planning=planning,
+        )
+
+    def feed(self, messages: Sequence[StreamMessage]) -> None:
+        for message in messages:
+            self.inbox.put(message)
+
+
 def _run(
     messages: Sequence[StreamMessage],
     batch: int,
@@ -314,30 +352,10 @@ def _run(
     command: Sequence[str] | None = COMMAND,
     planning: PlanningProcess | None = None,
 ) -> tuple[InstantWriter, MemoryStore]:
-    stop = threading.Event()
-    inbox: queue.Queue[StreamMessage] = queue.Queue()
-    for message in messages:
-        inbox.put(message)
-    store = MemoryStore()
-    writer = InstantWriter(stop)
-    pipeline = Pipeline(
-        inbox=inbox,
-        settings=SETTINGS,
-        planner_state=PlannerState(),
-        writer=writer,
-        state=ConnectorState(store),
-        metrics=Metrics(),
-        position=lambda: StreamPosition(messages[-1].id, None),
-        on_reset=lambda: StreamPosition("0-0", None),
-        max_batch=batch,
-        flush_interval=0.01,
-        retry_delay=0.1,
-        clock=lambda: NOW,
-        stop=stop,
-        start=StreamPosition("0-0", None),
-        authors=authors,
-        planning=planning or PlanningProcess(SETTINGS, command),
-    )
+    """Write ``messages`` in batches of ``batch``, then stop."""
+    rig = _Rig(messages[-1].id, batch, planning or PlanningProcess(SETTINGS, command), authors)
+    rig.feed(messages)
+    pipeline, writer, store = rig.pipeline, rig.writer, rig.store
     pipeline.start()
     pipeline.drain_and_stop(timeout=WAIT)
     assert not pipeline.is_alive()
@@ -448,36 +466,16 @@ def test_the_process_stops_when_the_backlog_is_gone_and_starts_again_with_the_ne
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("elastic_connector.shell.pipeline.PLANNING_IDLE_CLOSE", 0.0)
-    stop = threading.Event()
-    inbox: queue.Queue[StreamMessage] = queue.Queue()
     messages = _indicators(12, {})
-    for message in messages[:8]:
-        inbox.put(message)
-    writer = InstantWriter(stop)
     planning = PlanningProcess(SETTINGS)
-    pipeline = Pipeline(
-        inbox=inbox,
-        settings=SETTINGS,
-        planner_state=PlannerState(),
-        writer=writer,
-        state=ConnectorState(MemoryStore()),
-        metrics=Metrics(),
-        position=lambda: StreamPosition(messages[-1].id, None),
-        on_reset=lambda: StreamPosition("0-0", None),
-        max_batch=4,
-        flush_interval=0.01,
-        retry_delay=0.1,
-        clock=lambda: NOW,
-        stop=stop,
-        start=StreamPosition("0-0", None),
-        planning=planning,
-    )
+    rig = _Rig(messages[-1].id, 4, planning)
+    rig.feed(messages[:8])
+    pipeline, writer = rig.pipeline, rig.writer
     pipeline.start()
     try:
         _wait_until(lambda: len(writer.calls) == 2 and not planning.running)
         assert pipeline.is_alive()
-        for message in messages[8:]:
-            inbox.put(message)
+        rig.feed(messages[8:])
         _wait_until(lambda: len(writer.calls) == 3)
         assert writer.calls == [_document_ids(messages[n : n + 4]) for n in (0, 4, 8)]
     finally:
