@@ -393,7 +393,7 @@ def _document_ids(messages: Sequence[StreamMessage]) -> list[str]:
     return ids
 
 
-@pytest.mark.parametrize("fault", ["die", "garble"])
+@pytest.mark.parametrize("fault", ["die", "garble", "mismatch"])
 def test_a_batch_the_child_fails_to_plan_is_planned_here_and_nothing_is_lost(
     fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
