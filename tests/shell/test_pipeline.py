@@ -40,6 +40,7 @@ from elastic_connector.shell.planning import PlanningProcess
 from elastic_connector.shell.stream import StreamMessage
 from tests.reliability.pipeline_run import MemoryStore
 from tests.reliability.workload import envelope, generate
+from tests.support.writers import InstantWriter
 
 NOW: Final = datetime(2025, 6, 1, tzinfo=UTC)
 FROM_START: Final = StreamPosition("0-0", None)
@@ -305,16 +306,6 @@ def test_a_bug_in_the_write_ends_the_pipeline_without_a_commit(
 
 
 # --- positions under the platform's rules (shared/reference/opencti.md) -------------------------
-
-
-class InstantWriter(BulkWriter):
-    """Acknowledges every write at once."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        super().__init__(Elasticsearch("http://127.0.0.1:9"), require_alias=False, stop=stop)
-
-    def write(self, actions: Sequence[WriteAction]) -> BulkResult:
-        return BulkResult(written=sum(isinstance(a, Upsert) for a in actions))
 
 
 def _saved_after(

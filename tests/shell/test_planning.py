@@ -33,7 +33,6 @@ from typing import Final
 
 import msgspec
 import pytest
-from elasticsearch import Elasticsearch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -44,7 +43,6 @@ from elastic_connector.core.policy import Tlp
 from elastic_connector.core.stream import StreamPosition
 from elastic_connector.demo.opencti_data import make_indicator
 from elastic_connector.shell.authors import AuthorNames
-from elastic_connector.shell.bulk import BulkResult, BulkWriter, WriteAction
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.metrics import Metrics
 from elastic_connector.shell.pipeline import Pipeline
@@ -57,6 +55,7 @@ from elastic_connector.shell.planning import (
 from elastic_connector.shell.stream import StreamMessage
 from tests.reliability.pipeline_run import MemoryStore
 from tests.support.faulty_planning import COMMAND
+from tests.support.writers import InstantWriter
 
 NOW: Final = datetime(2025, 6, 1, tzinfo=UTC)
 SETTINGS: Final = PlanSettings(mode=Mode.ECS_NO_SIGNALS, index="ti")
@@ -291,20 +290,6 @@ def test_a_child_stuck_on_a_batch_does_not_outlive_the_connector() -> None:
 
 
 # --- the pipeline with a faulty child -------------------------------------------------------
-
-
-class InstantWriter(BulkWriter):
-    """Acknowledges every write at once, recording the ids and the documents."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        super().__init__(Elasticsearch("http://127.0.0.1:9"), require_alias=False, stop=stop)
-        self.calls: list[list[str]] = []
-        self.documents: list[bytes] = []
-
-    def write(self, actions: Sequence[WriteAction]) -> BulkResult:
-        self.calls.append([action.id for action in actions])
-        self.documents.extend(a.document for a in actions if isinstance(a, Upsert))
-        return BulkResult(written=sum(isinstance(a, Upsert) for a in actions))
 
 
 class _Rig:

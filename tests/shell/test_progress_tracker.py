@@ -15,7 +15,6 @@ from typing import Final
 
 import msgspec
 import pytest
-from elasticsearch import Elasticsearch
 
 from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config import Mode
@@ -24,7 +23,6 @@ from elastic_connector.core.monitoring.repeat_limit import RepeatLimits
 from elastic_connector.core.stream import StreamPosition
 from elastic_connector.core.stream.frames import ConnectedInfo
 from elastic_connector.demo.opencti_data import Json, make_indicator
-from elastic_connector.shell.bulk import BulkResult, BulkWriter, WriteAction
 from elastic_connector.shell.connector_state import ConnectorState
 from elastic_connector.shell.logs import RepeatLimit, TextFormatter
 from elastic_connector.shell.metrics import Metrics
@@ -33,6 +31,7 @@ from elastic_connector.shell.progress import ProgressTracker
 from elastic_connector.shell.stream import ReaderStatus, StreamMessage
 from tests.e2e.harness import doc_id, parse_metrics
 from tests.reliability.pipeline_run import MemoryStore
+from tests.support.writers import InstantWriter
 
 RECOVERY_DATE: Final = "2025-01-01T00:00:00+00:00"
 UNTIL_MS: Final = 1_735_689_600_000
@@ -313,16 +312,6 @@ def test_repeated_warnings_are_summed_up() -> None:
 
 
 # --- through the pipeline ------------------------------------------------------------------------
-
-
-class InstantWriter(BulkWriter):
-    """Acknowledges every write at once."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        super().__init__(Elasticsearch("http://127.0.0.1:9"), require_alias=False, stop=stop)
-
-    def write(self, actions: Sequence[WriteAction]) -> BulkResult:
-        return BulkResult(written=sum(isinstance(a, Upsert) for a in actions))
 
 
 def frame(frame_id: str, stix: Json, *, recovery: bool) -> StreamMessage:
