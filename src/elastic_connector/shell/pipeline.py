@@ -283,7 +283,7 @@ class Pipeline:
         now = self._clock()
         try:
             planning.submit(
-                [(m.id, m.event, m.data) for m in batch],
+                _frames(batch),
                 now,
                 self._planner_state,
                 self._authors,
@@ -374,7 +374,7 @@ class Pipeline:
         """``batch`` planned here, from ``state``."""
         self._epoch += 1
         planned, after = plan_batch(
-            [(m.id, m.event, m.data) for m in batch],
+            _frames(batch),
             state,
             self._settings,
             now,
@@ -575,6 +575,11 @@ class _Submitted(NamedTuple):
 class _Planned(NamedTuple):
     batch: list[StreamMessage]
     plan: PlannedBatch
+
+
+def _frames(batch: list[StreamMessage]) -> list[tuple[str, str, bytes]]:
+    """``batch`` as ``plan_batch`` and the planning process take it: (id, event, data)."""
+    return [(m.id, m.event, m.data) for m in batch]
 
 
 def _replay_and_live(batch: list[StreamMessage]) -> list[list[StreamMessage]]:

@@ -8,7 +8,7 @@ to raise; a bug that breaks the promise must cost one event, not the connector).
 ``PlanningProcess`` runs the same function in a child process
 (``python -m elastic_connector.shell.planning``), so that while the writer thread waits for the
 bulk answer of one batch, the next one is planned on another CPU instead of under the GIL the
-writer and the stream reader share (``docs/performance.md`` §7). The child is a pure function
+writer and the stream reader share (``docs/performance.md`` §7b). The child is a pure function
 server: it owns no stream position, writes nothing and commits nothing; everything it returns is
 applied by the writer thread exactly as if it had planned the batch itself, and the parent still
 holds every message it sent, so a child that dies or answers nonsense costs a re-plan in this
