@@ -230,7 +230,7 @@ def test_a_batch_sent_to_a_child_that_died_is_an_error_of_its_own_not_a_crash() 
         pid = child.pid
         assert pid is not None
         # Dead (a zombie until waited for): the next batch meets a closed pipe.
-        _wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+        _wait_until(lambda: _files_closed(pid))
         with pytest.raises(PlanningProcessError, match="could not send it a batch"):
             child.submit([("2-0", "create", b"{}")], NOW, PlannerState(), authors, go_on=True)
         assert not child.running
@@ -264,6 +264,15 @@ time.sleep(600)
 def _gone(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def _files_closed(pid: int) -> bool:
+    """Dead, and its pipes closed: the process shows ``Z`` as soon as its main thread is gone,
+    while its other threads, which hold its open files too, may still be exiting."""
+    try:
+        return _gone(pid) and os.listdir(f"/proc/{pid}/task") == [str(pid)]
     except OSError:
         return True
 
