@@ -75,6 +75,17 @@ def _frame(kind: str, obj: object) -> bytes:
     return msgspec.json.encode({"type": kind, "data": obj})
 
 
+def _custom_marking(level: str) -> dict[str, object]:
+    """The marking definition ``CUSTOM``, a TLP marking at ``level``."""
+    return {
+        "type": "marking-definition",
+        "id": CUSTOM,
+        "definition_type": "TLP",
+        "name": level,
+        "definition": level,
+    }
+
+
 @st.composite
 def _message(draw: st.DrawFn) -> tuple[str, bytes]:
     kind = draw(st.sampled_from(["indicator", "indicator", "indicator", "marking", "identity"]))
@@ -87,14 +98,7 @@ def _message(draw: st.DrawFn) -> tuple[str, bytes]:
         event = draw(st.sampled_from(["create", "update", "delete"]))
         return event, _frame(event, obj)
     if kind == "marking":
-        level = draw(st.sampled_from(["TLP:RED", "TLP:GREEN"]))
-        marking = {
-            "type": "marking-definition",
-            "id": CUSTOM,
-            "definition_type": "TLP",
-            "name": level,
-            "definition": level,
-        }
+        marking = _custom_marking(draw(st.sampled_from(["TLP:RED", "TLP:GREEN"])))
         event = draw(st.sampled_from(["create", "delete"]))
         return event, _frame(event, marking)
     identity = {
@@ -204,13 +208,7 @@ def test_a_child_answering_nonsense_is_stopped_and_started_again_for_the_next_ba
         with pytest.raises(PlanningProcessError, match=r"exited \(status 3\)"):
             child.result()
         # A new child, which is sent the state and the names even when told to go on.
-        marking = {
-            "type": "marking-definition",
-            "id": CUSTOM,
-            "definition_type": "TLP",
-            "name": "TLP:RED",
-            "definition": "TLP:RED",
-        }
+        marking = _custom_marking("TLP:RED")
         child.submit(
             [("2-0", "create", _frame("create", marking))], NOW, PlannerState(), authors, go_on=True
         )
