@@ -23,9 +23,8 @@ from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config.model import Mode
 from elastic_connector.core.indicators import document as indicators
 from elastic_connector.core.indicators import ecs
-from elastic_connector.core.indicators.mapping_context import Unmappable
 from elastic_connector.core.pattern.parser import read_pattern
-from elastic_connector.core.pattern.tree import PatternError
+from elastic_connector.core.pattern.tree import Pattern
 from elastic_connector.core.plans import Plan, PlannerState, PlanSettings
 from elastic_connector.core.policy.lifetime import expiry
 from elastic_connector.core.policy.markings import resolve_markings
@@ -75,7 +74,10 @@ def plan_frame(
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
     object when its id can be read. ``authors``: identity id -> name, known to the caller."""
     decoded = read_event(event_id, event, data)
-    if isinstance(decoded, DecodeError):
+    # Tests name the usual outcome first: isinstance() is cheap when it holds, but one that
+    # fails on a msgspec Struct class costs about a thousand instructions (CPython looks up
+    # and calls ``StructMeta.__instancecheck__``).
+    if not isinstance(decoded, StreamEvent):
         return Plan((Skip(event_id, decoded.object_id, "undecodable", str(decoded)),), state)
     try:
         return plan_event(decoded, state, settings, now, authors)
@@ -173,7 +175,7 @@ def _indicator_action(
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
     cacheable = type(text) is str and len(text) <= CACHEABLE_PATTERN_CHARS
     parsed = _parse(text) if cacheable else read_pattern(text)
-    if isinstance(parsed, PatternError):
+    if not isinstance(parsed, Pattern):
         return Delete(
             settings.index, obj.opencti_id, "invalid_pattern", f"pattern does not parse: {parsed}"
         )
@@ -189,7 +191,7 @@ def _indicator_action(
         expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
     )
     mapped = indicators.document_of(indicator, parsed, context)
-    if isinstance(mapped, Unmappable):
+    if not isinstance(mapped, ecs.IndicatorDocument):
         return Delete(settings.index, obj.opencti_id, "unmappable", mapped.reason)
     return Upsert(settings.index, obj.opencti_id, ecs.encode_document(mapped))
 

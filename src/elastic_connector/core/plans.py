@@ -57,7 +57,9 @@ class PlannerState(msgspec.Struct, frozen=True):
 
     def learn(self, obj: StixObject, deleted: bool) -> PlannerState:
         """The state after seeing ``obj`` (unchanged unless it is a marking definition)."""
-        if not isinstance(obj.typed, MarkingDefinition):
+        # The type first: most objects are not markings, and an isinstance() that fails on a
+        # Struct class is costly (``events.plan_frame``).
+        if obj.type != "marking-definition" or not isinstance(obj.typed, MarkingDefinition):
             return self
         if deleted:
             if obj.id not in self.markings:

@@ -348,14 +348,17 @@ def decode_event(event_id: str, event: str, data: bytes | str) -> Result[StreamE
 def read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | DecodeError:
     """``decode_event`` without the ``Result`` wrapper (the per-event hot path)."""
     try:
-        if isinstance(data, bytes):
+        if isinstance(data, bytes) and not data.isascii():
             # msgspec checks only the strings it decodes, but stix mode indexes the whole
-            # object: bytes that are not UTF-8 anywhere in the frame make it unusable.
+            # object: bytes that are not UTF-8 anywhere in the frame make it unusable. (ASCII
+            # is UTF-8; checking that allocates nothing.)
             data.decode("utf-8")
         decoded = _read_event(event_id, event, data)
     except (UnicodeError, RecursionError) as error:
         decoded = _unreadable(error, "$")
-    if isinstance(decoded, DecodeError) and not decoded.object_id:
+    # The usual outcome first: an isinstance() that fails on a Struct class is costly
+    # (``events.plan_frame``).
+    if not isinstance(decoded, StreamEvent) and not decoded.object_id:
         # Name the object in the skip whenever its id can be read at all.
         text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
         inner = json_scan.member(text, "data", partial=True)
@@ -374,7 +377,7 @@ def _read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | D
     except msgspec.DecodeError as error:
         return DecodeError(f"invalid JSON: {error}")
     decoded = read_object(envelope.data, "$.data")
-    if isinstance(decoded, DecodeError):
+    if not isinstance(decoded, StixObject):
         return decoded
     sources: tuple[StixObject, ...] = ()
     context = envelope.context

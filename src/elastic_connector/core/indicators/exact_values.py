@@ -45,9 +45,15 @@ _EXACT_OPS: Final = (Op.EQ, Op.IN, Op.ISSUBSET)
 # isinstance() tuples built once (a ``A | B`` union would be rebuilt on every call).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 _BYTE_LITERALS: Final = (BinaryLiteral, HexLiteral)
-_NEVER_VALUES: Final = (BoolLiteral, FloatLiteral, BinaryLiteral)
-_COMPARISON_GROUPS: Final = (ComparisonOr, ComparisonAnd)
-_OBSERVATION_GROUPS: Final = (ObservationAnd, ObservationOr, FollowedBy)
+# The walk tells nodes apart by exact class (``type(x) is C``; the tree's classes are final),
+# not isinstance(): an isinstance() that fails on a Struct class costs about a thousand
+# instructions (CPython looks up and calls ``StructMeta.__instancecheck__``).
+_NEVER_VALUES: Final[dict[type, str]] = {
+    BoolLiteral: "bool",
+    FloatLiteral: "float",
+    BinaryLiteral: "binary",
+}
+"""Literal classes that are never a field value, with the name a reason gives them."""
 _MAX_REASON_ITEMS: Final = 3
 
 
@@ -98,7 +104,7 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
         found.inexact.setdefault(op.value, None)
         return
     value = comparison.value
-    if isinstance(value, SetLiteral):
+    if type(value) is SetLiteral:
         if op is not Op.IN:
             found.invalid.append(f"{path_text(path)} {op.value} a set")
             return
@@ -108,8 +114,8 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
     handler = rule.handler
     stix_type = path.object_type.lower()
     for literal in literals:
-        if isinstance(literal, _NEVER_VALUES):
-            kind = type(literal).__name__.removesuffix("Literal").lower()
+        kind = _NEVER_VALUES.get(type(literal))
+        if kind is not None:
             problem: str | None = f"a {kind} is not a valid value"
         else:
             problem = handler(found, literal, argument)
@@ -117,31 +123,31 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
             found.invalid.append(f"{path_text(path)} {op.value} {_describe(literal)}: {problem}")
             continue
         ecs_type = rule.ecs_type
-        if handler is address and isinstance(literal, StringLiteral):
+        if handler is address and type(literal) is StringLiteral:
             # What the document carries is an address, whichever object it came from.
             ecs_type = "ipv6-addr" if ":" in literal.value else "ipv4-addr"
         found.found(ecs_type, stix_type, _shown(literal))
 
 
 def _shown(literal: Literal) -> str:
-    if isinstance(literal, HexLiteral):
+    if type(literal) is HexLiteral:
         return literal.value.hex()
     value = literal.value
     return value if isinstance(value, str) else str(value)
 
 
 def _expression(found: FoundValues, expression: ComparisonExpression) -> None:
-    if isinstance(expression, Comparison):
+    if type(expression) is Comparison:
         _comparison(found, expression)
-    elif isinstance(expression, Exists):
+    elif type(expression) is Exists:
         found.inexact.setdefault("EXISTS", None)
-    elif isinstance(expression, _COMPARISON_GROUPS):
+    elif type(expression) is ComparisonOr or type(expression) is ComparisonAnd:
         for operand in expression.operands:
             _expression(found, operand)
 
 
 def _observation_body(found: FoundValues, expression: ComparisonExpression) -> None:
-    if not isinstance(expression, ComparisonAnd):
+    if type(expression) is not ComparisonAnd:
         _expression(found, expression)
         return
     # Values ANDed directly in one observation describe one object: a file name and its
@@ -149,7 +155,7 @@ def _observation_body(found: FoundValues, expression: ComparisonExpression) -> N
     # value's path.
     scope: dict[str, list[str]] = {}
     for operand in expression.operands:
-        found.scope = scope if isinstance(operand, Comparison) else None
+        found.scope = scope if type(operand) is Comparison else None
         _expression(found, operand)
     found.scope = None
     names, directories = scope.get("file.name", []), scope.get("file.directory", [])
@@ -163,11 +169,15 @@ def _observation_body(found: FoundValues, expression: ComparisonExpression) -> N
 
 
 def _observations(found: FoundValues, expression: ObservationExpression) -> None:
-    if isinstance(expression, Observation):
+    if type(expression) is Observation:
         _observation_body(found, expression.expression)
-    elif isinstance(expression, Qualified):
+    elif type(expression) is Qualified:
         _observations(found, expression.expression)
-    elif isinstance(expression, _OBSERVATION_GROUPS):
+    elif (
+        type(expression) is ObservationAnd
+        or type(expression) is ObservationOr
+        or type(expression) is FollowedBy
+    ):
         for operand in expression.operands:
             _observations(found, operand)
 

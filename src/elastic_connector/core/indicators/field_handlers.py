@@ -45,7 +45,9 @@ Handler = Callable[[FoundValues, Literal, str], str | None]
 """Takes one literal of an exact comparison (and the path's argument: the hash algorithm);
 records the value(s) and returns None, or returns why the literal is not a valid value."""
 
-# isinstance() tuple built once (a ``A | B`` union would be rebuilt on every call).
+# isinstance() tuple built once (a ``A | B`` union would be rebuilt on every call). Where the
+# test often fails, literals are told apart by exact class instead (``type(x) is C``: the
+# tree's classes are final), as ``exact_values`` explains.
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 
 
@@ -57,18 +59,18 @@ _DIGITS: Final = re.compile(r"[0-9]{1,20}")
 
 def _integer(literal: Literal, low: int, high: int) -> int | None:
     """An integer literal, or a string of decimal digits, within ``low..high``."""
-    if isinstance(literal, IntLiteral):
+    if type(literal) is IntLiteral:
         return _long(literal.value, low, high)
-    if isinstance(literal, StringLiteral) and _DIGITS.fullmatch(literal.value):
+    if type(literal) is StringLiteral and _DIGITS.fullmatch(literal.value):
         return _long(int(literal.value), low, high)
     return None
 
 
 def _keyword(literal: Literal) -> str | None:
     """A string (or integer, as its decimal text) usable as a keyword value."""
-    if isinstance(literal, StringLiteral):
+    if type(literal) is StringLiteral:
         return _text(literal.value)
-    if isinstance(literal, IntLiteral) and type(literal.value) is int:
+    if type(literal) is IntLiteral and type(literal.value) is int:
         return str(literal.value)
     return None
 
@@ -177,7 +179,7 @@ def hashes(
             return f"unknown hash algorithm {algorithm[:40]!r}"
         if name not in fields:
             return f"no field for {name} hashes of this object"
-        if isinstance(literal, HexLiteral):
+        if type(literal) is HexLiteral:
             value: str | None = literal.value.hex() or None
         else:
             value = _keyword(literal)

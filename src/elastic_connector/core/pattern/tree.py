@@ -3,7 +3,9 @@
 The tree is canonical: boolean operators are n-ary and never directly contain an operator of
 the same kind (``a AND (b AND c)`` and ``(a AND b) AND c`` are both ``And(a, b, c)``), and
 parentheses that only group are not kept. Every node is an immutable, hashable msgspec Struct,
-so two trees compare equal exactly when they denote the same pattern structure.
+so two trees compare equal exactly when they denote the same pattern structure. Node classes
+are ``final``: code that walks a tree may tell nodes apart by exact class (``type(x) is C``),
+which costs far less than an isinstance() test that fails on a Struct class.
 
 Grammar reference: STIX 2.1 part 9 (Patterning) and the ANTLR grammar ``STIXPattern.g4`` of
 the OASIS ``cti-pattern-validator`` project.
@@ -12,43 +14,50 @@ the OASIS ``cti-pattern-validator`` project.
 from __future__ import annotations
 
 import enum
-from typing import TypeAlias
+from typing import TypeAlias, final
 
 import msgspec
 
 # --- literals -------------------------------------------------------------------------------
 
 
+@final
 class StringLiteral(msgspec.Struct, frozen=True, tag="string"):
     """``'text'`` with escapes already decoded (``'C:\\\\Windows'`` holds ``C:\\Windows``)."""
 
     value: str
 
 
+@final
 class IntLiteral(msgspec.Struct, frozen=True, tag="int"):
     value: int
 
 
+@final
 class FloatLiteral(msgspec.Struct, frozen=True, tag="float"):
     value: float
 
 
+@final
 class BoolLiteral(msgspec.Struct, frozen=True, tag="bool"):
     value: bool
 
 
+@final
 class BinaryLiteral(msgspec.Struct, frozen=True, tag="binary"):
     """``b'base64'``: the decoded bytes."""
 
     value: bytes
 
 
+@final
 class HexLiteral(msgspec.Struct, frozen=True, tag="hex"):
     """``h'0a1b'``: the decoded bytes."""
 
     value: bytes
 
 
+@final
 class TimestampLiteral(msgspec.Struct, frozen=True, tag="timestamp"):
     """``t'2016-01-01T00:00:00Z'``: the RFC 3339 text as written between the quotes."""
 
@@ -66,6 +75,7 @@ Literal: TypeAlias = (
 )
 
 
+@final
 class SetLiteral(msgspec.Struct, frozen=True, tag="set"):
     """``('a', 'b')`` on the right of ``IN``."""
 
@@ -75,6 +85,7 @@ class SetLiteral(msgspec.Struct, frozen=True, tag="set"):
 # --- object paths ---------------------------------------------------------------------------
 
 
+@final
 class AnyIndex(msgspec.Struct, frozen=True, tag="any_index"):
     """The ``[*]`` list step."""
 
@@ -83,6 +94,7 @@ PathStep: TypeAlias = str | int | AnyIndex
 """A key (``.name`` or ``.'quoted name'``), a list index (``[0]``, ``[-1]``) or ``[*]``."""
 
 
+@final
 class ObjectPath(msgspec.Struct, frozen=True):
     """``file:hashes.'SHA-256'`` is ``ObjectPath("file", ("hashes", "SHA-256"))``.
 
@@ -110,6 +122,7 @@ class Op(enum.Enum):
     ISSUPERSET = "ISSUPERSET"
 
 
+@final
 class Comparison(msgspec.Struct, frozen=True, tag="comparison"):
     """``path [NOT] op value``. ``value`` is a ``SetLiteral`` exactly when ``op`` is ``IN``."""
 
@@ -119,6 +132,7 @@ class Comparison(msgspec.Struct, frozen=True, tag="comparison"):
     negated: bool = False
 
 
+@final
 class Exists(msgspec.Struct, frozen=True, tag="exists"):
     """``[NOT] EXISTS path`` (STIX 2.1 allows ``NOT`` in front of ``EXISTS``)."""
 
@@ -126,12 +140,14 @@ class Exists(msgspec.Struct, frozen=True, tag="exists"):
     negated: bool = False
 
 
+@final
 class ComparisonAnd(msgspec.Struct, frozen=True, tag="comparison_and"):
     """At least two operands, none of them a ``ComparisonAnd``."""
 
     operands: tuple[ComparisonExpression, ...]
 
 
+@final
 class ComparisonOr(msgspec.Struct, frozen=True, tag="comparison_or"):
     """At least two operands, none of them a ``ComparisonOr``."""
 
@@ -141,6 +157,7 @@ class ComparisonOr(msgspec.Struct, frozen=True, tag="comparison_or"):
 ComparisonExpression: TypeAlias = Comparison | Exists | ComparisonAnd | ComparisonOr
 
 
+@final
 class ComparisonSite(msgspec.Struct, frozen=True):
     """One comparison or ``EXISTS`` test of a pattern, with what surrounds it.
 
@@ -160,18 +177,21 @@ class ComparisonSite(msgspec.Struct, frozen=True):
 # --- observation expressions ---------------------------------------------------------------
 
 
+@final
 class Within(msgspec.Struct, frozen=True, tag="within"):
     """``WITHIN n SECONDS``; ``seconds`` is an ``int`` when written as an integer."""
 
     seconds: int | float
 
 
+@final
 class Repeats(msgspec.Struct, frozen=True, tag="repeats"):
     """``REPEATS n TIMES``."""
 
     times: int
 
 
+@final
 class StartStop(msgspec.Struct, frozen=True, tag="start_stop"):
     """``START t'...' STOP t'...'``."""
 
@@ -182,30 +202,35 @@ class StartStop(msgspec.Struct, frozen=True, tag="start_stop"):
 Qualifier: TypeAlias = Within | Repeats | StartStop
 
 
+@final
 class Observation(msgspec.Struct, frozen=True, tag="observation"):
     """``[ comparison expression ]``."""
 
     expression: ComparisonExpression
 
 
+@final
 class ObservationAnd(msgspec.Struct, frozen=True, tag="observation_and"):
     """At least two operands, none of them an ``ObservationAnd``."""
 
     operands: tuple[ObservationExpression, ...]
 
 
+@final
 class ObservationOr(msgspec.Struct, frozen=True, tag="observation_or"):
     """At least two operands, none of them an ``ObservationOr``."""
 
     operands: tuple[ObservationExpression, ...]
 
 
+@final
 class FollowedBy(msgspec.Struct, frozen=True, tag="followed_by"):
     """At least two operands in order, none of them a ``FollowedBy``."""
 
     operands: tuple[ObservationExpression, ...]
 
 
+@final
 class Qualified(msgspec.Struct, frozen=True, tag="qualified"):
     """An observation expression with one qualifier; stacked qualifiers nest."""
 
@@ -218,6 +243,7 @@ ObservationExpression: TypeAlias = (
 )
 
 
+@final
 class Pattern(msgspec.Struct, frozen=True):
     """A whole STIX pattern."""
 
@@ -227,6 +253,7 @@ class Pattern(msgspec.Struct, frozen=True):
 # --- errors ---------------------------------------------------------------------------------
 
 
+@final
 class PatternError(msgspec.Struct, frozen=True):
     """Why a pattern text is not a STIX 2.1 pattern.
 
