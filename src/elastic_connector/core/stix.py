@@ -9,6 +9,10 @@ names the object's id when it has one); an object whose typed view does not deco
 header (``type``, ``id``, markings, OpenCTI id) does, is still returned, with the reason in
 ``invalid``: ``stix`` mode indexes it, ``ecs`` mode skips it.
 
+Decoded objects are immutable and built from their parts (untyped fields hold plain decoded
+JSON), so they cannot be in a reference cycle: their classes are not tracked by the garbage
+collector (``gc=False``), which spares the collector the dozen objects every event decodes to.
+
 Wire format (see ``shared/reference/opencti.md``): an SSE frame ``id: <ms>-<seq>``,
 ``event: create|update|delete|merge``, ``data: {"data": <STIX object>, "context"...}``. The SSE
 event name is the only kind there is: the frames a live stream makes itself (the recovery replay,
@@ -64,18 +68,18 @@ def truth(flag: Flag) -> bool | None:
 # --- shared pieces --------------------------------------------------------------------------
 
 
-class KillChainPhase(msgspec.Struct, frozen=True):
+class KillChainPhase(msgspec.Struct, frozen=True, gc=False):
     kill_chain_name: str | None = None
     phase_name: str | None = None
 
 
-class ExternalReference(msgspec.Struct, frozen=True):
+class ExternalReference(msgspec.Struct, frozen=True, gc=False):
     source_name: str | None = None
     url: str | None = None
     external_id: str | None = None
 
 
-class OpenCTIExtension(msgspec.Struct, frozen=True):
+class OpenCTIExtension(msgspec.Struct, frozen=True, gc=False):
     """Fields OpenCTI adds to every object it streams (those the mapping reads)."""
 
     id: str | None = None
@@ -86,31 +90,31 @@ class OpenCTIExtension(msgspec.Struct, frozen=True):
     main_observable_type: str | None = None
 
 
-class MitreExtension(msgspec.Struct, frozen=True):
+class MitreExtension(msgspec.Struct, frozen=True, gc=False):
     platforms: tuple[str, ...] = ()
 
 
-class Extensions(msgspec.Struct, frozen=True):
+class Extensions(msgspec.Struct, frozen=True, gc=False):
     opencti: OpenCTIExtension | None = msgspec.field(default=None, name=OPENCTI_EXTENSION)
     mitre: MitreExtension | None = msgspec.field(default=None, name=MITRE_EXTENSION)
 
 
-class OpenCTIId(msgspec.Struct, frozen=True):
+class OpenCTIId(msgspec.Struct, frozen=True, gc=False):
     """Only the OpenCTI internal id of the extension (objects that are not mapped field by
     field: nothing else in the extension can make them fail)."""
 
     id: str | None = None
 
 
-class IdExtensions(msgspec.Struct, frozen=True):
+class IdExtensions(msgspec.Struct, frozen=True, gc=False):
     opencti: OpenCTIId | None = msgspec.field(default=None, name=OPENCTI_EXTENSION)
 
 
-class Tlp2Extension(msgspec.Struct, frozen=True):
+class Tlp2Extension(msgspec.Struct, frozen=True, gc=False):
     tlp_2_0: object = None
 
 
-class MarkingExtensions(msgspec.Struct, frozen=True):
+class MarkingExtensions(msgspec.Struct, frozen=True, gc=False):
     opencti: OpenCTIId | None = msgspec.field(default=None, name=OPENCTI_EXTENSION)
     tlp2: Tlp2Extension | None = msgspec.field(default=None, name=TLP2_EXTENSION)
 
@@ -118,7 +122,7 @@ class MarkingExtensions(msgspec.Struct, frozen=True):
 # --- the STIX objects the connector understands ----------------------------------------------
 
 
-class Indicator(msgspec.Struct, frozen=True, tag="indicator", tag_field="type"):
+class Indicator(msgspec.Struct, frozen=True, gc=False, tag="indicator", tag_field="type"):
     id: str
     pattern: str
     pattern_type: str = "stix"
@@ -145,7 +149,7 @@ class Indicator(msgspec.Struct, frozen=True, tag="indicator", tag_field="type"):
     x_mitre_platforms: tuple[str, ...] = ()
 
 
-class MarkingDefinition(msgspec.Struct, frozen=True, tag="marking-definition", tag_field="type"):
+class MarkingDefinition(msgspec.Struct, frozen=True, gc=False, tag="marking-definition", tag_field="type"):
     """Every shape producers give a marking's level is read (``markings.tlp_of_marking``); the
     fields are untyped so a wrong type makes the level unreadable (withheld), never the object
     undecodable."""
@@ -162,7 +166,7 @@ class MarkingDefinition(msgspec.Struct, frozen=True, tag="marking-definition", t
     extensions: MarkingExtensions = MarkingExtensions()
 
 
-class Identity(msgspec.Struct, frozen=True, tag="identity", tag_field="type"):
+class Identity(msgspec.Struct, frozen=True, gc=False, tag="identity", tag_field="type"):
     """An author (``created_by_ref``): its name becomes ``threat.indicator.provider``."""
 
     id: str
@@ -174,7 +178,7 @@ class Identity(msgspec.Struct, frozen=True, tag="identity", tag_field="type"):
 KnownObject: TypeAlias = Indicator | MarkingDefinition | Identity
 
 
-class OtherObject(msgspec.Struct, frozen=True):
+class OtherObject(msgspec.Struct, frozen=True, gc=False):
     """Any STIX object without a typed view, or whose typed view does not decode: the header
     ``stix`` mode and the policy need (still indexed in ``stix`` mode)."""
 
@@ -184,7 +188,7 @@ class OtherObject(msgspec.Struct, frozen=True):
     extensions: IdExtensions = IdExtensions()
 
 
-class DecodeError(msgspec.Struct, frozen=True):
+class DecodeError(msgspec.Struct, frozen=True, gc=False):
     """Why some bytes are not a usable event or object. ``where`` is a JSON path (``$.data.id``);
     ``object_id`` is the STIX id of the object concerned, when it could be read."""
 
@@ -196,7 +200,7 @@ class DecodeError(msgspec.Struct, frozen=True):
         return f"{self.reason} (at {self.where})" if self.where != "$" else self.reason
 
 
-class StixObject(msgspec.Struct, frozen=True):
+class StixObject(msgspec.Struct, frozen=True, gc=False):
     """A decoded STIX object: the typed view (when its type has one) and the raw JSON."""
 
     type: str
@@ -221,7 +225,7 @@ class StixObject(msgspec.Struct, frozen=True):
 # --- the stream envelope --------------------------------------------------------------------
 
 
-class EventContext(msgspec.Struct, frozen=True):
+class EventContext(msgspec.Struct, frozen=True, gc=False):
     # RFC 6902 patches (JSON arrays), kept undecoded. Not ``Raw | None``: msgspec reads that
     # union as "null only", which made every real update event undecodable.
     patch: msgspec.Raw = msgspec.Raw(b"null")
@@ -230,7 +234,7 @@ class EventContext(msgspec.Struct, frozen=True):
     sources: tuple[msgspec.Raw, ...] = ()
 
 
-class _Envelope(msgspec.Struct, frozen=True):
+class _Envelope(msgspec.Struct, frozen=True, gc=False):
     # Everything but ``data`` is optional: frames the platform builds itself (recovery,
     # dependencies) have no ``type``/``scope``/``context`` (sseMiddleware.js). The kind is
     # the SSE event name, never ``type``.
@@ -242,7 +246,7 @@ class _Envelope(msgspec.Struct, frozen=True):
     context: EventContext | None = None
 
 
-class StreamEvent(msgspec.Struct, frozen=True):
+class StreamEvent(msgspec.Struct, frozen=True, gc=False):
     """One data event of the OpenCTI live stream, fully decoded."""
 
     event_id: str

@@ -5,7 +5,10 @@ the same kind (``a AND (b AND c)`` and ``(a AND b) AND c`` are both ``And(a, b, 
 parentheses that only group are not kept. Every node is an immutable, hashable msgspec Struct,
 so two trees compare equal exactly when they denote the same pattern structure. Node classes
 are ``final``: code that walks a tree may tell nodes apart by exact class (``type(x) is C``),
-which costs far less than an isinstance() test that fails on a Struct class.
+which costs far less than an isinstance() test that fails on a Struct class. Nodes are not
+tracked by the garbage collector (``gc=False``): a node is built after its children and never
+changes, so no tree can hold a reference cycle, and the parsed patterns the planner caches
+are not walked by every full collection.
 
 Grammar reference: STIX 2.1 part 9 (Patterning) and the ANTLR grammar ``STIXPattern.g4`` of
 the OASIS ``cti-pattern-validator`` project.
@@ -22,43 +25,43 @@ import msgspec
 
 
 @final
-class StringLiteral(msgspec.Struct, frozen=True, tag="string"):
+class StringLiteral(msgspec.Struct, frozen=True, gc=False, tag="string"):
     """``'text'`` with escapes already decoded (``'C:\\\\Windows'`` holds ``C:\\Windows``)."""
 
     value: str
 
 
 @final
-class IntLiteral(msgspec.Struct, frozen=True, tag="int"):
+class IntLiteral(msgspec.Struct, frozen=True, gc=False, tag="int"):
     value: int
 
 
 @final
-class FloatLiteral(msgspec.Struct, frozen=True, tag="float"):
+class FloatLiteral(msgspec.Struct, frozen=True, gc=False, tag="float"):
     value: float
 
 
 @final
-class BoolLiteral(msgspec.Struct, frozen=True, tag="bool"):
+class BoolLiteral(msgspec.Struct, frozen=True, gc=False, tag="bool"):
     value: bool
 
 
 @final
-class BinaryLiteral(msgspec.Struct, frozen=True, tag="binary"):
+class BinaryLiteral(msgspec.Struct, frozen=True, gc=False, tag="binary"):
     """``b'base64'``: the decoded bytes."""
 
     value: bytes
 
 
 @final
-class HexLiteral(msgspec.Struct, frozen=True, tag="hex"):
+class HexLiteral(msgspec.Struct, frozen=True, gc=False, tag="hex"):
     """``h'0a1b'``: the decoded bytes."""
 
     value: bytes
 
 
 @final
-class TimestampLiteral(msgspec.Struct, frozen=True, tag="timestamp"):
+class TimestampLiteral(msgspec.Struct, frozen=True, gc=False, tag="timestamp"):
     """``t'2016-01-01T00:00:00Z'``: the RFC 3339 text as written between the quotes."""
 
     value: str
@@ -76,7 +79,7 @@ Literal: TypeAlias = (
 
 
 @final
-class SetLiteral(msgspec.Struct, frozen=True, tag="set"):
+class SetLiteral(msgspec.Struct, frozen=True, gc=False, tag="set"):
     """``('a', 'b')`` on the right of ``IN``."""
 
     values: tuple[Literal, ...]
@@ -86,7 +89,7 @@ class SetLiteral(msgspec.Struct, frozen=True, tag="set"):
 
 
 @final
-class AnyIndex(msgspec.Struct, frozen=True, tag="any_index"):
+class AnyIndex(msgspec.Struct, frozen=True, gc=False, tag="any_index"):
     """The ``[*]`` list step."""
 
 
@@ -95,7 +98,7 @@ PathStep: TypeAlias = str | int | AnyIndex
 
 
 @final
-class ObjectPath(msgspec.Struct, frozen=True):
+class ObjectPath(msgspec.Struct, frozen=True, gc=False):
     """``file:hashes.'SHA-256'`` is ``ObjectPath("file", ("hashes", "SHA-256"))``.
 
     ``steps`` is never empty and its first element is always a key (``str``).
@@ -123,7 +126,7 @@ class Op(enum.Enum):
 
 
 @final
-class Comparison(msgspec.Struct, frozen=True, tag="comparison"):
+class Comparison(msgspec.Struct, frozen=True, gc=False, tag="comparison"):
     """``path [NOT] op value``. ``value`` is a ``SetLiteral`` exactly when ``op`` is ``IN``."""
 
     path: ObjectPath
@@ -133,7 +136,7 @@ class Comparison(msgspec.Struct, frozen=True, tag="comparison"):
 
 
 @final
-class Exists(msgspec.Struct, frozen=True, tag="exists"):
+class Exists(msgspec.Struct, frozen=True, gc=False, tag="exists"):
     """``[NOT] EXISTS path`` (STIX 2.1 allows ``NOT`` in front of ``EXISTS``)."""
 
     path: ObjectPath
@@ -141,14 +144,14 @@ class Exists(msgspec.Struct, frozen=True, tag="exists"):
 
 
 @final
-class ComparisonAnd(msgspec.Struct, frozen=True, tag="comparison_and"):
+class ComparisonAnd(msgspec.Struct, frozen=True, gc=False, tag="comparison_and"):
     """At least two operands, none of them a ``ComparisonAnd``."""
 
     operands: tuple[ComparisonExpression, ...]
 
 
 @final
-class ComparisonOr(msgspec.Struct, frozen=True, tag="comparison_or"):
+class ComparisonOr(msgspec.Struct, frozen=True, gc=False, tag="comparison_or"):
     """At least two operands, none of them a ``ComparisonOr``."""
 
     operands: tuple[ComparisonExpression, ...]
@@ -158,7 +161,7 @@ ComparisonExpression: TypeAlias = Comparison | Exists | ComparisonAnd | Comparis
 
 
 @final
-class ComparisonSite(msgspec.Struct, frozen=True):
+class ComparisonSite(msgspec.Struct, frozen=True, gc=False):
     """One comparison or ``EXISTS`` test of a pattern, with what surrounds it.
 
     ``observation`` numbers the enclosing ``[...]`` from 0 in text order. ``disjunctive`` is
@@ -178,21 +181,21 @@ class ComparisonSite(msgspec.Struct, frozen=True):
 
 
 @final
-class Within(msgspec.Struct, frozen=True, tag="within"):
+class Within(msgspec.Struct, frozen=True, gc=False, tag="within"):
     """``WITHIN n SECONDS``; ``seconds`` is an ``int`` when written as an integer."""
 
     seconds: int | float
 
 
 @final
-class Repeats(msgspec.Struct, frozen=True, tag="repeats"):
+class Repeats(msgspec.Struct, frozen=True, gc=False, tag="repeats"):
     """``REPEATS n TIMES``."""
 
     times: int
 
 
 @final
-class StartStop(msgspec.Struct, frozen=True, tag="start_stop"):
+class StartStop(msgspec.Struct, frozen=True, gc=False, tag="start_stop"):
     """``START t'...' STOP t'...'``."""
 
     start: TimestampLiteral
@@ -203,35 +206,35 @@ Qualifier: TypeAlias = Within | Repeats | StartStop
 
 
 @final
-class Observation(msgspec.Struct, frozen=True, tag="observation"):
+class Observation(msgspec.Struct, frozen=True, gc=False, tag="observation"):
     """``[ comparison expression ]``."""
 
     expression: ComparisonExpression
 
 
 @final
-class ObservationAnd(msgspec.Struct, frozen=True, tag="observation_and"):
+class ObservationAnd(msgspec.Struct, frozen=True, gc=False, tag="observation_and"):
     """At least two operands, none of them an ``ObservationAnd``."""
 
     operands: tuple[ObservationExpression, ...]
 
 
 @final
-class ObservationOr(msgspec.Struct, frozen=True, tag="observation_or"):
+class ObservationOr(msgspec.Struct, frozen=True, gc=False, tag="observation_or"):
     """At least two operands, none of them an ``ObservationOr``."""
 
     operands: tuple[ObservationExpression, ...]
 
 
 @final
-class FollowedBy(msgspec.Struct, frozen=True, tag="followed_by"):
+class FollowedBy(msgspec.Struct, frozen=True, gc=False, tag="followed_by"):
     """At least two operands in order, none of them a ``FollowedBy``."""
 
     operands: tuple[ObservationExpression, ...]
 
 
 @final
-class Qualified(msgspec.Struct, frozen=True, tag="qualified"):
+class Qualified(msgspec.Struct, frozen=True, gc=False, tag="qualified"):
     """An observation expression with one qualifier; stacked qualifiers nest."""
 
     expression: ObservationExpression
@@ -244,7 +247,7 @@ ObservationExpression: TypeAlias = (
 
 
 @final
-class Pattern(msgspec.Struct, frozen=True):
+class Pattern(msgspec.Struct, frozen=True, gc=False):
     """A whole STIX pattern."""
 
     expression: ObservationExpression
@@ -254,7 +257,7 @@ class Pattern(msgspec.Struct, frozen=True):
 
 
 @final
-class PatternError(msgspec.Struct, frozen=True):
+class PatternError(msgspec.Struct, frozen=True, gc=False):
     """Why a pattern text is not a STIX 2.1 pattern.
 
     ``position`` is the 0-based character offset where parsing failed, ``expected`` names what
