@@ -149,7 +149,9 @@ class Indicator(msgspec.Struct, frozen=True, gc=False, tag="indicator", tag_fiel
     x_mitre_platforms: tuple[str, ...] = ()
 
 
-class MarkingDefinition(msgspec.Struct, frozen=True, gc=False, tag="marking-definition", tag_field="type"):
+class MarkingDefinition(
+    msgspec.Struct, frozen=True, gc=False, tag="marking-definition", tag_field="type"
+):
     """Every shape producers give a marking's level is read (``markings.tlp_of_marking``); the
     fields are untyped so a wrong type makes the level unreadable (withheld), never the object
     undecodable."""
