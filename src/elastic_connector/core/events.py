@@ -74,7 +74,7 @@ def plan_frame(
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
     object when its id can be read. ``authors``: identity id -> name, known to the caller."""
     decoded = read_event(event_id, event, data)
-    # Tests name the usual outcome first: isinstance() is cheap when it holds, but one that
+    # Checks name the usual outcome first: isinstance() is cheap when it holds, but one that
     # fails on a msgspec Struct class costs about a thousand instructions (CPython looks up
     # and calls ``StructMeta.__instancecheck__``).
     if not isinstance(decoded, StreamEvent):
