@@ -45,9 +45,8 @@ _EXACT_OPS: Final = (Op.EQ, Op.IN, Op.ISSUBSET)
 # isinstance() tuples built once (a ``A | B`` union would be rebuilt on every call).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 _BYTE_LITERALS: Final = (BinaryLiteral, HexLiteral)
-# The walk tells nodes apart by exact class (``type(x) is C``; the tree's classes are final),
-# not isinstance(): an isinstance() that fails on a Struct class costs about a thousand
-# instructions (CPython looks up and calls ``StructMeta.__instancecheck__``).
+# The walk tells nodes apart by exact class (``type(x) is C``), not isinstance(): why, in
+# ``core.pattern.tree``.
 _NEVER_VALUES: Final[dict[type, str]] = {
     BoolLiteral: "bool",
     FloatLiteral: "float",

@@ -46,8 +46,8 @@ Handler = Callable[[FoundValues, Literal, str], str | None]
 records the value(s) and returns None, or returns why the literal is not a valid value."""
 
 # isinstance() tuple built once (a ``A | B`` union would be rebuilt on every call). Where the
-# test often fails, literals are told apart by exact class instead (``type(x) is C``: the
-# tree's classes are final), as ``exact_values`` explains.
+# test often fails, literals are told apart by exact class instead (``type(x) is C``; why, in
+# ``core.pattern.tree``).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 
 
