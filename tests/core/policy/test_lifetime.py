@@ -20,7 +20,7 @@ from elastic_connector.core.events import PlannerState, PlanSettings, plan_event
 from elastic_connector.core.indicators import ecs
 from elastic_connector.core.policy import PolicySettings, indicator_withheld
 from elastic_connector.core.policy.lifetime import expired_query, expiry, lifetime_start
-from elastic_connector.core.policy.markings import MarkingResolution
+from elastic_connector.core.policy.settings import MarkingResolution
 from elastic_connector.core.stix import Indicator, StixObject, StreamEvent
 from tests.support.flat import flat_fields
 

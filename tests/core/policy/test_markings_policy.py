@@ -13,11 +13,11 @@ from elastic_connector.core.policy import PolicySettings, indicator_withheld, tl
 from elastic_connector.core.policy.markings import (
     UNREADABLE,
     MarkingLevel,
-    MarkingResolution,
     resolve_markings,
     resolve_tlp,
     tlp_of_marking,
 )
+from elastic_connector.core.policy.settings import MarkingResolution
 from elastic_connector.core.policy.tlp import STANDARD_MARKINGS, Tlp, strictest
 from elastic_connector.core.stix import Extensions, Indicator, MarkingDefinition, OpenCTIExtension
 

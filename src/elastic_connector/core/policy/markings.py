@@ -17,8 +17,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Final, TypeAlias
 
-import msgspec
-
+from elastic_connector.core.policy.settings import MarkingResolution
 from elastic_connector.core.policy.tlp import STANDARD_MARKINGS, Tlp, strictest
 from elastic_connector.core.stix import MarkingDefinition
 
@@ -120,15 +119,6 @@ def tlp_of_marking(marking: MarkingDefinition) -> MarkingLevel:
         ):
             return UNREADABLE
     return strictest(levels) or UNREADABLE
-
-
-class MarkingResolution(msgspec.Struct, frozen=True):
-    """The strictest TLP among an object's markings (None: no TLP marking), the referenced
-    marking ids that are not known at all, and those whose TLP level cannot be read."""
-
-    tlp: Tlp | None
-    unknown: tuple[str, ...] = ()
-    unreadable: tuple[str, ...] = ()
 
 
 def resolve_markings(refs: Iterable[str], known: Mapping[str, MarkingLevel]) -> MarkingResolution:

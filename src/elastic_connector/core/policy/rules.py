@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 
 from elastic_connector.core.config.observable_types import canonical_observable_type
 from elastic_connector.core.policy.lifetime import expiry
-from elastic_connector.core.policy.markings import MarkingResolution
-from elastic_connector.core.policy.settings import PolicySettings, Withheld
+from elastic_connector.core.policy.settings import MarkingResolution, PolicySettings, Withheld
 from elastic_connector.core.stix import Indicator, truth
 
 __all__ = [
@@ -64,7 +63,7 @@ def indicator_withheld(
 ) -> Withheld | None:
     """None when the indicator may be exported, else the first reason it may not."""
     revoked = indicator.revoked
-    if revoked.__class__ is not bool:
+    if type(revoked) is not bool:
         revoked = truth(revoked)
     if revoked is None:
         shown = str(indicator.revoked)[:40]

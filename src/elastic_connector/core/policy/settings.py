@@ -1,6 +1,7 @@
 """The export policy's settings (``PolicySettings``: TLP ceiling, detection flag, export
-filters, default lifetime) and its verdict on an object it keeps back (``Withheld``). msgspec
-Structs, kept out of ``rules`` so that the policy's checks can be compiled (``setup.py``).
+filters, default lifetime), its verdict on an object it keeps back (``Withheld``) and what an
+object's markings resolve to (``MarkingResolution``). msgspec Structs, kept out of ``rules`` and
+``markings`` so that the policy's checks can be compiled (``setup.py``).
 """
 
 from __future__ import annotations
@@ -62,3 +63,14 @@ class Withheld(msgspec.Struct, frozen=True):
     code: str
     reason: str
     subject: str = ""
+
+
+class MarkingResolution(msgspec.Struct, frozen=True):
+    """The strictest TLP among an object's markings (None: no TLP marking), the referenced
+    marking ids that are not known at all, and those whose TLP level cannot be read.
+
+    Made by ``markings.resolve_markings``, for every event."""
+
+    tlp: Tlp | None
+    unknown: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
