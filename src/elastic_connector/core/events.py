@@ -61,6 +61,20 @@ _parse: Final = functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)(read_pattern)
 
 _NO_AUTHORS: Final[Mapping[str, str]] = {}
 
+# The names used for every event, bound as ``Final``: compiled code reads a ``Final`` module name
+# from a C variable, but any other global (an imported class or function) from the module's
+# dictionary at every use, and ``ecs.X`` from the ecs module's as well (docs/performance.md §7d).
+_read_event: Final = read_event
+_resolve_markings: Final = resolve_markings
+_encode_document: Final = ecs.encode_document
+_StreamEvent: Final = StreamEvent
+_Indicator: Final = Indicator
+_Pattern: Final = Pattern
+_IndicatorDocument: Final = ecs.IndicatorDocument
+_Plan: Final = Plan
+_Upsert: Final = Upsert
+_STIX: Final = Mode.STIX
+
 
 def plan_frame(
     event_id: str,
@@ -73,11 +87,11 @@ def plan_frame(
 ) -> Plan:
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
     object when its id can be read. ``authors``: identity id -> name, known to the caller."""
-    decoded = read_event(event_id, event, data)
+    decoded = _read_event(event_id, event, data)
     # Checks name the usual outcome first: isinstance() is cheap when it holds, but one that
     # fails on a msgspec Struct class costs about a thousand instructions (CPython looks up
     # and calls ``StructMeta.__instancecheck__``).
-    if not isinstance(decoded, StreamEvent):
+    if not isinstance(decoded, _StreamEvent):
         return Plan((Skip(event_id, decoded.object_id, "undecodable", str(decoded)),), state)
     try:
         return plan_event(decoded, state, settings, now, authors)
@@ -99,21 +113,24 @@ def plan_event(
     """The actions one decoded stream event calls for, and the state after it."""
     obj = event.object
     deleted = event.kind == "delete"
-    state = state.learn(obj, deleted)
+    if obj.type == "marking-definition":
+        # The only objects that change the state: the others skip the call (``PlannerState``
+        # is a Struct, so ``learn`` is interpreted code).
+        state = state.learn(obj, deleted)
     seen = _author_of(obj) if obj.type == "identity" and not deleted else ()
-    if settings.mode is Mode.STIX:
+    if settings.mode is _STIX:
         actions = _plan_stix(event, state, settings, now)
-        return Plan(tuple(actions), state, seen, object_id=obj.id)
+        return _Plan(tuple(actions), state, seen, object_id=obj.id)
     actions = _plan_ecs(event, state, settings, now, authors)
     typed = obj.typed
     if (
-        isinstance(typed, Indicator)
+        isinstance(typed, _Indicator)
         and typed.created_by_ref
         and typed.created_by_ref not in authors
-        and actions[-1].__class__ is Upsert  # the indicator's own action comes last
+        and type(actions[-1]) is _Upsert  # the indicator's own action comes last
     ):
-        return Plan(tuple(actions), state, seen, (typed.created_by_ref,), object_id=obj.id)
-    return Plan(tuple(actions), state, seen, object_id=obj.id)
+        return _Plan(tuple(actions), state, seen, (typed.created_by_ref,), object_id=obj.id)
+    return _Plan(tuple(actions), state, seen, object_id=obj.id)
 
 
 def _author_of(obj: StixObject) -> tuple[tuple[str, str], ...]:
@@ -146,7 +163,7 @@ def _plan_ecs(
     if event.kind == "delete":
         return [Delete(settings.index, obj.opencti_id, "deleted", "deleted in OpenCTI")]
     actions = _merged_away(event, settings) if event.kind == "merge" else []
-    if not isinstance(obj.typed, Indicator):
+    if not isinstance(obj.typed, _Indicator):
         problem = obj.invalid or DecodeError("not an indicator", object_id=obj.id)
         actions.append(Skip(event.event_id, obj.id, "undecodable", str(problem)))
         return actions
@@ -165,7 +182,7 @@ def _indicator_action(
 ) -> Action:
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
-    markings = resolve_markings(indicator.object_marking_refs, state.markings)
+    markings = _resolve_markings(indicator.object_marking_refs, state.markings)
     withheld = indicator_withheld(indicator, markings, settings.policy, now)
     if withheld is not None:
         return Delete(
@@ -175,7 +192,7 @@ def _indicator_action(
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
     cacheable = type(text) is str and len(text) <= CACHEABLE_PATTERN_CHARS
     parsed = _parse(text) if cacheable else read_pattern(text)
-    if not isinstance(parsed, Pattern):
+    if not isinstance(parsed, _Pattern):
         return Delete(
             settings.index, obj.opencti_id, "invalid_pattern", f"pattern does not parse: {parsed}"
         )
@@ -191,9 +208,9 @@ def _indicator_action(
         expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
     )
     mapped = indicators.document_of(indicator, parsed, context)
-    if not isinstance(mapped, ecs.IndicatorDocument):
+    if not isinstance(mapped, _IndicatorDocument):
         return Delete(settings.index, obj.opencti_id, "unmappable", mapped.reason)
-    return Upsert(settings.index, obj.opencti_id, ecs.encode_document(mapped))
+    return _Upsert(settings.index, obj.opencti_id, _encode_document(mapped))
 
 
 def _plan_stix(

@@ -41,6 +41,20 @@ __all__ = [
     "indicator_document",
 ]
 
+# The names the per-event code uses, bound as ``Final``: compiled code reads a ``Final`` module
+# name from a C variable, but any other global (an imported class, a decorated function) from the
+# module's dictionary at every use, and ``ecs.X`` from the ecs module's as well
+# (docs/performance.md §7d).
+_DATETIME: Final = datetime
+_UTC: Final = UTC
+_IndicatorDocument: Final = ecs.IndicatorDocument
+_Threat: Final = ecs.Threat
+_ThreatIndicator: Final = ecs.ThreatIndicator
+_OpenCTI: Final = ecs.OpenCTI
+_OpenCTIIndicator: Final = ecs.OpenCTIIndicator
+_ECS_INFO: Final = ecs.ECS_INFO
+_INDICATOR_EVENT: Final = ecs.INDICATOR_EVENT
+
 # --- indicator properties as their field types accept them -----------------------------------
 
 
@@ -59,7 +73,7 @@ def _opt_text(value: str | None) -> str | None:
     if value is None:
         return None
     # Fast path for what decoded JSON holds: a plain ASCII str (empty means absent).
-    if value.__class__ is str and value.isascii():
+    if type(value) is str and value.isascii():
         return value or None
     return _text(value)
 
@@ -68,7 +82,7 @@ def _opt_date(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     # Fast path for what msgspec decodes: an aware datetime already in UTC.
-    if value.__class__ is datetime and value.tzinfo is UTC:
+    if type(value) is _DATETIME and value.tzinfo is _UTC:
         return value
     return _utc(value)
 
@@ -76,9 +90,7 @@ def _opt_date(value: datetime | None) -> datetime | None:
 # --- threat.indicator -------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
-def _ecs_type_of(main_type: str) -> str | None:
-    return ecs_indicator_type(main_type)
+_ecs_type_of: Final = functools.lru_cache(maxsize=64)(ecs_indicator_type)
 
 
 # Shared, and keyed by member name (an Enum member's hash is a Python-level call).
@@ -125,7 +137,7 @@ def _threat_indicator(
             link = f"{base}/dashboard/observations/indicators/{internal_id or indicator.id}"
             reference = _text(link)
     strs = found.strs
-    document = ecs.ThreatIndicator(
+    document = _ThreatIndicator(
         confidence=confidence_level(indicator.confidence),
         id=_unique((internal_id, indicator.id)),
         type=indicator_type,
@@ -191,13 +203,13 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
     confidence = indicator.confidence
     # Booleans may come spelled as strings; most are real booleans (or absent): skip the call.
     revoked = indicator.revoked
-    if revoked is not None and revoked.__class__ is not bool:
+    if revoked is not None and type(revoked) is not bool:
         revoked = truth(revoked)
-    if detection is not None and detection.__class__ is not bool:
+    if detection is not None and type(detection) is not bool:
         detection = truth(detection)
-    if is_inferred is not None and is_inferred.__class__ is not bool:
+    if is_inferred is not None and type(is_inferred) is not bool:
         is_inferred = truth(is_inferred)
-    document = ecs.OpenCTIIndicator(
+    document = _OpenCTIIndicator(
         id=_opt_text(internal_id),
         standard_id=_opt_text(indicator.id),
         pattern=_opt_text(indicator.pattern),
@@ -249,15 +261,15 @@ def document_of(
     if found.empty:
         return Unmappable(no_value_reason(found))
     groups = field_groups(found)
-    return ecs.IndicatorDocument(
+    return _IndicatorDocument(
         timestamp=_opt_date(context.now) or _EPOCH,
-        ecs=ecs.ECS_INFO,
-        event=ecs.INDICATOR_EVENT,
-        threat=ecs.Threat(
+        ecs=_ECS_INFO,
+        event=_INDICATOR_EVENT,
+        threat=_Threat(
             indicator=_threat_indicator(indicator, found, groups, context),
             feed=_feed(context.feed_name, context.opencti_url),
         ),
-        opencti=ecs.OpenCTI(
+        opencti=_OpenCTI(
             indicator=_opencti_indicator(indicator, found)
             if context.expires_at is None
             else msgspec.structs.replace(
@@ -272,8 +284,10 @@ def document_of(
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@functools.lru_cache(maxsize=16)
-def _feed(name: str, opencti_url: str | None) -> ecs.Feed:
+def _feed_of(name: str, opencti_url: str | None) -> ecs.Feed:
     """``threat.feed``: the same for every document of one connector."""
     reference = (opencti_url or "").rstrip("/") or None
     return ecs.Feed(name=_text(name) or "OpenCTI", reference=_opt_text(reference))
+
+
+_feed: Final = functools.lru_cache(maxsize=16)(_feed_of)

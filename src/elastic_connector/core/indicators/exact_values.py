@@ -16,25 +16,17 @@ from elastic_connector.core.indicators.field_handlers import address
 from elastic_connector.core.indicators.found_values import FoundValues
 from elastic_connector.core.indicators.path_rules import path_text, rule_for
 from elastic_connector.core.indicators.value_forms import joined_path
+from elastic_connector.core.pattern import tree
 from elastic_connector.core.pattern.tree import (
     BinaryLiteral,
     BoolLiteral,
-    Comparison,
-    ComparisonAnd,
     ComparisonExpression,
-    ComparisonOr,
-    Exists,
     FloatLiteral,
-    FollowedBy,
     HexLiteral,
     Literal,
-    Observation,
-    ObservationAnd,
     ObservationExpression,
-    ObservationOr,
     Op,
     Pattern,
-    Qualified,
     SetLiteral,
     StringLiteral,
     TimestampLiteral,
@@ -42,6 +34,24 @@ from elastic_connector.core.pattern.tree import (
 
 # A tuple, not a set: membership by identity, without hashing an Enum in Python code.
 _EXACT_OPS: Final = (Op.EQ, Op.IN, Op.ISSUBSET)
+_IN: Final = Op.IN
+_ISSUBSET: Final = Op.ISSUBSET
+# What the walk uses at every node, bound as ``Final``: compiled code reads a ``Final`` module
+# name from a C variable, but any other global (an imported class or function) from the module's
+# dictionary at every use (docs/performance.md §7d).
+_rule_for: Final = rule_for
+_address: Final = address
+_Comparison: Final = tree.Comparison
+_ComparisonAnd: Final = tree.ComparisonAnd
+_ComparisonOr: Final = tree.ComparisonOr
+_Exists: Final = tree.Exists
+_Observation: Final = tree.Observation
+_ObservationAnd: Final = tree.ObservationAnd
+_ObservationOr: Final = tree.ObservationOr
+_FollowedBy: Final = tree.FollowedBy
+_Qualified: Final = tree.Qualified
+_StringLiteral: Final = tree.StringLiteral
+_HexLiteral: Final = tree.HexLiteral
 # isinstance() tuples built once (a ``A | B`` union would be rebuilt on every call).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 _BYTE_LITERALS: Final = (BinaryLiteral, HexLiteral)
@@ -88,23 +98,24 @@ def _describe(literal: Literal) -> str:
     return repr(literal.value)
 
 
-def _comparison(found: FoundValues, comparison: Comparison) -> None:
+def _comparison(found: FoundValues, comparison: tree.Comparison) -> None:
     op = comparison.op
     if comparison.negated or op not in _EXACT_OPS:
         found.inexact.setdefault(("NOT " if comparison.negated else "") + op.value, None)
         return
     path = comparison.path
-    match = rule_for(path)
+    match = _rule_for(path)
     if match is None:
         found.unsupported.setdefault(path_text(path), None)
         return
     rule, argument = match
-    if op is Op.ISSUBSET and not rule.networks:
+    if op is _ISSUBSET and not rule.networks:
         found.inexact.setdefault(op.value, None)
         return
     value = comparison.value
+    # The class by name: mypy narrows both branches only for a name (not for a ``Final`` alias).
     if type(value) is SetLiteral:
-        if op is not Op.IN:
+        if op is not _IN:
             found.invalid.append(f"{path_text(path)} {op.value} a set")
             return
         literals: tuple[Literal, ...] = value.values
@@ -122,31 +133,31 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
             found.invalid.append(f"{path_text(path)} {op.value} {_describe(literal)}: {problem}")
             continue
         ecs_type = rule.ecs_type
-        if handler is address and type(literal) is StringLiteral:
+        if handler is _address and type(literal) is _StringLiteral:
             # What the document carries is an address, whichever object it came from.
             ecs_type = "ipv6-addr" if ":" in literal.value else "ipv4-addr"
         found.found(ecs_type, stix_type, _shown(literal))
 
 
 def _shown(literal: Literal) -> str:
-    if type(literal) is HexLiteral:
+    if type(literal) is _HexLiteral:
         return literal.value.hex()
     value = literal.value
     return value if isinstance(value, str) else str(value)
 
 
 def _expression(found: FoundValues, expression: ComparisonExpression) -> None:
-    if type(expression) is Comparison:
+    if type(expression) is _Comparison:
         _comparison(found, expression)
-    elif type(expression) is Exists:
+    elif type(expression) is _Exists:
         found.inexact.setdefault("EXISTS", None)
-    elif type(expression) is ComparisonOr or type(expression) is ComparisonAnd:
+    elif type(expression) is _ComparisonOr or type(expression) is _ComparisonAnd:
         for operand in expression.operands:
             _expression(found, operand)
 
 
 def _observation_body(found: FoundValues, expression: ComparisonExpression) -> None:
-    if type(expression) is not ComparisonAnd:
+    if type(expression) is not _ComparisonAnd:
         _expression(found, expression)
         return
     # Values ANDed directly in one observation describe one object: a file name and its
@@ -154,7 +165,7 @@ def _observation_body(found: FoundValues, expression: ComparisonExpression) -> N
     # value's path.
     scope: dict[str, list[str]] = {}
     for operand in expression.operands:
-        found.scope = scope if type(operand) is Comparison else None
+        found.scope = scope if type(operand) is _Comparison else None
         _expression(found, operand)
     found.scope = None
     names, directories = scope.get("file.name", []), scope.get("file.directory", [])
@@ -168,14 +179,14 @@ def _observation_body(found: FoundValues, expression: ComparisonExpression) -> N
 
 
 def _observations(found: FoundValues, expression: ObservationExpression) -> None:
-    if type(expression) is Observation:
+    if type(expression) is _Observation:
         _observation_body(found, expression.expression)
-    elif type(expression) is Qualified:
+    elif type(expression) is _Qualified:
         _observations(found, expression.expression)
     elif (
-        type(expression) is ObservationAnd
-        or type(expression) is ObservationOr
-        or type(expression) is FollowedBy
+        type(expression) is _ObservationAnd
+        or type(expression) is _ObservationOr
+        or type(expression) is _FollowedBy
     ):
         for operand in expression.operands:
             _observations(found, operand)

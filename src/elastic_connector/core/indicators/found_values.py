@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from typing import Final
 
 
 class FoundValues:
@@ -87,8 +88,7 @@ class FoundValues:
         return not self.stix_types
 
 
-@functools.lru_cache(maxsize=1024)
-def _prefixes(field: str) -> tuple[str, ...]:
+def _prefixes_of(field: str) -> tuple[str, ...]:
     """Every dotted prefix of a field name: ``a.b.c`` gives (``a.b``, ``a``)."""
     prefixes: list[str] = []
     head = field.rpartition(".")[0]
@@ -96,6 +96,11 @@ def _prefixes(field: str) -> tuple[str, ...]:
         prefixes.append(head)
         head = head.rpartition(".")[0]
     return tuple(prefixes)
+
+
+# ``Final``: compiled code reads it from a C variable, not the module's dictionary
+# (docs/performance.md §7d).
+_prefixes: Final = functools.lru_cache(maxsize=1024)(_prefixes_of)
 
 
 def field_groups(found: FoundValues) -> set[str]:

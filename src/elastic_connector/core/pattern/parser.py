@@ -789,6 +789,14 @@ def _simple_literal(text: str) -> Literal | None:
 
 _EQUALITY_TEXTS: Final = frozenset({"=", "==", "!=", "<>"})
 _ORDER_TEXTS: Final = frozenset({"<", "<=", ">", ">="})
+# The nodes of the one-comparison shape, bound as ``Final``: compiled code reads a ``Final``
+# module name from a C variable, but an imported class from the module's dictionary at every
+# use (docs/performance.md §7d).
+_Pattern: Final = Pattern
+_Observation: Final = Observation
+_Comparison: Final = Comparison
+_ObjectPath: Final = ObjectPath
+_StringLiteral: Final = StringLiteral
 
 
 def _simple_comparison(
@@ -827,7 +835,7 @@ def _simple_comparison(
         if op_text == "IN":
             return None
         body = written[1:-1]
-        value = StringLiteral(_unescape(body) if "\\" in body else body)
+        value = _StringLiteral(_unescape(body) if "\\" in body else body)
     elif first == "(":
         if op_text != "IN":
             return None
@@ -848,8 +856,8 @@ def _simple_comparison(
             first == "(" or digest[1].match(written.replace("'", "")) is None
         ):
             return None
-    return Comparison(
-        ObjectPath(object_type, steps), _OPERATORS[op_text], value, negated is not None
+    return _Comparison(
+        _ObjectPath(object_type, steps), _OPERATORS[op_text], value, negated is not None
     )
 
 
@@ -925,9 +933,10 @@ def read_pattern(text: object) -> Pattern | PatternError:
         return PatternError(0, f"a pattern must be text, not {type(text).__name__}")
     single = _SINGLE_RE.fullmatch(text)
     if single is not None:  # by far the most common shape: one comparison
-        comparison = _simple_comparison(*single.groups())
+        object_type, path, negated, op_text, written = single.groups()
+        comparison = _simple_comparison(object_type, path, negated, op_text, written)
         if comparison is not None:
-            return Pattern(Observation(comparison))
+            return _Pattern(_Observation(comparison))
     else:
         simple = _simple_pattern(text)
         if simple is not None:
