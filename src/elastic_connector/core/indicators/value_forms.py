@@ -132,6 +132,39 @@ _PORT_TEXT: Final = re.compile(r"[0-9]{1,5}")
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
+def split_url(target: str) -> tuple[str, str, str, str]:
+    """(netloc, path, query, fragment) of a URL without a scheme (``//host/path``, ``/path``),
+    as ``urllib.parse.urlsplit`` reads it; raises ``ValueError`` where it does.
+
+    Plain printable ASCII without brackets, which is most of what indicators carry, is split
+    here: ``urlsplit`` is interpreted code, about half of the time ``url_parts`` takes, and on
+    such text it only cuts at the first ``/?#`` after ``//``, then at ``#`` and at ``?``
+    (what it cleans or checks beyond that is leading blanks, control characters, bracketed IPv6
+    hosts and non-ASCII hosts). Any other text goes to ``urlsplit`` itself.
+    ``tests/core/indicators/test_url_split.py`` compares the two on any text.
+    """
+    if not (target.isascii() and target.isprintable() and target[:1] == "/") or (
+        "[" in target or "]" in target
+    ):
+        split = urlsplit(target)
+        return split.netloc, split.path, split.query, split.fragment
+    netloc = ""
+    rest = target
+    if target[:2] == "//":
+        end = len(target)
+        for delimiter in "/?#":
+            found = target.find(delimiter, 2)
+            if 0 <= found < end:
+                end = found
+        netloc, rest = target[2:end], target[end:]
+    fragment = query = ""
+    if "#" in rest:
+        rest, fragment = rest.split("#", 1)
+    if "?" in rest:
+        rest, query = rest.split("?", 1)
+    return netloc, rest, query, fragment
+
+
 def url_parts(url: str) -> list[tuple[str, str]]:
     """ECS ``url.*`` parts of ``url``: (``scheme``|``domain``|``port``|``path``|``query``|
     ``fragment``|``extension``, text). Parts are cut from the text as written (nothing is
@@ -145,13 +178,13 @@ def url_parts(url: str) -> list[tuple[str, str]]:
         # No scheme (``evil.example/path``): read it as an authority and a path.
         target, scheme = "//" + url, ""
     try:
-        split = urlsplit(target)
+        netloc, path, query, fragment = split_url(target)
     except ValueError:
         return []
     parts: list[tuple[str, str]] = []
     if scheme:
         parts.append(("scheme", scheme))
-    host_port = split.netloc.rpartition("@")[2]
+    host_port = netloc.rpartition("@")[2]
     if host_port.startswith("["):
         # ECS keeps the brackets of a literal IPv6 host in url.domain.
         end = host_port.find("]")
@@ -162,16 +195,16 @@ def url_parts(url: str) -> list[tuple[str, str]]:
         parts.append(("domain", host))
     if _PORT_TEXT.fullmatch(port) and int(port) <= 65535:
         parts.append(("port", port))
-    if split.path:
-        parts.append(("path", split.path))
-        last = split.path.rsplit("/", 1)[-1]
+    if path:
+        parts.append(("path", path))
+        last = path.rsplit("/", 1)[-1]
         stem, dot, extension = last.rpartition(".")
         if dot and stem and extension:
             parts.append(("extension", extension))
-    if split.query:
-        parts.append(("query", split.query))
-    if split.fragment:
-        parts.append(("fragment", split.fragment))
+    if query:
+        parts.append(("query", query))
+    if fragment:
+        parts.append(("fragment", fragment))
     return [(field, text) for field, text in parts if _text(text) is not None]
 
 
