@@ -536,11 +536,14 @@ def _summarise(directory: Path, endpoint: str, events: int, top: int) -> Profile
     reader_table, reader_wall = _table(reader_file) if reader_file.exists() else ({}, 0.0)
 
     def cumulative_in(filename: str, function: str) -> float:
+        # A compiled function is a built-in to cProfile: ``<built-in method module.name>``.
+        module = filename.removesuffix(".py")
         return max(
             (
                 float(row[3])
                 for key, row in table.items()
-                if key[2] == function and key[0].endswith(filename)
+                if (key[2] == function and key[0].endswith(filename))
+                or key[2].endswith(f".{module}.{function}>")
             ),
             default=0.0,
         )
@@ -556,7 +559,7 @@ def _summarise(directory: Path, endpoint: str, events: int, top: int) -> Profile
         # in the compiled build, so cProfile would give it no time there.
         planning_s=cumulative_in("pipeline.py", "_plan"),
         waiting_for_planning_s=cumulative_in("planning.py", "result"),
-        encoding_s=cumulative_in("bulk.py", "encode_action"),
+        encoding_s=cumulative_in("bulk_lines.py", "encode_action"),
         top=_top(table, top),
         reader_wall_s=reader_wall,
         reader_top=_top(reader_table, min(top, 8)),

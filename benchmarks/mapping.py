@@ -1,7 +1,8 @@
 """Sections 1 and 2: the pure core against the reference pattern parser, on one core.
 
 * **mapping**: stream events (JSON bytes) -> ``core.events.plan_frame`` -> NDJSON bytes with
-  ``shell.bulk.encode_action``, exactly the daemon's per-event work minus the network;
+  ``core.elastic.bulk_lines.encode_action``, exactly the daemon's per-event work minus the
+  network;
 * **parser**: ``core.pattern.parse`` alone;
 * both against ``stix2patterns.v21.pattern.Pattern(text).inspect()`` (what most STIX tools run)
   on the same patterns, measured once and shared by the two sections.
@@ -26,13 +27,13 @@ from elastic_connector.core import stix
 from elastic_connector.core.actions import Skip, Upsert
 from elastic_connector.core.config import DEFAULT_ECS_INDEX, Mode
 from elastic_connector.core.config.observable_types import OPENCTI_OBSERVABLE_TYPES
+from elastic_connector.core.elastic.bulk_lines import encode_action
 from elastic_connector.core.events import PlannerState, PlanSettings, plan_event, plan_frame
 from elastic_connector.core.indicators import document as indicators
 from elastic_connector.core.indicators import ecs
 from elastic_connector.core.pattern import parser as pattern
 from elastic_connector.core.policy import PolicySettings
 from elastic_connector.core.policy.tlp import Tlp
-from elastic_connector.shell.bulk import encode_action
 
 SETTINGS: Final = PlanSettings(mode=Mode.ECS_NO_SIGNALS, index=DEFAULT_ECS_INDEX)
 FILTERED: Final = msgspec.structs.replace(

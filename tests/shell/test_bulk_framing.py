@@ -1,5 +1,6 @@
-"""``shell.bulk.encode_action`` assembles the action line from pieces; it must be the very
-bytes of encoding the action object as JSON, whatever the index and id hold."""
+"""``core.elastic.bulk_lines.encode_action`` (re-exported by ``shell.bulk``) assembles the
+action line from pieces; it must be the very bytes of encoding the action object as JSON,
+whatever the index and id hold."""
 
 from __future__ import annotations
 

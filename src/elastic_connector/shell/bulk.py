@@ -30,7 +30,6 @@ A ``BulkWriter`` is used by one thread at a time.
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import random
 import threading
@@ -43,9 +42,10 @@ import msgspec
 from elastic_transport import ApiError
 from elasticsearch import Elasticsearch
 
-from elastic_connector.core.actions import Delete, Guard, Upsert
+from elastic_connector.core.actions import Delete, Upsert
 from elastic_connector.core.backoff import backoff_delay
 from elastic_connector.core.config import ElasticsearchSettings
+from elastic_connector.core.elastic.bulk_lines import WriteAction, encode_action
 from elastic_connector.shell.elastic import (
     ErrorClass,
     PermanentElasticsearchError,
@@ -73,8 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-WriteAction = Upsert | Delete
 
 MAX_BOUNDED_ITEM_ATTEMPTS: Final = 10
 """Per-item 500 (and other unusual 5xx) answers are often a bug tripped by that one document,
@@ -176,53 +174,6 @@ def collapse(actions: Sequence[WriteAction]) -> list[WriteAction]:
     for position, action in enumerate(actions):
         last[(action.index, action.id)] = position
     return [actions[p] for p in sorted(last.values())]
-
-
-_meta_encoder: Final = msgspec.json.Encoder()
-
-
-@functools.lru_cache(maxsize=64)
-def _action_prefix(op: str, index: str) -> bytes:
-    """``{"<op>":{"_index":<index>,"_id":`` (what every action line on ``index`` starts with)."""
-    return b'{"' + op.encode() + b'":{"_index":' + _meta_encoder.encode(index) + b',"_id":'
-
-
-def encode_action(action: WriteAction) -> bytes:
-    """The NDJSON lines of ``action``: action line (+ document line), newline-terminated.
-
-    Raises ``ValueError`` when an upsert's document is empty or spans several lines (it would
-    break the NDJSON framing of the whole request).
-    """
-    # The action line is assembled from JSON-encoded pieces: the same bytes as encoding
-    # {"index": {"_index": ..., "_id": ...}}, without building and encoding a dict per action.
-    if isinstance(action, Upsert):
-        document = action.document
-        if not document.strip():
-            raise ValueError("document is empty")
-        # find(), not ``in``: bytes.__contains__ first tries the needle as an int and builds a
-        # TypeError for every call, which made this check the costliest step of framing.
-        if document.find(b"\n") >= 0 or document.find(b"\r") >= 0:
-            raise ValueError("document is not single-line JSON (contains a line break)")
-        guard = action.guard
-        op = "create" if guard is not None and guard.seq_no is None else "index"
-        meta = _action_prefix(op, action.index) + _meta_encoder.encode(action.id)
-        return b"".join((meta, _guard_suffix(guard), b"}}\n", document, b"\n"))
-    return b"".join(
-        (
-            _action_prefix("delete", action.index),
-            _meta_encoder.encode(action.id),
-            _guard_suffix(action.guard),
-            b"}}\n",
-        )
-    )
-
-
-def _guard_suffix(guard: Guard | None) -> bytes:
-    """``,"if_seq_no":N,"if_primary_term":M`` for a guard naming a version (a guard without
-    one is a ``create``, which Elasticsearch refuses when the document exists)."""
-    if guard is None or guard.seq_no is None or guard.primary_term is None:
-        return b""
-    return b',"if_seq_no":%d,"if_primary_term":%d' % (guard.seq_no, guard.primary_term)
 
 
 def plan_batches(sizes: Sequence[int], max_actions: int, max_bytes: int) -> list[range]:

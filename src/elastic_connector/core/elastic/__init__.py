@@ -4,7 +4,9 @@
   grants it, and the roles built from them (what ``check`` asks and the docs list);
 - ``lookup_rows``: the rows of the ES|QL lookup index, one per exact indicator value, and how
   they follow the indicator documents;
-- ``dead_letters``: the document kept for each document Elasticsearch refused for good.
+- ``dead_letters``: the document kept for each document Elasticsearch refused for good;
+- ``bulk_lines``: the NDJSON lines of a ``_bulk`` request, one action at a time
+  (``encode_action``).
 
 Exports ``REQUIREMENTS``, ``required``, ``role``, ``LOOKUP_MAPPINGS``, ``sync_rows``,
 ``DEAD_LETTER_MAPPINGS`` and ``dead_letter``.

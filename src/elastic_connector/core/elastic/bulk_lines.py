@@ -1,0 +1,70 @@
+"""The NDJSON lines of a ``_bulk`` request: each action's action line and, for an upsert, its
+document line, exactly as Elasticsearch reads them.
+
+The action line is assembled from JSON-encoded pieces: the same bytes as encoding
+``{"index": {"_index": ..., "_id": ...}}``, without building and encoding a dict per action
+(``tests/shell/test_bulk_framing.py`` compares the two). Pure, and compiled with the core: the
+daemon frames every action it writes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Final
+
+import msgspec
+
+from elastic_connector.core.actions import Delete, Guard, Upsert
+
+__all__ = ["WriteAction", "encode_action"]
+
+WriteAction = Upsert | Delete
+
+_meta_encoder: Final = msgspec.json.Encoder()
+# ``Final``: compiled code reads it from a C variable, an imported class from the module's
+# dictionary at every use (docs/performance.md §7d).
+_Upsert: Final = Upsert
+
+
+def _action_prefix_of(op: str, index: str) -> bytes:
+    """``{"<op>":{"_index":<index>,"_id":`` (what every action line on ``index`` starts with)."""
+    return b'{"' + op.encode() + b'":{"_index":' + _meta_encoder.encode(index) + b',"_id":'
+
+
+_action_prefix: Final = functools.lru_cache(maxsize=64)(_action_prefix_of)
+
+
+def encode_action(action: WriteAction) -> bytes:
+    """The NDJSON lines of ``action``: action line (+ document line), newline-terminated.
+
+    Raises ``ValueError`` when an upsert's document is empty or spans several lines (it would
+    break the NDJSON framing of the whole request).
+    """
+    if isinstance(action, _Upsert):
+        document = action.document
+        if not document.strip():
+            raise ValueError("document is empty")
+        # find(), not ``in``: bytes.__contains__ first tries the needle as an int and builds a
+        # TypeError for every call, which made this check the costliest step of framing.
+        if document.find(b"\n") >= 0 or document.find(b"\r") >= 0:
+            raise ValueError("document is not single-line JSON (contains a line break)")
+        guard = action.guard
+        op = "create" if guard is not None and guard.seq_no is None else "index"
+        meta = _action_prefix(op, action.index) + _meta_encoder.encode(action.id)
+        return b"".join((meta, _guard_suffix(guard), b"}}\n", document, b"\n"))
+    return b"".join(
+        (
+            _action_prefix("delete", action.index),
+            _meta_encoder.encode(action.id),
+            _guard_suffix(action.guard),
+            b"}}\n",
+        )
+    )
+
+
+def _guard_suffix(guard: Guard | None) -> bytes:
+    """``,"if_seq_no":N,"if_primary_term":M`` for a guard naming a version (a guard without
+    one is a ``create``, which Elasticsearch refuses when the document exists)."""
+    if guard is None or guard.seq_no is None or guard.primary_term is None:
+        return b""
+    return b',"if_seq_no":%d,"if_primary_term":%d' % (guard.seq_no, guard.primary_term)
