@@ -125,3 +125,19 @@ def test_a_typed_view_that_fails_keeps_the_header_and_the_reason() -> None:
     assert decoded.invalid is not None
     assert decoded.invalid.where == "$.data.pattern"
     assert decoded.invalid.object_id == "indicator--1"
+
+
+def test_raw_text_is_read_as_bytes_are() -> None:
+    # The envelope hands its ``data`` and merge sources over as ``msgspec.Raw``. msgspec's type
+    # stub calls ``Raw`` a ``bytes`` subclass, which it is not: the compiled reader must copy it
+    # as a buffer, not check it as ``bytes`` (a TypeError on every event).
+    text = b'{"type": "identity", "id": "identity--1", "name": "ACME"}'
+    raw = msgspec.Raw(text)
+    assert read_object(raw) == read_object(text)
+    assert stix.object_id_of(raw) == "identity--1"
+    merged = b'{"type": "identity", "id": "identity--2", "name": "Old ACME"}'
+    frame = b'{"data": %s, "context": {"sources": [%s]}}' % (text, merged)
+    event = stix.read_event("1-0", "merge", frame)
+    assert isinstance(event, stix.StreamEvent)
+    assert event.object.json == text
+    assert [source.json for source in event.merged_sources] == [merged]

@@ -6,7 +6,8 @@ Entry points, at the top:
 
 - ``events``: one stream frame in, the Elasticsearch actions it calls for out (``plan_frame``);
 - ``actions``: those actions (``Upsert``, ``Delete``, ``Skip``);
-- ``stix``: typed STIX 2.1 objects and OpenCTI's stream-event envelope; ``json_scan`` reads the
+- ``stix``: OpenCTI's stream events decoded into typed STIX 2.1 objects; ``stix_objects``: those
+  types and the stream-event envelope (``stix`` re-exports them); ``json_scan`` reads the
   envelope's top level without decoding it;
 - ``stix_input``: STIX data as a file holds it (bundle, objects, NDJSON stream events) as the
   frames ``plan_frame`` takes, for ``elastic-connector map`` and the library;

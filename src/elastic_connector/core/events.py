@@ -62,10 +62,9 @@ _parse: Final = functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)(read_pattern)
 _NO_AUTHORS: Final[Mapping[str, str]] = {}
 
 # The names used for every event, bound as ``Final``: compiled code reads a ``Final`` module name
-# from a C variable, but any other global (an imported class or function) from the module's
-# dictionary at every use, and ``ecs.X`` from the ecs module's as well (docs/performance.md §7d).
-_read_event: Final = read_event
-_resolve_markings: Final = resolve_markings
+# from a C variable, but any other global (an imported class, a function of an interpreted
+# module) from the module's dictionary at every use, and ``ecs.X`` from the ecs module's as well
+# (docs/performance.md §7d). A compiled module's functions are called directly.
 _encode_document: Final = ecs.encode_document
 _StreamEvent: Final = StreamEvent
 _Indicator: Final = Indicator
@@ -87,7 +86,7 @@ def plan_frame(
 ) -> Plan:
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
     object when its id can be read. ``authors``: identity id -> name, known to the caller."""
-    decoded = _read_event(event_id, event, data)
+    decoded = read_event(event_id, event, data)
     # Checks name the usual outcome first: isinstance() is cheap when it holds, but one that
     # fails on a msgspec Struct class costs about a thousand instructions (CPython looks up
     # and calls ``StructMeta.__instancecheck__``).
@@ -182,7 +181,7 @@ def _indicator_action(
 ) -> Action:
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
-    markings = _resolve_markings(indicator.object_marking_refs, state.markings)
+    markings = resolve_markings(indicator.object_marking_refs, state.markings)
     withheld = indicator_withheld(indicator, markings, settings.policy, now)
     if withheld is not None:
         return Delete(
