@@ -21,6 +21,7 @@ from elastic_connector.core.indicators import (
     path_rules,
     value_forms,
 )
+from elastic_connector.core.indicators import document as document_module
 from elastic_connector.core.pattern import comparisons, render
 from elastic_connector.core.pattern.tree import (
     Comparison,
@@ -265,3 +266,17 @@ def test_indicator_type_is_only_an_ecs_value(
 def test_every_rule_names_an_ecs_type_or_none() -> None:
     for key, rule in path_rules.RULES.items():
         assert rule.ecs_type is None or rule.ecs_type in ECS_INDICATOR_TYPES, key
+
+
+_ID_TEXTS = st.one_of(
+    st.none(), st.sampled_from(["", "x", "indicator--1", "é", "\ud800"]), st.text(max_size=8)
+)
+
+
+@given(_ID_TEXTS, _ID_TEXTS)
+def test_the_two_ids_are_deduplicated_as_any_list_is(
+    internal: str | None, stix: str | None
+) -> None:
+    # ``threat.indicator.id`` takes the two ids through a shortcut; the oracle is the general
+    # rule every other list field follows (valid keywords only, first occurrence kept).
+    assert document_module._ids(internal, stix) == document_module._unique((internal, stix))

@@ -78,6 +78,15 @@ def _opt_text(value: str | None) -> str | None:
     return _text(value)
 
 
+def _ids(internal_id: str | None, standard_id: str | None) -> tuple[str, ...]:
+    """``_unique((internal_id, standard_id))`` for the two ids every document carries, without
+    building a dict and a tuple from it."""
+    first, second = _opt_text(internal_id), _opt_text(standard_id)
+    if first is None:
+        return () if second is None else (second,)
+    return (first,) if second is None or second == first else (first, second)
+
+
 def _opt_date(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -139,7 +148,7 @@ def _threat_indicator(
     strs = found.strs
     document = _ThreatIndicator(
         confidence=confidence_level(indicator.confidence),
-        id=_unique((internal_id, indicator.id)),
+        id=_ids(internal_id, indicator.id),
         type=indicator_type,
         name=_opt_text(indicator.name) or found.first_text,
         description=_opt_text(indicator.description),
