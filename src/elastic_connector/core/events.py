@@ -61,10 +61,9 @@ _parse: Final = functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)(read_pattern)
 
 _NO_AUTHORS: Final[Mapping[str, str]] = {}
 
-# The names used for every event, bound as ``Final``: compiled code reads a ``Final`` module name
-# from a C variable, but any other global (an imported class, a function of an interpreted
-# module) from the module's dictionary at every use, and ``ecs.X`` from the ecs module's as well
-# (docs/performance.md §7d). A compiled module's functions are called directly.
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d). A compiled module's functions need
+# none: they are called directly.
 _encode_document: Final = ecs.encode_document
 _StreamEvent: Final = StreamEvent
 _Indicator: Final = Indicator

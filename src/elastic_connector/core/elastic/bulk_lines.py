@@ -21,8 +21,8 @@ __all__ = ["WriteAction", "encode_action"]
 WriteAction = Upsert | Delete
 
 _meta_encoder: Final = msgspec.json.Encoder()
-# ``Final``: compiled code reads it from a C variable, an imported class from the module's
-# dictionary at every use (docs/performance.md §7d).
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d).
 _Upsert: Final = Upsert
 
 

@@ -41,10 +41,8 @@ __all__ = [
     "indicator_document",
 ]
 
-# The names the per-event code uses, bound as ``Final``: compiled code reads a ``Final`` module
-# name from a C variable, but any other global (an imported class, a decorated function) from the
-# module's dictionary at every use, and ``ecs.X`` from the ecs module's as well
-# (docs/performance.md §7d).
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d).
 _DATETIME: Final = datetime
 _UTC: Final = UTC
 _IndicatorDocument: Final = ecs.IndicatorDocument

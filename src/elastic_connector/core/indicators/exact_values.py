@@ -36,9 +36,8 @@ from elastic_connector.core.pattern.tree import (
 _EXACT_OPS: Final = (Op.EQ, Op.IN, Op.ISSUBSET)
 _IN: Final = Op.IN
 _ISSUBSET: Final = Op.ISSUBSET
-# What the walk uses at every node, bound as ``Final``: compiled code reads a ``Final`` module
-# name from a C variable, but any other global (an imported class or function) from the module's
-# dictionary at every use (docs/performance.md §7d).
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d).
 _rule_for: Final = rule_for
 _address: Final = address
 _Comparison: Final = tree.Comparison

@@ -49,9 +49,9 @@ records the value(s) and returns None, or returns why the literal is not a valid
 # test often fails, literals are told apart by exact class instead (``type(x) is C``; why, in
 # ``core.pattern.tree``).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
-# Classes tested for every value, bound as ``Final``: compiled code reads a ``Final`` module name
-# from a C variable, but an imported class from the module's dictionary at every use
-# (docs/performance.md §7d). mypy narrows a positive test on them as on the class itself.
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d). mypy narrows a positive test on them
+# as on the class itself.
 _StringLiteral: Final = StringLiteral
 _IntLiteral: Final = IntLiteral
 _HexLiteral: Final = HexLiteral

@@ -98,8 +98,8 @@ def _prefixes_of(field: str) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-# ``Final``: compiled code reads it from a C variable, not the module's dictionary
-# (docs/performance.md §7d).
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d).
 _prefixes: Final = functools.lru_cache(maxsize=1024)(_prefixes_of)
 
 

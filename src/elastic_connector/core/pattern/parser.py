@@ -789,9 +789,8 @@ def _simple_literal(text: str) -> Literal | None:
 
 _EQUALITY_TEXTS: Final = frozenset({"=", "==", "!=", "<>"})
 _ORDER_TEXTS: Final = frozenset({"<", "<=", ">", ">="})
-# The nodes of the one-comparison shape, bound as ``Final``: compiled code reads a ``Final``
-# module name from a C variable, but an imported class from the module's dictionary at every
-# use (docs/performance.md §7d).
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d).
 _Pattern: Final = Pattern
 _Observation: Final = Observation
 _Comparison: Final = Comparison
