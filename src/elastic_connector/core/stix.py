@@ -220,7 +220,7 @@ def read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | De
     # (``events.plan_frame``).
     if not isinstance(decoded, StreamEvent) and not decoded.object_id:
         # Name the object in the skip whenever its id can be read at all.
-        text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        text = _bytes_of(data, "surrogatepass")
         inner = json_scan.member(text, "data", partial=True)
         if inner is not None:
             return msgspec.structs.replace(decoded, object_id=object_id_of(inner))

@@ -16,17 +16,25 @@ from elastic_connector.core.indicators.field_handlers import address
 from elastic_connector.core.indicators.found_values import FoundValues
 from elastic_connector.core.indicators.path_rules import path_text, rule_for
 from elastic_connector.core.indicators.value_forms import joined_path
-from elastic_connector.core.pattern import tree
 from elastic_connector.core.pattern.tree import (
     BinaryLiteral,
     BoolLiteral,
+    Comparison,
+    ComparisonAnd,
     ComparisonExpression,
+    ComparisonOr,
+    Exists,
     FloatLiteral,
+    FollowedBy,
     HexLiteral,
     Literal,
+    Observation,
+    ObservationAnd,
     ObservationExpression,
+    ObservationOr,
     Op,
     Pattern,
+    Qualified,
     SetLiteral,
     StringLiteral,
     TimestampLiteral,
@@ -40,17 +48,17 @@ _ISSUBSET: Final = Op.ISSUBSET
 # dictionary lookup at every use (docs/performance.md §7d).
 _rule_for: Final = rule_for
 _address: Final = address
-_Comparison: Final = tree.Comparison
-_ComparisonAnd: Final = tree.ComparisonAnd
-_ComparisonOr: Final = tree.ComparisonOr
-_Exists: Final = tree.Exists
-_Observation: Final = tree.Observation
-_ObservationAnd: Final = tree.ObservationAnd
-_ObservationOr: Final = tree.ObservationOr
-_FollowedBy: Final = tree.FollowedBy
-_Qualified: Final = tree.Qualified
-_StringLiteral: Final = tree.StringLiteral
-_HexLiteral: Final = tree.HexLiteral
+_Comparison: Final = Comparison
+_ComparisonAnd: Final = ComparisonAnd
+_ComparisonOr: Final = ComparisonOr
+_Exists: Final = Exists
+_Observation: Final = Observation
+_ObservationAnd: Final = ObservationAnd
+_ObservationOr: Final = ObservationOr
+_FollowedBy: Final = FollowedBy
+_Qualified: Final = Qualified
+_StringLiteral: Final = StringLiteral
+_HexLiteral: Final = HexLiteral
 # isinstance() tuples built once (a ``A | B`` union would be rebuilt on every call).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
 _BYTE_LITERALS: Final = (BinaryLiteral, HexLiteral)
@@ -97,7 +105,7 @@ def _describe(literal: Literal) -> str:
     return repr(literal.value)
 
 
-def _comparison(found: FoundValues, comparison: tree.Comparison) -> None:
+def _comparison(found: FoundValues, comparison: Comparison) -> None:
     op = comparison.op
     if comparison.negated or op not in _EXACT_OPS:
         found.inexact.setdefault(("NOT " if comparison.negated else "") + op.value, None)
