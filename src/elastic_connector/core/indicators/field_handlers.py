@@ -231,13 +231,6 @@ def parent_directory(found: FoundValues, literal: Literal, _arg: str) -> str | N
     return None
 
 
-# Field names made once: a name built per value is a new string, hashed again by every lookup.
-_URL_FIELDS: Final = {
-    part: f"threat.indicator.url.{part}"
-    for part in ("scheme", "domain", "path", "extension", "query", "fragment")
-}
-
-
 def url(found: FoundValues, literal: Literal, _arg: str) -> str | None:
     """A URL, whole and in its ECS ``url.*`` parts."""
     value = _keyword(literal)
@@ -249,7 +242,7 @@ def url(found: FoundValues, literal: Literal, _arg: str) -> str | None:
         if field == "port":
             found.number("threat.indicator.url.port", int(part))
         else:
-            found.text(_URL_FIELDS[field], part)
+            found.text(f"threat.indicator.url.{field}", part)
     return None
 
 
