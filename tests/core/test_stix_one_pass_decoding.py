@@ -141,3 +141,94 @@ def test_raw_text_is_read_as_bytes_are() -> None:
     assert isinstance(event, stix.StreamEvent)
     assert event.object.json == text
     assert [source.json for source in event.merged_sources] == [merged]
+
+
+# --- the envelope and its object in one pass (``read_event(..., keep_json=False)``) ---------
+
+_ENVELOPE_FIELDS: dict[str, st.SearchStrategy[str]] = {
+    "type": st.sampled_from(['"create"', '"update"', "5", "null"]),
+    "version": st.sampled_from(['"4"', "4"]),
+    "message": st.sampled_from(['"creates an indicator"', "[]", "null"]),
+    "origin": st.sampled_from(['{"referer": "init-create"}', "1"]),
+    "context": st.sampled_from(
+        [
+            '{"patch": [{"op": "replace"}], "reverse_patch": []}',
+            '{"sources": [{"type": "indicator", "id": "indicator--2", "pattern": "[a:b = 1]"}]}',
+            '{"sources": [{"type": "identity"}]}',
+            '{"sources": 5}',
+            "null",
+            "[]",
+        ]
+    ),
+}
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> bytes:
+    """Event frames around the objects above, with envelope fields of right and wrong types."""
+    names = draw(st.lists(st.sampled_from(sorted(_ENVELOPE_FIELDS)), unique=True, max_size=5))
+    body = [f'"{name}":{draw(_ENVELOPE_FIELDS[name])}' for name in names]
+    if draw(st.integers(0, 9)):
+        body.insert(draw(st.integers(0, len(body))), '"data":' + draw(objects()).decode())
+    return ("{" + ",".join(body) + "}").encode()
+
+
+def _same_but_json(lean: object, full: object) -> None:
+    """``lean`` (one pass) is ``full`` (two passes), except that a typed object it decoded
+    itself has no JSON text."""
+    if not isinstance(full, stix.StreamEvent):
+        assert lean == full
+        return
+    assert isinstance(lean, stix.StreamEvent)
+    if lean.object.json != full.object.json:
+        assert lean.object.json == b""
+        assert full.object.invalid is None
+        assert isinstance(full.object.typed, stix.KnownObject)
+    kept = msgspec.structs.replace(lean.object, json=full.object.json)
+    assert msgspec.structs.replace(lean, object=kept) == full
+
+
+_EVENTS = st.sampled_from(["create", "update", "delete", "merge", "heartbeat"])
+
+
+@given(_EVENTS, frames())
+def test_events_decode_in_one_pass_as_with_two(event: str, frame: bytes) -> None:
+    lean = stix.read_event("1-0", event, frame, keep_json=False)
+    _same_but_json(lean, stix.read_event("1-0", event, frame))
+
+
+@given(_EVENTS, st.binary(max_size=60))
+def test_any_bytes_decode_in_one_pass_as_with_two(event: str, frame: bytes) -> None:
+    lean = stix.read_event("1-0", event, frame, keep_json=False)
+    _same_but_json(lean, stix.read_event("1-0", event, frame))
+
+
+def test_a_typed_object_is_decoded_with_its_envelope_and_keeps_no_text() -> None:
+    text = b'{"type":"indicator","id":"indicator--1","pattern":"[a:b = \'c\']"}'
+    frame = b'{"data":%s,"message":"m","context":{"sources":[%s]}}' % (text, text)
+    lean = stix.read_event("1-0", "merge", frame, keep_json=False)
+    assert isinstance(lean, stix.StreamEvent)
+    assert lean.object.json == b""
+    assert isinstance(lean.object.typed, stix.Indicator)
+    # Merge sources are read as alone, text kept (the planner needs only their ids).
+    assert [source.json for source in lean.merged_sources] == [text]
+    full = stix.read_event("1-0", "merge", frame)
+    assert isinstance(full, stix.StreamEvent)
+    assert full.object.json == text
+    _same_but_json(lean, full)
+
+
+def test_an_object_without_a_typed_view_keeps_its_text() -> None:
+    text = b'{"type":"report","id":"report--1"}'
+    lean = stix.read_event("1-0", "create", b'{"data":%s}' % text, keep_json=False)
+    assert isinstance(lean, stix.StreamEvent)
+    assert lean.object.json == text
+
+
+def test_frames_msgspec_cannot_read_fail_alike_in_one_pass() -> None:
+    deep = b'{"type":"identity","id":"identity--1","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    surrogate = '{"data":{"type":"identity","id":"identity--1","name":"\ud800"}}'
+    for frame in (b'{"data":%s}' % deep, surrogate):
+        lean = stix.read_event("1-0", "create", frame, keep_json=False)
+        assert isinstance(lean, DecodeError)
+        assert lean == stix.read_event("1-0", "create", frame)

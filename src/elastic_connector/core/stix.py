@@ -81,6 +81,7 @@ __all__ = [
     "decode_event",
     "decode_object",
     "object_id_of",
+    "opencti_id_of",
     "read_event",
     "read_object",
     "truth",
@@ -108,7 +109,8 @@ def truth(flag: Flag) -> bool | None:
 
 _typed_decoder: Final = msgspec.json.Decoder(KnownObject)
 _header_decoder: Final = msgspec.json.Decoder(OtherObject)
-_envelope_decoder: Final = msgspec.json.Decoder(Envelope)
+_envelope_decoder: Final = msgspec.json.Decoder(Envelope[msgspec.Raw])
+_typed_envelope_decoder: Final = msgspec.json.Decoder(Envelope[KnownObject])
 _TAGS: Final[dict[type, str]] = {
     cls: str(cls.__struct_config__.tag) for cls in (Indicator, MarkingDefinition, Identity)
 }
@@ -188,6 +190,14 @@ def _read_object(data: bytes | str | msgspec.Raw, where: str) -> StixObject | De
     return StixObject(header.type, header.id, typed, text)
 
 
+def opencti_id_of(obj: StixObject) -> str:
+    """OpenCTI's internal id of ``obj`` from its extension, else its STIX id
+    (``StixObject.opencti_id``)."""
+    ext = obj.typed.extensions.opencti
+    internal_id = ext.id if ext is not None else None
+    return internal_id if internal_id else obj.id
+
+
 def object_id_of(data: bytes | str | msgspec.Raw) -> str:
     """The ``id`` of a JSON object that may not decode (wrong types elsewhere, invalid JSON
     after the id, nested too deeply): to name it in a skip. Empty when there is none."""
@@ -205,15 +215,25 @@ def decode_event(event_id: str, event: str, data: bytes | str) -> Result[StreamE
     return Failure(decoded) if isinstance(decoded, DecodeError) else Success(decoded)
 
 
-def read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | DecodeError:
-    """``decode_event`` without the ``Result`` wrapper (the per-event hot path)."""
+def read_event(
+    event_id: str, event: str, data: bytes | str, *, keep_json: bool = True
+) -> StreamEvent | DecodeError:
+    """``decode_event`` without the ``Result`` wrapper (the per-event hot path).
+
+    ``keep_json=False``: a typed object (indicator, marking definition, identity) is decoded
+    with the envelope, in one pass, and its ``json`` is left empty (what the ``ecs`` modes
+    plan from); anything else is decoded as with ``keep_json=True``, which gives the same
+    event, ``json`` included.
+    """
     try:
         if isinstance(data, bytes) and not data.isascii():
             # msgspec checks only the strings it decodes, but stix mode indexes the whole
             # object: bytes that are not UTF-8 anywhere in the frame make it unusable. (ASCII
             # is UTF-8; checking that allocates nothing.)
             data.decode("utf-8")
-        decoded = _read_event(event_id, event, data)
+        decoded = None if keep_json else _read_typed_event(event_id, event, data)
+        if decoded is None:
+            decoded = _read_event(event_id, event, data)
     except (UnicodeError, RecursionError) as error:
         decoded = _unreadable(error, "$")
     # The usual outcome first: an isinstance() that fails on a Struct class is costly
@@ -225,6 +245,23 @@ def read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | De
         if inner is not None:
             return msgspec.structs.replace(decoded, object_id=object_id_of(inner))
     return decoded
+
+
+def _read_typed_event(
+    event_id: str, event: str, data: bytes | str
+) -> StreamEvent | DecodeError | None:
+    """The event when its object has a typed view and the whole frame decodes in one pass;
+    None otherwise (the caller then takes the two-pass path, which also says what is wrong)."""
+    if event not in DATA_EVENTS:
+        return None
+    try:
+        envelope = _typed_envelope_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeError, RecursionError):
+        return None
+    typed = envelope.data
+    return _stream_event(
+        event_id, event, StixObject(_TAGS[type(typed)], typed.id, typed, b""), envelope
+    )
 
 
 def _read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | DecodeError:
@@ -239,6 +276,16 @@ def _read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | D
     decoded = read_object(envelope.data, "$.data")
     if not isinstance(decoded, StixObject):
         return decoded
+    return _stream_event(event_id, event, decoded, envelope)
+
+
+def _stream_event(
+    event_id: str,
+    event: str,
+    decoded: StixObject,
+    envelope: Envelope[msgspec.Raw] | Envelope[KnownObject],
+) -> StreamEvent | DecodeError:
+    """The event of ``decoded``, with the objects a merge event names as merged."""
     sources: tuple[StixObject, ...] = ()
     context = envelope.context
     if context is not None and context.sources:
@@ -249,10 +296,5 @@ def _read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | D
                 return source
             merged.append(source)
         sources = tuple(merged)
-    return StreamEvent(
-        event_id=event_id,
-        kind=event,
-        object=decoded,
-        merged_sources=sources,
-        message=envelope.message,
-    )
+    # Positional: keywords cost a name match per argument, for every event.
+    return StreamEvent(event_id, event, decoded, sources, envelope.message)

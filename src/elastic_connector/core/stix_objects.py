@@ -18,7 +18,7 @@ msgspec Structs, kept apart from the decoding functions so that those can be com
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, TypeAlias
+from typing import Final, Generic, TypeAlias, TypeVar
 
 import msgspec
 
@@ -181,7 +181,8 @@ class StixObject(msgspec.Struct, frozen=True, gc=False):
     id: str
     typed: KnownObject | OtherObject
     json: bytes
-    """The object's JSON text exactly as received."""
+    """The object's JSON text exactly as received; empty when the reader was told not to keep
+    it (``stix.read_event(..., keep_json=False)``: the ``ecs`` modes never read it)."""
     invalid: DecodeError | None = None
     """Why the typed view of a known type did not decode (``typed`` is then the header)."""
 
@@ -191,9 +192,12 @@ class StixObject(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def opencti_id(self) -> str:
-        """OpenCTI internal id from the extension, else the STIX id."""
-        ext = self.typed.extensions.opencti
-        return ext.id if ext is not None and ext.id else self.id
+        """OpenCTI internal id from the extension, else the STIX id (``stix.opencti_id_of``)."""
+        # Imported here: ``stix`` imports this module. The function is compiled, this
+        # property is not (the planner calls the function for every event).
+        from elastic_connector.core.stix import opencti_id_of
+
+        return opencti_id_of(self)
 
 
 # --- the stream envelope --------------------------------------------------------------------
@@ -208,11 +212,17 @@ class EventContext(msgspec.Struct, frozen=True, gc=False):
     sources: tuple[msgspec.Raw, ...] = ()
 
 
-class Envelope(msgspec.Struct, frozen=True, gc=False):
+Data = TypeVar("Data")
+
+
+class Envelope(msgspec.Struct, Generic[Data], frozen=True, gc=False):
+    """The JSON of one stream event: ``Envelope[msgspec.Raw]`` keeps the object's text,
+    ``Envelope[KnownObject]`` decodes it in the same pass."""
+
     # Everything but ``data`` is optional: frames the platform builds itself (recovery,
     # dependencies) have no ``type``/``scope``/``context`` (sseMiddleware.js). The kind is
     # the SSE event name, never ``type``.
-    data: msgspec.Raw
+    data: Data
     type: str | None = None
     version: str | None = None
     scope: str | None = None
