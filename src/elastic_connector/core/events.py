@@ -35,6 +35,7 @@ from elastic_connector.core.stix import (
     Indicator,
     StixObject,
     StreamEvent,
+    opencti_id_of,
     read_event,
 )
 
@@ -85,7 +86,8 @@ def plan_frame(
 ) -> Plan:
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
     object when its id can be read. ``authors``: identity id -> name, known to the caller."""
-    decoded = read_event(event_id, event, data)
+    # The ecs modes never read an object's JSON text: their events decode in one pass.
+    decoded = read_event(event_id, event, data, keep_json=settings.mode is _STIX)
     # Checks name the usual outcome first: isinstance() is cheap when it holds, but one that
     # fails on a msgspec Struct class costs about a thousand instructions (CPython looks up
     # and calls ``StructMeta.__instancecheck__``).
@@ -109,26 +111,37 @@ def plan_event(
     authors: Mapping[str, str] = _NO_AUTHORS,
 ) -> Plan:
     """The actions one decoded stream event calls for, and the state after it."""
+    # Each field is read once and passed on: for compiled code, a Struct's field is a generic
+    # attribute lookup at every read (docs/performance.md §7e).
     obj = event.object
-    deleted = event.kind == "delete"
-    if obj.type == "marking-definition":
+    kind = event.kind
+    object_type = obj.type
+    if object_type == "marking-definition":
         # The only objects that change the state: the others skip the call (``PlannerState``
         # is a Struct, so ``learn`` is interpreted code).
-        state = state.learn(obj, deleted)
-    seen = _author_of(obj) if obj.type == "identity" and not deleted else ()
+        state = state.learn(obj, kind == "delete")
+    seen = _author_of(obj) if object_type == "identity" and kind != "delete" else ()
     if settings.mode is _STIX:
-        actions = _plan_stix(event, state, settings, now)
-        return _Plan(tuple(actions), state, seen, object_id=obj.id)
-    actions = _plan_ecs(event, state, settings, now, authors)
+        planned = _plan_stix(event, state, settings, now)
+        return _Plan(tuple(planned), state, seen, object_id=obj.id)
+    if object_type != "indicator":
+        # Only indicators become ECS documents; the rest of the knowledge graph is not exported.
+        return _Plan((), state, seen, object_id=obj.id)
+    if kind == "delete":
+        deleted = Delete(settings.index, opencti_id_of(obj), "deleted", "deleted in OpenCTI")
+        return _Plan((deleted,), state, seen, object_id=obj.id)
     typed = obj.typed
-    if (
-        isinstance(typed, _Indicator)
-        and typed.created_by_ref
-        and typed.created_by_ref not in authors
-        and type(actions[-1]) is _Upsert  # the indicator's own action comes last
-    ):
-        return _Plan(tuple(actions), state, seen, (typed.created_by_ref,), object_id=obj.id)
-    return _Plan(tuple(actions), state, seen, object_id=obj.id)
+    if not isinstance(typed, _Indicator):
+        problem = obj.invalid or DecodeError("not an indicator", object_id=obj.id)
+        action: Action = Skip(event.event_id, obj.id, "undecodable", str(problem))
+        author = None
+    else:
+        action = _indicator_action(obj, typed, state, settings, now, authors)
+        author = typed.created_by_ref
+    actions = (*_merged_away(event, settings), action) if kind == "merge" else (action,)
+    if author and type(action) is _Upsert and author not in authors:
+        return _Plan(actions, state, seen, (author,), object_id=obj.id)
+    return _Plan(actions, state, seen, object_id=obj.id)
 
 
 def _author_of(obj: StixObject) -> tuple[tuple[str, str], ...]:
@@ -139,38 +152,15 @@ def _author_of(obj: StixObject) -> tuple[tuple[str, str], ...]:
 
 
 def _merged_away(event: StreamEvent, settings: PlanSettings) -> list[Action]:
-    target = event.object.opencti_id
+    target = opencti_id_of(event.object)
     return [
-        Delete(settings.index, source.opencti_id, "merged", f"merged into {target}")
+        Delete(settings.index, opencti_id_of(source), "merged", f"merged into {target}")
         for source in event.merged_sources
-        if source.opencti_id != target
+        if opencti_id_of(source) != target
     ]
 
 
-def _plan_ecs(
-    event: StreamEvent,
-    state: PlannerState,
-    settings: PlanSettings,
-    now: datetime,
-    authors: Mapping[str, str],
-) -> list[Action]:
-    obj = event.object
-    if obj.type != "indicator":
-        # Only indicators become ECS documents; the rest of the knowledge graph is not exported.
-        return []
-    if event.kind == "delete":
-        return [Delete(settings.index, obj.opencti_id, "deleted", "deleted in OpenCTI")]
-    actions = _merged_away(event, settings) if event.kind == "merge" else []
-    if not isinstance(obj.typed, _Indicator):
-        problem = obj.invalid or DecodeError("not an indicator", object_id=obj.id)
-        actions.append(Skip(event.event_id, obj.id, "undecodable", str(problem)))
-        return actions
-    actions.append(_indicator_action(event, obj, obj.typed, state, settings, now, authors))
-    return actions
-
-
 def _indicator_action(
-    event: StreamEvent,
     obj: StixObject,
     indicator: Indicator,
     state: PlannerState,
@@ -180,11 +170,12 @@ def _indicator_action(
 ) -> Action:
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
+    policy = settings.policy
     markings = resolve_markings(indicator.object_marking_refs, state.markings)
-    withheld = indicator_withheld(indicator, markings, settings.policy, now)
+    withheld = indicator_withheld(indicator, markings, policy, now)
     if withheld is not None:
         return Delete(
-            settings.index, obj.opencti_id, withheld.code, withheld.reason, withheld.subject
+            settings.index, opencti_id_of(obj), withheld.code, withheld.reason, withheld.subject
         )
     text = indicator.pattern
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
@@ -192,11 +183,16 @@ def _indicator_action(
     parsed = _parse(text) if cacheable else read_pattern(text)
     if not isinstance(parsed, _Pattern):
         return Delete(
-            settings.index, obj.opencti_id, "invalid_pattern", f"pattern does not parse: {parsed}"
+            settings.index,
+            opencti_id_of(obj),
+            "invalid_pattern",
+            f"pattern does not parse: {parsed}",
         )
     author = indicator.created_by_ref
-    ttl = settings.policy.indicator_ttl
-    context = indicators.MappingContext(
+    ttl = policy.indicator_ttl
+    mapped = indicators.document_for(
+        indicator,
+        parsed,
         now=now,
         tlp=markings.tlp,
         feed_name=settings.feed_name,
@@ -205,10 +201,9 @@ def _indicator_action(
         # Only a default lifetime is computed; a valid_until is written as valid_until.
         expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
     )
-    mapped = indicators.document_of(indicator, parsed, context)
     if not isinstance(mapped, _IndicatorDocument):
-        return Delete(settings.index, obj.opencti_id, "unmappable", mapped.reason)
-    return _Upsert(settings.index, obj.opencti_id, _encode_document(mapped))
+        return Delete(settings.index, opencti_id_of(obj), "unmappable", mapped.reason)
+    return _Upsert(settings.index, opencti_id_of(obj), _encode_document(mapped))
 
 
 def _plan_stix(
@@ -216,16 +211,16 @@ def _plan_stix(
 ) -> list[Action]:
     obj = event.object
     if event.kind == "delete":
-        return [Delete(settings.index, obj.opencti_id, "deleted", "deleted in OpenCTI")]
+        return [Delete(settings.index, opencti_id_of(obj), "deleted", "deleted in OpenCTI")]
     actions = _merged_away(event, settings) if event.kind == "merge" else []
     refs = obj.typed.object_marking_refs
     denied = tlp_allowed(resolve_markings(refs, state.markings), settings.policy)
     if denied is not None:
         actions.append(
-            Delete(settings.index, obj.opencti_id, denied.code, denied.reason, denied.subject)
+            Delete(settings.index, opencti_id_of(obj), denied.code, denied.reason, denied.subject)
         )
     else:
         actions.append(
-            Upsert(settings.index, obj.opencti_id, stix_documents.stix_document(obj, now))
+            Upsert(settings.index, opencti_id_of(obj), stix_documents.stix_document(obj, now))
         )
     return actions

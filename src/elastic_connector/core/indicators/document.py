@@ -12,7 +12,6 @@ usable is left the indicator is ``Unmappable``, with the reason.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final
@@ -31,13 +30,22 @@ from elastic_connector.core.indicators.found_values import FoundValues, field_gr
 from elastic_connector.core.indicators.mapping_context import MappingContext, Unmappable
 from elastic_connector.core.indicators.observable_parts import observable, threat_indicator_parts
 from elastic_connector.core.indicators.observable_types import ecs_indicator_type
+from elastic_connector.core.memo import Memo
 from elastic_connector.core.pattern.tree import Pattern
 from elastic_connector.core.policy.tlp import Tlp
-from elastic_connector.core.stix import ExternalReference, Indicator, truth
+from elastic_connector.core.stix import (
+    ExternalReference,
+    Indicator,
+    MitreExtension,
+    OpenCTIExtension,
+    truth,
+)
 
 __all__ = [
     "MappingContext",
     "Unmappable",
+    "document_for",
+    "document_of",
     "indicator_document",
 ]
 
@@ -52,6 +60,10 @@ _OpenCTI: Final = ecs.OpenCTI
 _OpenCTIIndicator: Final = ecs.OpenCTIIndicator
 _ECS_INFO: Final = ecs.ECS_INFO
 _INDICATOR_EVENT: Final = ecs.INDICATOR_EVENT
+_replace: Final = msgspec.structs.replace
+_ExternalReference: Final = ecs.ExternalReference
+# The method itself: ``value.isascii()`` looks the method up on every call.
+_isascii: Final = str.isascii
 
 # --- indicator properties as their field types accept them -----------------------------------
 
@@ -71,7 +83,7 @@ def _opt_text(value: str | None) -> str | None:
     if value is None:
         return None
     # Fast path for what decoded JSON holds: a plain ASCII str (empty means absent).
-    if type(value) is str and value.isascii():
+    if type(value) is str and _isascii(value):
         return value or None
     return _text(value)
 
@@ -94,10 +106,31 @@ def _opt_date(value: datetime | None) -> datetime | None:
     return _utc(value)
 
 
+class _Shared:
+    """What both document parts read from the indicator, read once: for compiled code, each
+    read of a Struct's field is a generic attribute lookup, and this class's are not (it is
+    compiled into a C struct)."""
+
+    def __init__(self, indicator: Indicator) -> None:
+        extensions = indicator.extensions
+        extension = extensions.opencti
+        self.extension: OpenCTIExtension | None = extension
+        self.mitre: MitreExtension | None = extensions.mitre
+        main_type = extension.main_observable_type if extension is not None else None
+        self.main_type: str | None = (
+            indicator.x_opencti_main_observable_type if main_type is None else main_type
+        )
+        self.id: str = indicator.id
+        self.confidence: int | None = indicator.confidence
+        self.created: datetime | None = _opt_date(indicator.created)
+        self.valid_from: datetime | None = _opt_date(indicator.valid_from)
+        self.modified: datetime | None = _opt_date(indicator.modified)
+
+
 # --- threat.indicator -------------------------------------------------------------------------
 
 
-_ecs_type_of: Final = functools.lru_cache(maxsize=64)(ecs_indicator_type)
+_ecs_type_of: Final = Memo(ecs_indicator_type, 64)
 
 
 # Shared, and keyed by member name (an Enum member's hash is a Python-level call).
@@ -117,50 +150,49 @@ def _marking(tlp: Tlp) -> ecs.Marking:
 
 
 def _threat_indicator(
-    indicator: Indicator, found: FoundValues, groups: set[str], context: MappingContext
+    indicator: Indicator,
+    shared: _Shared,
+    found: FoundValues,
+    groups: set[str],
+    tlp: Tlp | None,
+    opencti_url: str | None,
+    provider: str | None,
 ) -> ecs.ThreatIndicator:
-    extension = indicator.extensions.opencti
-    if extension is not None:
-        internal_id = extension.id or None
-        main_type = extension.main_observable_type
-        if main_type is None:
-            main_type = indicator.x_opencti_main_observable_type
-        modified = _opt_date(indicator.modified)
-        if modified is None:
-            modified = _opt_date(extension.updated_at)
-    else:
-        internal_id = None
-        main_type = indicator.x_opencti_main_observable_type
-        modified = _opt_date(indicator.modified)
+    extension = shared.extension
+    internal_id = extension.id or None if extension is not None else None
+    main_type = shared.main_type
+    modified = shared.modified
+    if modified is None and extension is not None:
+        modified = _opt_date(extension.updated_at)
     # Only a type ECS allows, and only one the document carries a value of: OpenCTI's main
     # observable type when it is one of them, else the first the pattern gave (or none).
     indicator_type = _ecs_type_of(main_type) if isinstance(main_type, str) else None
     if indicator_type not in found.types:
         indicator_type = next(iter(found.types), None)
     reference = None
-    if context.opencti_url:
-        base = context.opencti_url.rstrip("/")
+    if opencti_url:
+        base = opencti_url.rstrip("/")
         if base:
-            link = f"{base}/dashboard/observations/indicators/{internal_id or indicator.id}"
+            link = f"{base}/dashboard/observations/indicators/{internal_id or shared.id}"
             reference = _text(link)
     strs = found.strs
     document = _ThreatIndicator(
-        confidence=confidence_level(indicator.confidence),
-        id=_ids(internal_id, indicator.id),
+        confidence=confidence_level(shared.confidence),
+        id=_ids(internal_id, shared.id),
         type=indicator_type,
         name=_opt_text(indicator.name) or found.first_text,
         description=_opt_text(indicator.description),
-        provider=_opt_text(context.provider),
+        provider=_opt_text(provider),
         reference=reference,
-        first_seen=_opt_date(indicator.created) or _opt_date(indicator.valid_from),
+        first_seen=shared.created or shared.valid_from,
         modified_at=modified,
-        marking=None if context.tlp is None else _marking(context.tlp),
+        marking=None if tlp is None else _marking(tlp),
         ip=tuple(strs["threat.indicator.ip"]) if "threat.indicator.ip" in strs else (),
         port=found.i("threat.indicator.port"),
     )
     # The parts named after observable types, only where the pattern gave them a value.
     parts = threat_indicator_parts(found, groups)
-    return msgspec.structs.replace(document, **parts) if parts else document
+    return _replace(document, **parts) if parts else document
 
 
 # --- opencti.indicator ------------------------------------------------------------------------
@@ -174,12 +206,14 @@ def _external_reference(ref: ExternalReference) -> ecs.ExternalReference | None:
     )
     if source_name is None and url is None and external_id is None:
         return None
-    return ecs.ExternalReference(source_name=source_name, url=url, external_id=external_id)
+    return _ExternalReference(source_name=source_name, url=url, external_id=external_id)
 
 
-def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTIIndicator:
-    extension = indicator.extensions.opencti
-    mitre = indicator.extensions.mitre
+def _opencti_indicator(
+    indicator: Indicator, shared: _Shared, found: FoundValues
+) -> ecs.OpenCTIIndicator:
+    extension = shared.extension
+    mitre = shared.mitre
     if extension is not None:
         internal_id, is_inferred = extension.id, extension.is_inferred
         score = extension.score
@@ -188,13 +222,9 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
         detection = extension.detection
         if detection is None:
             detection = indicator.x_opencti_detection
-        main_type = extension.main_observable_type
-        if main_type is None:
-            main_type = indicator.x_opencti_main_observable_type
     else:
         internal_id, is_inferred = None, None
         score, detection = indicator.x_opencti_score, indicator.x_opencti_detection
-        main_type = indicator.x_opencti_main_observable_type
     platforms = (mitre.platforms if mitre is not None else ()) or indicator.x_mitre_platforms
     references: tuple[ecs.ExternalReference, ...] = ()
     if indicator.external_references:
@@ -207,7 +237,7 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
             for phase in indicator.kill_chain_phases
             if phase.kill_chain_name and phase.phase_name
         )
-    confidence = indicator.confidence
+    confidence = shared.confidence
     # Booleans may come spelled as strings; most are real booleans (or absent): skip the call.
     revoked = indicator.revoked
     if revoked is not None and type(revoked) is not bool:
@@ -218,7 +248,7 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
         is_inferred = truth(is_inferred)
     document = _OpenCTIIndicator(
         id=_opt_text(internal_id),
-        standard_id=_opt_text(indicator.id),
+        standard_id=_opt_text(shared.id),
         pattern=_opt_text(indicator.pattern),
         pattern_type=_opt_text(indicator.pattern_type),
         score=None if score is None else _long(score),
@@ -226,12 +256,12 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
         detection=detection if detection is True or detection is False else None,
         revoked=revoked if revoked is True or revoked is False else None,
         is_inferred=is_inferred if is_inferred is True or is_inferred is False else None,
-        valid_from=_opt_date(indicator.valid_from),
+        valid_from=shared.valid_from,
         valid_until=_opt_date(indicator.valid_until),
-        created=_opt_date(indicator.created),
-        modified=_opt_date(indicator.modified),
+        created=shared.created,
+        modified=shared.modified,
         created_by_ref=_opt_text(indicator.created_by_ref),
-        main_observable_type=_opt_text(main_type),
+        main_observable_type=_opt_text(shared.main_type),
     )
     # Properties most indicators do not have, only when they have a value.
     extras: dict[str, object] = {}
@@ -248,7 +278,7 @@ def _opencti_indicator(indicator: Indicator, found: FoundValues) -> ecs.OpenCTII
         extras["kill_chain_phase"] = kill_chain
     if references:
         extras["external_reference"] = references
-    return msgspec.structs.replace(document, **extras) if extras else document
+    return _replace(document, **extras) if extras else document
 
 
 def indicator_document(
@@ -263,25 +293,53 @@ def indicator_document(
 def document_of(
     indicator: Indicator, pattern: Pattern, context: MappingContext
 ) -> ecs.IndicatorDocument | Unmappable:
-    """``indicator_document`` without the ``Result`` wrapper (the per-event hot path)."""
+    """``indicator_document`` without the ``Result`` wrapper."""
+    return document_for(
+        indicator,
+        pattern,
+        now=context.now,
+        tlp=context.tlp,
+        feed_name=context.feed_name,
+        opencti_url=context.opencti_url,
+        provider=context.provider,
+        expires_at=context.expires_at,
+    )
+
+
+def document_for(
+    indicator: Indicator,
+    pattern: Pattern,
+    *,
+    now: datetime,
+    tlp: Tlp | None,
+    feed_name: str,
+    opencti_url: str | None = None,
+    provider: str | None = None,
+    expires_at: datetime | None = None,
+) -> ecs.IndicatorDocument | Unmappable:
+    """``document_of`` with the ``MappingContext``'s fields as arguments: the planner's call.
+    A context built for every indicator, then read back field by field, was 2 % of the
+    mapping's instructions (docs/performance.md §7e)."""
     found = exact_values(pattern)
     if found.empty:
         return Unmappable(no_value_reason(found))
     groups = field_groups(found)
+    shared = _Shared(indicator)
+    opencti = _opencti_indicator(indicator, shared, found)
+    if expires_at is not None:
+        opencti = _replace(opencti, expires_at=_opt_date(expires_at))
     return _IndicatorDocument(
-        timestamp=_opt_date(context.now) or _EPOCH,
+        timestamp=_opt_date(now) or _EPOCH,
         ecs=_ECS_INFO,
         event=_INDICATOR_EVENT,
         threat=_Threat(
-            indicator=_threat_indicator(indicator, found, groups, context),
-            feed=_feed(context.feed_name, context.opencti_url),
+            indicator=_threat_indicator(
+                indicator, shared, found, groups, tlp, opencti_url, provider
+            ),
+            feed=_feed((feed_name, opencti_url)),
         ),
         opencti=_OpenCTI(
-            indicator=_opencti_indicator(indicator, found)
-            if context.expires_at is None
-            else msgspec.structs.replace(
-                _opencti_indicator(indicator, found), expires_at=_opt_date(context.expires_at)
-            ),
+            indicator=opencti,
             observable=observable(found, groups) if "opencti.observable" in groups else None,
         ),
         tags=_unique(indicator.labels) if indicator.labels else (),
@@ -291,10 +349,12 @@ def document_of(
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _feed_of(name: str, opencti_url: str | None) -> ecs.Feed:
-    """``threat.feed``: the same for every document of one connector."""
+def _feed_of(source: tuple[str, str | None]) -> ecs.Feed:
+    """``threat.feed`` of (feed name, OpenCTI URL): the same for every document of one
+    connector."""
+    name, opencti_url = source
     reference = (opencti_url or "").rstrip("/") or None
     return ecs.Feed(name=_text(name) or "OpenCTI", reference=_opt_text(reference))
 
 
-_feed: Final = functools.lru_cache(maxsize=16)(_feed_of)
+_feed: Final = Memo(_feed_of, 16)

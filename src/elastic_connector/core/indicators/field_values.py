@@ -13,13 +13,15 @@ from typing import Final
 
 LONG_MIN: Final = -(2**63)
 LONG_MAX: Final = 2**63 - 1
+# The method itself: ``value.isascii()`` looks the method up on every call.
+_isascii: Final = str.isascii
 
 
 def keyword_value(value: object) -> str | None:
     """``value`` when it is a non-empty string JSON can carry (no lone surrogate), else None."""
     if not isinstance(value, str) or not value:
         return None
-    if value.isascii():
+    if _isascii(value):
         return value
     try:
         value.encode("utf-8")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Final
+
+from elastic_connector.core.memo import Memo
 
 
 class FoundValues:
@@ -98,9 +99,7 @@ def _prefixes_of(field: str) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
-# dictionary lookup at every use (docs/performance.md §7d).
-_prefixes: Final = functools.lru_cache(maxsize=1024)(_prefixes_of)
+_prefixes: Final = Memo(_prefixes_of, 1024)
 
 
 def field_groups(found: FoundValues) -> set[str]:

@@ -13,13 +13,24 @@ import msgspec.structs
 from elastic_connector.core.indicators import ecs
 from elastic_connector.core.indicators.found_values import FoundValues
 
+# Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
+# dictionary lookup at every use (docs/performance.md §7d). The parts most documents have.
+_IndicatorEmail: Final = ecs.IndicatorEmail
+_FileHash: Final = ecs.FileHash
+_FilePe: Final = ecs.FilePe
+_FileElf: Final = ecs.FileElf
+_IndicatorFile: Final = ecs.IndicatorFile
+_IndicatorUrl: Final = ecs.IndicatorUrl
+_RegistryData: Final = ecs.RegistryData
+_IndicatorRegistry: Final = ecs.IndicatorRegistry
+
 
 def threat_indicator_parts(found: FoundValues, groups: set[str]) -> dict[str, object]:
     """The ``threat.indicator`` parts named after observable types that the pattern gave a value,
     by ``ecs.ThreatIndicator`` attribute name (for ``msgspec.structs.replace``)."""
     parts: dict[str, object] = {}
     if "threat.indicator.email" in groups:
-        parts["email"] = ecs.IndicatorEmail(address=found.s("threat.indicator.email.address"))
+        parts["email"] = _IndicatorEmail(address=found.s("threat.indicator.email.address"))
     if "threat.indicator.file" in groups:
         parts["file"] = _indicator_file(found, groups)
     if "threat.indicator.url" in groups:
@@ -34,32 +45,31 @@ def threat_indicator_parts(found: FoundValues, groups: set[str]) -> dict[str, ob
 
 
 def _indicator_file(found: FoundValues, groups: set[str]) -> ecs.IndicatorFile:
-    s = found.s
     file_hash = None
     if "threat.indicator.file.hash" in groups:
-        file_hash = ecs.FileHash(
-            md5=s("threat.indicator.file.hash.md5"),
-            sha1=s("threat.indicator.file.hash.sha1"),
-            sha256=s("threat.indicator.file.hash.sha256"),
-            sha384=s("threat.indicator.file.hash.sha384"),
-            sha512=s("threat.indicator.file.hash.sha512"),
-            ssdeep=s("threat.indicator.file.hash.ssdeep"),
-            tlsh=s("threat.indicator.file.hash.tlsh"),
+        file_hash = _FileHash(
+            md5=found.s("threat.indicator.file.hash.md5"),
+            sha1=found.s("threat.indicator.file.hash.sha1"),
+            sha256=found.s("threat.indicator.file.hash.sha256"),
+            sha384=found.s("threat.indicator.file.hash.sha384"),
+            sha512=found.s("threat.indicator.file.hash.sha512"),
+            ssdeep=found.s("threat.indicator.file.hash.ssdeep"),
+            tlsh=found.s("threat.indicator.file.hash.tlsh"),
         )
     pe = elf = None
     if "threat.indicator.file.pe" in groups:
-        pe = ecs.FilePe(
-            imphash=s("threat.indicator.file.pe.imphash"),
-            pehash=s("threat.indicator.file.pe.pehash"),
+        pe = _FilePe(
+            imphash=found.s("threat.indicator.file.pe.imphash"),
+            pehash=found.s("threat.indicator.file.pe.pehash"),
         )
     if "threat.indicator.file.elf" in groups:
-        elf = ecs.FileElf(telfhash=s("threat.indicator.file.elf.telfhash"))
-    return ecs.IndicatorFile(
-        name=s("threat.indicator.file.name"),
-        directory=s("threat.indicator.file.directory"),
-        path=s("threat.indicator.file.path"),
+        elf = _FileElf(telfhash=found.s("threat.indicator.file.elf.telfhash"))
+    return _IndicatorFile(
+        name=found.s("threat.indicator.file.name"),
+        directory=found.s("threat.indicator.file.directory"),
+        path=found.s("threat.indicator.file.path"),
         size=found.i("threat.indicator.file.size"),
-        mime_type=s("threat.indicator.file.mime_type"),
+        mime_type=found.s("threat.indicator.file.mime_type"),
         hash=file_hash,
         pe=pe,
         elf=elf,
@@ -67,33 +77,31 @@ def _indicator_file(found: FoundValues, groups: set[str]) -> ecs.IndicatorFile:
 
 
 def _indicator_url(found: FoundValues) -> ecs.IndicatorUrl:
-    s = found.s
-    return ecs.IndicatorUrl(
-        full=s("threat.indicator.url.full"),
-        original=s("threat.indicator.url.original"),
-        scheme=s("threat.indicator.url.scheme"),
-        domain=s("threat.indicator.url.domain"),
+    return _IndicatorUrl(
+        full=found.s("threat.indicator.url.full"),
+        original=found.s("threat.indicator.url.original"),
+        scheme=found.s("threat.indicator.url.scheme"),
+        domain=found.s("threat.indicator.url.domain"),
         port=found.i("threat.indicator.url.port"),
-        path=s("threat.indicator.url.path"),
-        query=s("threat.indicator.url.query"),
-        fragment=s("threat.indicator.url.fragment"),
-        extension=s("threat.indicator.url.extension"),
+        path=found.s("threat.indicator.url.path"),
+        query=found.s("threat.indicator.url.query"),
+        fragment=found.s("threat.indicator.url.fragment"),
+        extension=found.s("threat.indicator.url.extension"),
     )
 
 
 def _indicator_registry(found: FoundValues, groups: set[str]) -> ecs.IndicatorRegistry:
-    s = found.s
     data = None
     if "threat.indicator.registry.data" in groups:
-        data = ecs.RegistryData(
-            strings=s("threat.indicator.registry.data.strings"),
-            type=s("threat.indicator.registry.data.type"),
+        data = _RegistryData(
+            strings=found.s("threat.indicator.registry.data.strings"),
+            type=found.s("threat.indicator.registry.data.type"),
         )
-    return ecs.IndicatorRegistry(
-        hive=s("threat.indicator.registry.hive"),
-        key=s("threat.indicator.registry.key"),
-        path=s("threat.indicator.registry.path"),
-        value=s("threat.indicator.registry.value"),
+    return _IndicatorRegistry(
+        hive=found.s("threat.indicator.registry.hive"),
+        key=found.s("threat.indicator.registry.key"),
+        path=found.s("threat.indicator.registry.path"),
+        value=found.s("threat.indicator.registry.value"),
         data=data,
     )
 
@@ -102,31 +110,29 @@ def _x509_name_part(found: FoundValues, groups: set[str], role: str) -> ecs.X509
     prefix = f"threat.indicator.x509.{role}"
     if prefix not in groups:
         return None
-    s = found.s
     return ecs.X509Name(
-        distinguished_name=s(f"{prefix}.distinguished_name"),
-        common_name=s(f"{prefix}.common_name"),
-        organization=s(f"{prefix}.organization"),
-        organizational_unit=s(f"{prefix}.organizational_unit"),
-        country=s(f"{prefix}.country"),
-        locality=s(f"{prefix}.locality"),
-        state_or_province=s(f"{prefix}.state_or_province"),
+        distinguished_name=found.s(f"{prefix}.distinguished_name"),
+        common_name=found.s(f"{prefix}.common_name"),
+        organization=found.s(f"{prefix}.organization"),
+        organizational_unit=found.s(f"{prefix}.organizational_unit"),
+        country=found.s(f"{prefix}.country"),
+        locality=found.s(f"{prefix}.locality"),
+        state_or_province=found.s(f"{prefix}.state_or_province"),
     )
 
 
 def _indicator_x509(found: FoundValues, groups: set[str]) -> ecs.X509:
-    s = found.s
     return ecs.X509(
-        serial_number=s("threat.indicator.x509.serial_number"),
+        serial_number=found.s("threat.indicator.x509.serial_number"),
         issuer=_x509_name_part(found, groups, "issuer"),
         subject=_x509_name_part(found, groups, "subject"),
         not_before=found.d("threat.indicator.x509.not_before"),
         not_after=found.d("threat.indicator.x509.not_after"),
-        alternative_names=s("threat.indicator.x509.alternative_names"),
-        signature_algorithm=s("threat.indicator.x509.signature_algorithm"),
-        public_key_algorithm=s("threat.indicator.x509.public_key_algorithm"),
+        alternative_names=found.s("threat.indicator.x509.alternative_names"),
+        signature_algorithm=found.s("threat.indicator.x509.signature_algorithm"),
+        public_key_algorithm=found.s("threat.indicator.x509.public_key_algorithm"),
         public_key_exponent=found.i("threat.indicator.x509.public_key_exponent"),
-        version_number=s("threat.indicator.x509.version_number"),
+        version_number=found.s("threat.indicator.x509.version_number"),
     )
 
 
@@ -140,17 +146,16 @@ def _indicator_as(found: FoundValues, groups: set[str]) -> ecs.AutonomousSystem:
 
 
 def _extra_hash(found: FoundValues, prefix: str) -> ecs.ExtraHash:
-    s = found.s
     return ecs.ExtraHash(
-        md5=s(f"{prefix}.md5"),
-        sha1=s(f"{prefix}.sha1"),
-        sha256=s(f"{prefix}.sha256"),
-        sha384=s(f"{prefix}.sha384"),
-        sha512=s(f"{prefix}.sha512"),
-        sha3_256=s(f"{prefix}.sha3_256"),
-        sha3_512=s(f"{prefix}.sha3_512"),
-        ssdeep=s(f"{prefix}.ssdeep"),
-        tlsh=s(f"{prefix}.tlsh"),
+        md5=found.s(f"{prefix}.md5"),
+        sha1=found.s(f"{prefix}.sha1"),
+        sha256=found.s(f"{prefix}.sha256"),
+        sha384=found.s(f"{prefix}.sha384"),
+        sha512=found.s(f"{prefix}.sha512"),
+        sha3_256=found.s(f"{prefix}.sha3_256"),
+        sha3_512=found.s(f"{prefix}.sha3_512"),
+        ssdeep=found.s(f"{prefix}.ssdeep"),
+        tlsh=found.s(f"{prefix}.tlsh"),
     )
 
 
@@ -171,12 +176,12 @@ def observable(found: FoundValues, groups: set[str]) -> ecs.Observable | None:
     o = "opencti.observable"
     if o not in groups:
         return None
-    s, i = found.s, found.i
     parts: dict[str, object] = {}
     if f"{o}.file.hash" in groups:
         parts["file"] = ecs.ObservedFile(
             hash=ecs.Sha3Hash(
-                sha3_256=s(f"{o}.file.hash.sha3_256"), sha3_512=s(f"{o}.file.hash.sha3_512")
+                sha3_256=found.s(f"{o}.file.hash.sha3_256"),
+                sha3_512=found.s(f"{o}.file.hash.sha3_512"),
             )
         )
     if f"{o}.x509_certificate.hash" in groups:
@@ -184,38 +189,40 @@ def observable(found: FoundValues, groups: set[str]) -> ecs.Observable | None:
             hash=_extra_hash(found, f"{o}.x509_certificate.hash")
         )
     if f"{o}.mac_addr" in groups:
-        parts["mac_addr"] = ecs.ObservedMac(value=s(f"{o}.mac_addr.value"))
+        parts["mac_addr"] = ecs.ObservedMac(value=found.s(f"{o}.mac_addr.value"))
     if f"{o}.mutex" in groups:
-        parts["mutex"] = ecs.ObservedMutex(name=s(f"{o}.mutex.name"))
+        parts["mutex"] = ecs.ObservedMutex(name=found.s(f"{o}.mutex.name"))
     if f"{o}.process" in groups:
         parts["process"] = ecs.ObservedProcess(
-            name=s(f"{o}.process.name"),
-            pid=i(f"{o}.process.pid"),
-            command_line=s(f"{o}.process.command_line"),
-            cwd=s(f"{o}.process.cwd"),
+            name=found.s(f"{o}.process.name"),
+            pid=found.i(f"{o}.process.pid"),
+            command_line=found.s(f"{o}.process.command_line"),
+            cwd=found.s(f"{o}.process.cwd"),
         )
     if f"{o}.user_account" in groups:
         parts["user_account"] = ecs.ObservedUserAccount(
-            user_id=s(f"{o}.user_account.user_id"),
-            account_login=s(f"{o}.user_account.account_login"),
-            display_name=s(f"{o}.user_account.display_name"),
+            user_id=found.s(f"{o}.user_account.user_id"),
+            account_login=found.s(f"{o}.user_account.account_login"),
+            display_name=found.s(f"{o}.user_account.display_name"),
         )
     if f"{o}.software" in groups:
         parts["software"] = ecs.ObservedSoftware(
-            name=s(f"{o}.software.name"),
-            vendor=s(f"{o}.software.vendor"),
-            version=s(f"{o}.software.version"),
-            cpe=s(f"{o}.software.cpe"),
-            swid=s(f"{o}.software.swid"),
+            name=found.s(f"{o}.software.name"),
+            vendor=found.s(f"{o}.software.vendor"),
+            version=found.s(f"{o}.software.version"),
+            cpe=found.s(f"{o}.software.cpe"),
+            swid=found.s(f"{o}.software.swid"),
         )
     if f"{o}.network_traffic" in groups:
         parts["network_traffic"] = ecs.ObservedNetworkTraffic(
-            protocols=s(f"{o}.network_traffic.protocols")
+            protocols=found.s(f"{o}.network_traffic.protocols")
         )
     if f"{o}.email_message" in groups:
-        parts["email_message"] = ecs.ObservedEmailMessage(subject=s(f"{o}.email_message.subject"))
+        parts["email_message"] = ecs.ObservedEmailMessage(
+            subject=found.s(f"{o}.email_message.subject")
+        )
     for kind in _OBSERVED_VALUES:
         group = f"{o}.{kind}"
         if group in groups:
-            parts[kind] = ecs.ObservedValue(value=s(f"{group}.value"))
+            parts[kind] = ecs.ObservedValue(value=found.s(f"{group}.value"))
     return msgspec.structs.replace(_NO_OBSERVABLE, **parts)

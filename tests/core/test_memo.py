@@ -1,0 +1,47 @@
+"""``core.memo.Memo``: a bounded memo of a pure function gives the function's own answers, for
+any sequence of keys, and never keeps more than its limit."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from elastic_connector.core.memo import Memo
+
+
+def _shape(key: str) -> tuple[int, str] | None:
+    """A pure function with None among its answers (a memo must not read None as "absent")."""
+    return None if key.startswith("n") else (len(key), key.upper())
+
+
+@given(st.lists(st.text(alphabet="nab", max_size=3), max_size=60), st.integers(1, 5))
+def test_a_memo_answers_as_its_function(keys: list[str], limit: int) -> None:
+    calls: list[str] = []
+
+    def counted(key: str) -> tuple[int, str] | None:
+        calls.append(key)
+        return _shape(key)
+
+    memo = Memo(counted, limit)
+    for key in keys:
+        assert memo(key) == _shape(key)
+        assert len(memo._values) <= limit
+    # A key is computed again only after the memo was emptied to make room.
+    assert len(calls) <= len(keys)
+    if len(set(keys)) <= limit:
+        assert sorted(calls) == sorted(set(keys))
+
+
+def test_a_memo_computes_a_key_once_while_it_has_room() -> None:
+    calls: list[str] = []
+
+    def counted(key: str) -> str | None:
+        calls.append(key)
+        return None
+
+    memo = Memo(counted, 2)
+    assert [memo("a"), memo("a"), memo("b"), memo("a")] == [None] * 4
+    assert calls == ["a", "b"]
+    memo("c")  # full: forgets everything, then keeps "c"
+    memo("a")
+    assert calls == ["a", "b", "c", "a"]
