@@ -9,12 +9,12 @@ daemon frames every action it writes.
 
 from __future__ import annotations
 
-import functools
 from typing import Final
 
 import msgspec
 
 from elastic_connector.core.actions import Delete, Guard, Upsert
+from elastic_connector.core.memo import Memo
 
 __all__ = ["WriteAction", "encode_action"]
 
@@ -24,14 +24,17 @@ _meta_encoder: Final = msgspec.json.Encoder()
 # Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
 # dictionary lookup at every use (docs/performance.md §7d).
 _Upsert: Final = Upsert
+_encode_meta: Final = _meta_encoder.encode
 
 
-def _action_prefix_of(op: str, index: str) -> bytes:
-    """``{"<op>":{"_index":<index>,"_id":`` (what every action line on ``index`` starts with)."""
-    return b'{"' + op.encode() + b'":{"_index":' + _meta_encoder.encode(index) + b',"_id":'
+def _action_prefix_of(target: tuple[str, str]) -> bytes:
+    """``{"<op>":{"_index":<index>,"_id":`` for (op, index): what every action line of ``op``
+    on ``index`` starts with."""
+    op, index = target
+    return b'{"' + op.encode() + b'":{"_index":' + _encode_meta(index) + b',"_id":'
 
 
-_action_prefix: Final = functools.lru_cache(maxsize=64)(_action_prefix_of)
+_action_prefix: Final = Memo(_action_prefix_of, 64)
 
 
 def encode_action(action: WriteAction) -> bytes:
@@ -42,7 +45,8 @@ def encode_action(action: WriteAction) -> bytes:
     """
     if isinstance(action, _Upsert):
         document = action.document
-        if not document.strip():
+        # isspace() stops at the first other byte; strip() would copy the whole document.
+        if not document or document.isspace():
             raise ValueError("document is empty")
         # find(), not ``in``: bytes.__contains__ first tries the needle as an int and builds a
         # TypeError for every call, which made this check the costliest step of framing.
@@ -50,12 +54,14 @@ def encode_action(action: WriteAction) -> bytes:
             raise ValueError("document is not single-line JSON (contains a line break)")
         guard = action.guard
         op = "create" if guard is not None and guard.seq_no is None else "index"
-        meta = _action_prefix(op, action.index) + _meta_encoder.encode(action.id)
-        return b"".join((meta, _guard_suffix(guard), b"}}\n", document, b"\n"))
+        prefix = _action_prefix((op, action.index))
+        return b"".join(
+            (prefix, _encode_meta(action.id), _guard_suffix(guard), b"}}\n", document, b"\n")
+        )
     return b"".join(
         (
-            _action_prefix("delete", action.index),
-            _meta_encoder.encode(action.id),
+            _action_prefix(("delete", action.index)),
+            _encode_meta(action.id),
             _guard_suffix(action.guard),
             b"}}\n",
         )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from elastic_connector.core.config.observable_types import canonical_observable_type
 from elastic_connector.core.policy.lifetime import expiry
 from elastic_connector.core.policy.settings import MarkingResolution, PolicySettings, Withheld
+from elastic_connector.core.policy.tlp import rank_of
 from elastic_connector.core.stix import Indicator, truth
 
 __all__ = [
@@ -39,8 +40,10 @@ def tlp_allowed(markings: MarkingResolution, settings: PolicySettings) -> Withhe
     marking not known yet, or a marking that may be a TLP marking but whose level cannot be read
     (either could be a custom TLP:RED); unmarked objects may."""
     tlp = markings.tlp
-    if tlp is not None and tlp.rank > settings.max_tlp.rank:
-        return Withheld("tlp", f"marked {tlp.label}, above max_tlp {settings.max_tlp.label}")
+    if tlp is not None:
+        max_tlp = settings.max_tlp
+        if rank_of(tlp) > rank_of(max_tlp):
+            return Withheld("tlp", f"marked {tlp.label}, above max_tlp {max_tlp.label}")
     if markings.unknown:
         return Withheld(
             "unknown_marking",
@@ -87,10 +90,11 @@ def indicator_withheld(
     denied = tlp_allowed(markings, settings)
     if denied is not None:
         return denied
-    if indicator.pattern_type.strip().lower() != "stix":
+    pattern_type = indicator.pattern_type
+    # Written as is nearly always: the comparison alone, without two copies of the text.
+    if pattern_type != "stix" and pattern_type.strip().lower() != "stix":
         return Withheld(
-            "pattern_type",
-            f"pattern_type {indicator.pattern_type[:40]!r} is not exported (only 'stix')",
+            "pattern_type", f"pattern_type {pattern_type[:40]!r} is not exported (only 'stix')"
         )
     if settings.require_detection and not detection_flag(indicator):
         return Withheld("detection", "detection flag is false and require_detection is on")

@@ -24,8 +24,8 @@ class Tlp(enum.Enum):
 
     @property
     def rank(self) -> int:
-        """How restrictive the level is: 0 for CLEAR/WHITE up to 4 for RED."""
-        return _RANK[self._name_]
+        """How restrictive the level is: 0 for CLEAR/WHITE up to 4 for RED (``rank_of``)."""
+        return rank_of(self)
 
     @property
     def label(self) -> str:
@@ -72,10 +72,16 @@ STANDARD_MARKINGS: Final[Mapping[str, Tlp]] = {
 }
 
 
+def rank_of(level: Tlp) -> int:
+    """``level.rank``, which the policy reads for every indicator: compiled code calls this
+    function directly, but calls a property through the attribute lookup of Python."""
+    return _RANK[level._name_]
+
+
 def strictest(levels: Iterable[Tlp]) -> Tlp | None:
     """The most restrictive level among ``levels`` (None when there is none)."""
     best: Tlp | None = None
     for level in levels:
-        if best is None or level.rank > best.rank:
+        if best is None or rank_of(level) > rank_of(best):
             best = level
     return best
