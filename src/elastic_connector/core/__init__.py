@@ -14,7 +14,8 @@ Entry points, at the top:
 - ``reconcile``: the difference between the index and what OpenCTI holds (missing, stale,
   orphaned) and the guarded repairs it calls for, planned as the stream plans;
 - ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits;
-- ``plans``: the types ``events`` takes and gives, kept apart so that it can be compiled.
+- ``plans``: the types ``events`` takes and gives, kept apart so that it can be compiled;
+- ``memo``: a bounded memo of a pure function, for lookups repeated on every event.
 
 A wheel built where a C compiler is available holds the core's code compiled with mypyc
 (``setup.py``); ``compiled()`` tells whether this process runs that build.
