@@ -25,6 +25,26 @@ NOW = datetime(2025, 6, 1, tzinfo=UTC)
 levels = st.sampled_from(list(Tlp))
 
 
+_REFS = st.sampled_from(
+    [*STANDARD_MARKINGS, "marking-definition--custom", "marking-definition--pap"]
+)
+_KNOWN: dict[str, MarkingLevel] = {
+    "marking-definition--custom": Tlp.RED,
+    "marking-definition--pap": None,
+    # A standard id read from the platform too: the standard level wins, on both paths.
+    next(iter(STANDARD_MARKINGS)): UNREADABLE,
+}
+
+
+@given(st.lists(_REFS, max_size=3), st.booleans())
+def test_shared_resolutions_are_what_the_general_resolution_gives(
+    refs: list[str], known: bool
+) -> None:
+    # A tuple (what decoded objects hold) may take a shared resolution; a list never does.
+    markings = _KNOWN if known else {}
+    assert resolve_markings(tuple(refs), markings) == resolve_markings(refs, markings)
+
+
 @pytest.mark.parametrize(
     ("text", "level"),
     [

@@ -121,8 +121,23 @@ def tlp_of_marking(marking: MarkingDefinition) -> MarkingLevel:
     return strictest(levels) or UNREADABLE
 
 
+# What nearly every object resolves to, built once (resolutions are immutable): no marking, or
+# one standard TLP marking.
+_UNMARKED: Final = MarkingResolution(None)
+_LONE_STANDARD: Final[dict[str, MarkingResolution]] = {
+    ref: MarkingResolution(level) for ref, level in STANDARD_MARKINGS.items()
+}
+
+
 def resolve_markings(refs: Iterable[str], known: Mapping[str, MarkingLevel]) -> MarkingResolution:
     """Resolve ``object_marking_refs`` against the standard ids and ``known``."""
+    if isinstance(refs, tuple):  # what decoded objects hold
+        if not refs:
+            return _UNMARKED
+        if len(refs) == 1:
+            lone = _LONE_STANDARD.get(refs[0])
+            if lone is not None:
+                return lone
     levels: list[Tlp] = []
     unknown: list[str] = []
     unreadable: list[str] = []
