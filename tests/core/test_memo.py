@@ -24,7 +24,7 @@ def test_a_memo_answers_as_its_function(keys: list[str], limit: int) -> None:
 
     memo = Memo(counted, limit)
     for key in keys:
-        assert memo(key) == _shape(key)
+        assert memo.of(key) == _shape(key)
         assert len(memo._values) <= limit
     # A key is computed again only after the memo was emptied to make room.
     assert len(calls) <= len(keys)
@@ -40,8 +40,8 @@ def test_a_memo_computes_a_key_once_while_it_has_room() -> None:
         return None
 
     memo = Memo(counted, 2)
-    assert [memo("a"), memo("a"), memo("b"), memo("a")] == [None] * 4
+    assert [memo.of("a"), memo.of("a"), memo.of("b"), memo.of("a")] == [None] * 4
     assert calls == ["a", "b"]
-    memo("c")  # full: forgets everything, then keeps "c"
-    memo("a")
+    memo.of("c")  # full: forgets everything, then keeps "c"
+    memo.of("a")
     assert calls == ["a", "b", "c", "a"]

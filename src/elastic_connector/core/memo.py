@@ -2,7 +2,7 @@
 
 ``functools.lru_cache`` does the same job through a Python-level call: from compiled code, a
 lookup in it costs several times a dictionary lookup (docs/performance.md §7e). A ``Memo`` is
-a compiled class, so calling one is a direct C call and a dictionary lookup. It forgets
+a compiled class, so ``memo.of(key)`` is a direct C call and a dictionary lookup. It forgets
 everything when full rather than the least recently used entry: it is meant for keys drawn
 from a small set (field names, observable types), where it never fills.
 """
@@ -21,7 +21,9 @@ _MISSING: Final = object()
 
 
 class Memo(Generic[K, V]):
-    """``function(key)``, computed once per key while at most ``limit`` keys are kept."""
+    """``function(key)``, computed once per key while at most ``limit`` keys are kept:
+    ``memo.of(key)``. A method, not ``__call__``: compiled code calls a method of a compiled
+    class directly, and a call of the instance through Python's calling convention."""
 
     __slots__ = ("_function", "_limit", "_values")
 
@@ -30,7 +32,8 @@ class Memo(Generic[K, V]):
         self._limit = limit
         self._values: dict[K, object] = {}
 
-    def __call__(self, key: K) -> V:
+    def of(self, key: K) -> V:
+        """``function(key)``."""
         value = self._values.get(key, _MISSING)
         if value is _MISSING:
             if len(self._values) >= self._limit:

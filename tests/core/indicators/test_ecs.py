@@ -205,12 +205,19 @@ def test_keyword_value(value: object, expected: str | None) -> None:
     assert field_values.keyword_value(value) == expected
 
 
-@given(st.one_of(st.integers(), st.booleans(), st.floats(), st.none(), st.text()))
-def test_long_value_accepts_only_ints_in_range(value: object) -> None:
-    result = field_values.long_value(value)
-    if result is not None:
-        assert type(value) is int
-        assert -(2**63) <= result <= 2**63 - 1
+_EDGES = [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**62 - 1, 2**62, -(2**62), -(2**62) - 1]
+
+
+@given(
+    st.one_of(
+        st.integers(), st.sampled_from(_EDGES), st.booleans(), st.floats(), st.none(), st.text()
+    )
+)
+def test_long_value_accepts_exactly_the_ints_in_range(value: object) -> None:
+    in_range = type(value) is int and -(2**63) <= value <= 2**63 - 1
+    assert field_values.long_value(value) == (value if in_range else None)
+    in_port_range = type(value) is int and 0 <= value <= 65535
+    assert field_values.long_value(value, 0, 65535) == (value if in_port_range else None)
 
 
 _OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda m: timezone(timedelta(minutes=m)))

@@ -280,3 +280,11 @@ def test_the_two_ids_are_deduplicated_as_any_list_is(
     # ``threat.indicator.id`` takes the two ids through a shortcut; the oracle is the general
     # rule every other list field follows (valid keywords only, first occurrence kept).
     assert document_module._ids(internal, stix) == document_module._unique((internal, stix))
+
+
+@given(st.lists(_ID_TEXTS, max_size=12))
+def test_a_short_list_is_deduplicated_as_any_other(texts: list[str | None]) -> None:
+    # Up to eight values in a tuple take a scan of the values kept; an iterator, the dict.
+    shown = document_module._unique(tuple(texts))
+    assert shown == document_module._unique(iter(texts))
+    assert shown == tuple(dict.fromkeys(t for t in texts if t and t != "\ud800"))

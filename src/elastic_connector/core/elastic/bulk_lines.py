@@ -34,7 +34,7 @@ def _action_prefix_of(target: tuple[str, str]) -> bytes:
     return b'{"' + op.encode() + b'":{"_index":' + _encode_meta(index) + b',"_id":'
 
 
-_action_prefix: Final = Memo(_action_prefix_of, 64)
+_action_prefixes: Final = Memo(_action_prefix_of, 64)
 
 
 def encode_action(action: WriteAction) -> bytes:
@@ -54,13 +54,13 @@ def encode_action(action: WriteAction) -> bytes:
             raise ValueError("document is not single-line JSON (contains a line break)")
         guard = action.guard
         op = "create" if guard is not None and guard.seq_no is None else "index"
-        prefix = _action_prefix((op, action.index))
+        prefix = _action_prefixes.of((op, action.index))
         return b"".join(
             (prefix, _encode_meta(action.id), _guard_suffix(guard), b"}}\n", document, b"\n")
         )
     return b"".join(
         (
-            _action_prefix(("delete", action.index)),
+            _action_prefixes.of(("delete", action.index)),
             _encode_meta(action.id),
             _guard_suffix(action.guard),
             b"}}\n",

@@ -68,9 +68,21 @@ _isascii: Final = str.isascii
 # --- indicator properties as their field types accept them -----------------------------------
 
 
+_SCAN_MAX: Final = 8
+
+
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
     if not values:
         return ()
+    if isinstance(values, tuple) and len(values) <= _SCAN_MAX:
+        # A few values (labels, types, platforms): scanning those kept costs less than hashing
+        # each into a dict. Quadratic, so only up to _SCAN_MAX.
+        kept: list[str] = []
+        for value in values:
+            checked = _text(value)
+            if checked is not None and checked not in kept:
+                kept.append(checked)
+        return tuple(kept)
     out: dict[str, None] = {}
     for value in values:
         checked = _text(value)
@@ -130,7 +142,7 @@ class _Shared:
 # --- threat.indicator -------------------------------------------------------------------------
 
 
-_ecs_type_of: Final = Memo(ecs_indicator_type, 64)
+_ecs_types: Final = Memo(ecs_indicator_type, 64)
 
 
 # Shared, and keyed by member name (an Enum member's hash is a Python-level call).
@@ -166,7 +178,7 @@ def _threat_indicator(
         modified = _opt_date(extension.updated_at)
     # Only a type ECS allows, and only one the document carries a value of: OpenCTI's main
     # observable type when it is one of them, else the first the pattern gave (or none).
-    indicator_type = _ecs_type_of(main_type) if isinstance(main_type, str) else None
+    indicator_type = _ecs_types.of(main_type) if isinstance(main_type, str) else None
     if indicator_type not in found.types:
         indicator_type = next(iter(found.types), None)
     reference = None
@@ -336,7 +348,7 @@ def document_for(
             indicator=_threat_indicator(
                 indicator, shared, found, groups, tlp, opencti_url, provider
             ),
-            feed=_feed((feed_name, opencti_url)),
+            feed=_feeds.of((feed_name, opencti_url)),
         ),
         opencti=_OpenCTI(
             indicator=opencti,
@@ -357,4 +369,4 @@ def _feed_of(source: tuple[str, str | None]) -> ecs.Feed:
     return ecs.Feed(name=_text(name) or "OpenCTI", reference=_opt_text(reference))
 
 
-_feed: Final = Memo(_feed_of, 16)
+_feeds: Final = Memo(_feed_of, 16)

@@ -16,6 +16,7 @@ from elastic_connector.core.indicators.field_handlers import address
 from elastic_connector.core.indicators.found_values import FoundValues
 from elastic_connector.core.indicators.path_rules import path_text, rule_for
 from elastic_connector.core.indicators.value_forms import joined_path
+from elastic_connector.core.memo import Memo
 from elastic_connector.core.pattern.tree import (
     BinaryLiteral,
     BoolLiteral,
@@ -46,7 +47,8 @@ _IN: Final = Op.IN
 _ISSUBSET: Final = Op.ISSUBSET
 # Bound as ``Final``: compiled, a ``Final`` module name is a C variable, and any other global a
 # dictionary lookup at every use (docs/performance.md §7d).
-_rule_for: Final = rule_for
+# Paths repeat across patterns (a feed writes the same few): each is looked up in the table once.
+_rules: Final = Memo(rule_for, 4096)
 _address: Final = address
 _Comparison: Final = Comparison
 _ComparisonAnd: Final = ComparisonAnd
@@ -111,7 +113,7 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
         found.inexact.setdefault(("NOT " if comparison.negated else "") + op.value, None)
         return
     path = comparison.path
-    match = _rule_for(path)
+    match = _rules.of(path)
     if match is None:
         found.unsupported.setdefault(path_text(path), None)
         return

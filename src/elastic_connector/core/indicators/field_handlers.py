@@ -8,7 +8,6 @@ value is left out, so a document is never rejected by Elasticsearch.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -33,6 +32,7 @@ from elastic_connector.core.indicators.value_forms import (
     serial_number,
     url_parts,
 )
+from elastic_connector.core.memo import Memo
 from elastic_connector.core.pattern.tree import (
     HexLiteral,
     IntLiteral,
@@ -159,7 +159,7 @@ def mac(found: FoundValues, literal: Literal, _arg: str) -> str | None:
     return None
 
 
-_hash_name: Final = functools.lru_cache(maxsize=256)(hash_algorithm)
+_hash_names: Final = Memo(hash_algorithm, 256)
 
 
 def hashes(
@@ -180,7 +180,7 @@ def hashes(
         fields.update({k: f"{executable_prefix}.{v}" for k, v in EXECUTABLE_HASHES.items()})
 
     def handle(found: FoundValues, literal: Literal, algorithm: str) -> str | None:
-        name = _hash_name(algorithm)
+        name = _hash_names.of(algorithm)
         if name is None:
             return f"unknown hash algorithm {algorithm[:40]!r}"
         if name not in fields:

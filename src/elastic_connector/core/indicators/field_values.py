@@ -13,6 +13,8 @@ from typing import Final
 
 LONG_MIN: Final = -(2**63)
 LONG_MAX: Final = 2**63 - 1
+# The largest magnitude mypyc keeps in a machine word (62 bits and a sign).
+_SHORT_MAX: Final = 2**62 - 1
 # The method itself: ``value.isascii()`` looks the method up on every call.
 _isascii: Final = str.isascii
 
@@ -30,11 +32,20 @@ def keyword_value(value: object) -> str | None:
     return value
 
 
-def long_value(value: object, low: int = LONG_MIN, high: int = LONG_MAX) -> int | None:
-    """``value`` when it is an ``int`` (not a ``bool``) within ``low..high``, else None."""
-    if type(value) is int and low <= value <= high:
+def long_value(value: object, low: int | None = None, high: int | None = None) -> int | None:
+    """``value`` when it is an ``int`` (not a ``bool``) within ``low..high`` (by default the
+    range of a ``long``), else None."""
+    if type(value) is not int:
+        return None
+    if low is None and high is None and -_SHORT_MAX <= value <= _SHORT_MAX:
+        # Compiled, a comparison with a bound beyond 62 bits is a call: most values are far
+        # inside, and are checked against bounds that are not.
         return value
-    return None
+    return (
+        value
+        if (LONG_MIN if low is None else low) <= value <= (LONG_MAX if high is None else high)
+        else None
+    )
 
 
 def date_value(moment: object) -> datetime | None:

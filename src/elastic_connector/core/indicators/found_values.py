@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from elastic_connector.core.memo import Memo
+
+_Value = TypeVar("_Value")
 
 
 class FoundValues:
@@ -18,6 +20,7 @@ class FoundValues:
     __slots__ = (
         "dates",
         "first_text",
+        "groups",
         "inexact",
         "ints",
         "invalid",
@@ -32,6 +35,9 @@ class FoundValues:
         self.strs: dict[str, dict[str, None]] = {}
         self.ints: dict[str, dict[int, None]] = {}
         self.dates: dict[str, dict[datetime, None]] = {}
+        # Every dotted prefix of the fields holding a value (``field_groups``), kept as fields
+        # are first given one.
+        self.groups: set[str] = set()
         self.types: dict[str, None] = {}
         self.stix_types: dict[str, None] = {}
         self.first_text: str | None = None
@@ -45,15 +51,24 @@ class FoundValues:
 
     def text(self, field: str, value: str) -> None:
         """Add a keyword value to ``field``."""
-        self.strs.setdefault(field, {})[value] = None
+        self._values(self.strs, field)[value] = None
 
     def number(self, field: str, value: int) -> None:
         """Add an integer value to ``field``."""
-        self.ints.setdefault(field, {})[value] = None
+        self._values(self.ints, field)[value] = None
 
     def moment(self, field: str, value: datetime) -> None:
         """Add a date value to ``field``."""
-        self.dates.setdefault(field, {})[value] = None
+        self._values(self.dates, field)[value] = None
+
+    def _values(self, table: dict[str, dict[_Value, None]], field: str) -> dict[_Value, None]:
+        """The values of ``field`` in ``table``, made (and the field's groups noted) when it
+        has none yet."""
+        values = table.get(field)
+        if values is None:
+            values = table[field] = {}
+            self.groups.update(_prefixes.of(field))
+        return values
 
     def remember(self, key: str, value: str) -> None:
         """Note ``value`` under ``key`` for the AND it appears in (when walking one)."""
@@ -105,8 +120,4 @@ _prefixes: Final = Memo(_prefixes_of, 1024)
 def field_groups(found: FoundValues) -> set[str]:
     """Every dotted prefix of the fields holding a value (``threat``, ``threat.indicator``,
     ``threat.indicator.file``...): document parts are built only where they have content."""
-    groups: set[str] = set()
-    for table in (found.strs, found.ints, found.dates):
-        for field in table:
-            groups.update(_prefixes(field))
-    return groups
+    return found.groups

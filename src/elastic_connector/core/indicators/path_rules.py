@@ -6,7 +6,6 @@ checks that every row here is in it.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Final, NamedTuple
 
@@ -177,9 +176,9 @@ def path_text(path: ObjectPath) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=4096)
 def rule_for(path: ObjectPath) -> tuple[Rule, str] | None:
-    """The rule of a path and the argument it passes (the hash algorithm), if any."""
+    """The rule of a path and the argument it passes (the hash algorithm), if any (not cached:
+    the pattern walk keeps the answers it needs)."""
     keys: list[str] = []
     for step in path.steps:
         if isinstance(step, str):
