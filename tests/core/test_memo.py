@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elastic_connector.core.memo import Memo
+from elastic_connector.core.memo import Latest, Memo
 
 
 def _shape(key: str) -> tuple[int, str] | None:
@@ -45,3 +45,22 @@ def test_a_memo_computes_a_key_once_while_it_has_room() -> None:
     memo.of("c")  # full: forgets everything, then keeps "c"
     memo.of("a")
     assert calls == ["a", "b", "c", "a"]
+
+
+@given(st.lists(st.sampled_from(range(4)), max_size=40))
+def test_latest_answers_as_its_function_and_computes_once_per_run(picks: list[int]) -> None:
+    # Equal lists that are different objects: Latest goes by identity, not equality.
+    arguments = [[1], [1], [2], [3]]
+    calls: list[list[int]] = []
+
+    def counted(argument: list[int]) -> tuple[int, ...]:
+        calls.append(argument)
+        return (sum(argument), id(argument))
+
+    latest = Latest(counted)
+    for pick in picks:
+        argument = arguments[pick]
+        assert latest.of(argument) == (sum(argument), id(argument))
+    # One computation per run of the same object, none within a run.
+    runs = sum(1 for i, pick in enumerate(picks) if i == 0 or picks[i - 1] != pick)
+    assert len(calls) == runs

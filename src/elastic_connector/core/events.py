@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from elastic_connector.core import stix_mode as stix_documents
@@ -23,12 +23,14 @@ from elastic_connector.core.actions import Action, Delete, Skip, Upsert
 from elastic_connector.core.config.model import Mode
 from elastic_connector.core.indicators import document as indicators
 from elastic_connector.core.indicators import ecs
+from elastic_connector.core.memo import Latest
 from elastic_connector.core.pattern.parser import read_pattern
 from elastic_connector.core.pattern.tree import Pattern
 from elastic_connector.core.plans import Plan, PlannerState, PlanSettings
 from elastic_connector.core.policy.lifetime import expiry
 from elastic_connector.core.policy.markings import resolve_markings
 from elastic_connector.core.policy.rules import indicator_withheld, tlp_allowed
+from elastic_connector.core.policy.settings import PolicySettings
 from elastic_connector.core.stix import (
     DecodeError,
     Identity,
@@ -75,6 +77,23 @@ _Upsert: Final = Upsert
 _STIX: Final = Mode.STIX
 
 
+class _Planning:
+    """What planning reads from the settings for every event, read once per settings object:
+    for compiled code, each read of a Struct's field is a generic attribute lookup, and this
+    class's are members of a C struct (docs/performance.md §7f)."""
+
+    def __init__(self, settings: PlanSettings) -> None:
+        self.stix: bool = settings.mode is _STIX
+        self.index: str = settings.index
+        self.policy: PolicySettings = settings.policy
+        self.indicator_ttl: timedelta | None = settings.policy.indicator_ttl
+        self.feed_name: str = settings.feed_name
+        self.opencti_url: str | None = settings.opencti_url
+
+
+_plannings: Final = Latest(_Planning)
+
+
 def plan_frame(
     event_id: str,
     event: str,
@@ -87,7 +106,7 @@ def plan_frame(
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
     object when its id can be read. ``authors``: identity id -> name, known to the caller."""
     # The ecs modes never read an object's JSON text: their events decode in one pass.
-    decoded = read_event(event_id, event, data, keep_json=settings.mode is _STIX)
+    decoded = read_event(event_id, event, data, keep_json=_plannings.of(settings).stix)
     # Checks name the usual outcome first: isinstance() is cheap when it holds, but one that
     # fails on a msgspec Struct class costs about a thousand instructions (CPython looks up
     # and calls ``StructMeta.__instancecheck__``).
@@ -121,14 +140,15 @@ def plan_event(
         # is a Struct, so ``learn`` is interpreted code).
         state = state.learn(obj, kind == "delete")
     seen = _author_of(obj) if object_type == "identity" and kind != "delete" else ()
-    if settings.mode is _STIX:
+    planning = _plannings.of(settings)
+    if planning.stix:
         planned = _plan_stix(event, state, settings, now)
         return _Plan(tuple(planned), state, seen, object_id=obj.id)
     if object_type != "indicator":
         # Only indicators become ECS documents; the rest of the knowledge graph is not exported.
         return _Plan((), state, seen, object_id=obj.id)
     if kind == "delete":
-        deleted = Delete(settings.index, opencti_id_of(obj), "deleted", "deleted in OpenCTI")
+        deleted = Delete(planning.index, opencti_id_of(obj), "deleted", "deleted in OpenCTI")
         return _Plan((deleted,), state, seen, object_id=obj.id)
     typed = obj.typed
     if not isinstance(typed, _Indicator):
@@ -136,7 +156,7 @@ def plan_event(
         action: Action = Skip(event.event_id, obj.id, "undecodable", str(problem))
         author = None
     else:
-        action = _indicator_action(obj, typed, state, settings, now, authors)
+        action = _indicator_action(obj, typed, state, planning, now, authors)
         author = typed.created_by_ref
     actions = (*_merged_away(event, settings), action) if kind == "merge" else (action,)
     if author and type(action) is _Upsert and author not in authors:
@@ -164,18 +184,17 @@ def _indicator_action(
     obj: StixObject,
     indicator: Indicator,
     state: PlannerState,
-    settings: PlanSettings,
+    planning: _Planning,
     now: datetime,
     authors: Mapping[str, str],
 ) -> Action:
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
-    policy = settings.policy
     markings = resolve_markings(indicator.object_marking_refs, state.markings)
-    withheld = indicator_withheld(indicator, markings, policy, now)
+    withheld = indicator_withheld(indicator, markings, planning.policy, now)
     if withheld is not None:
         return Delete(
-            settings.index, opencti_id_of(obj), withheld.code, withheld.reason, withheld.subject
+            planning.index, opencti_id_of(obj), withheld.code, withheld.reason, withheld.subject
         )
     text = indicator.pattern
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
@@ -183,27 +202,27 @@ def _indicator_action(
     parsed = _parse(text) if cacheable else read_pattern(text)
     if not isinstance(parsed, _Pattern):
         return Delete(
-            settings.index,
+            planning.index,
             opencti_id_of(obj),
             "invalid_pattern",
             f"pattern does not parse: {parsed}",
         )
     author = indicator.created_by_ref
-    ttl = policy.indicator_ttl
+    ttl = planning.indicator_ttl
     mapped = indicators.document_for(
         indicator,
         parsed,
         now=now,
         tlp=markings.tlp,
-        feed_name=settings.feed_name,
-        opencti_url=settings.opencti_url,
+        feed_name=planning.feed_name,
+        opencti_url=planning.opencti_url,
         provider=authors.get(author) if author else None,
         # Only a default lifetime is computed; a valid_until is written as valid_until.
         expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
     )
     if not isinstance(mapped, _IndicatorDocument):
-        return Delete(settings.index, opencti_id_of(obj), "unmappable", mapped.reason)
-    return _Upsert(settings.index, opencti_id_of(obj), _encode_document(mapped))
+        return Delete(planning.index, opencti_id_of(obj), "unmappable", mapped.reason)
+    return _Upsert(planning.index, opencti_id_of(obj), _encode_document(mapped))
 
 
 def _plan_stix(

@@ -34,8 +34,11 @@ from elastic_connector.core.memo import Memo
 from elastic_connector.core.pattern.tree import Pattern
 from elastic_connector.core.policy.tlp import Tlp
 from elastic_connector.core.stix import (
+    Extensions,
     ExternalReference,
+    Flag,
     Indicator,
+    KillChainPhase,
     MitreExtension,
     OpenCTIExtension,
     truth,
@@ -60,7 +63,8 @@ _OpenCTI: Final = ecs.OpenCTI
 _OpenCTIIndicator: Final = ecs.OpenCTIIndicator
 _ECS_INFO: Final = ecs.ECS_INFO
 _INDICATOR_EVENT: Final = ecs.INDICATOR_EVENT
-_replace: Final = msgspec.structs.replace
+_set: Final = msgspec.structs.force_setattr
+_astuple: Final = msgspec.structs.astuple
 _ExternalReference: Final = ecs.ExternalReference
 # The method itself: ``value.isascii()`` looks the method up on every call.
 _isascii: Final = str.isascii
@@ -119,24 +123,72 @@ def _opt_date(value: datetime | None) -> datetime | None:
 
 
 class _Shared:
-    """What both document parts read from the indicator, read once: for compiled code, each
-    read of a Struct's field is a generic attribute lookup, and this class's are not (it is
-    compiled into a C struct)."""
+    """The indicator's fields as the document parts read them, read once. For compiled code,
+    each read of a Struct's field is a generic attribute lookup (about 170 instructions);
+    ``msgspec.structs.astuple`` gives them all in one call, and this class's attributes are
+    members of a C struct (docs/performance.md §7f)."""
+
+    id: str
+    pattern: str
+    pattern_type: str
+    name: str | None
+    description: str | None
+    pattern_version: str | None
+    indicator_types: tuple[str, ...]
+    valid_from: datetime | None
+    valid_until: datetime | None
+    revoked: Flag
+    confidence: int | None
+    labels: tuple[str, ...]
+    created: datetime | None
+    modified: datetime | None
+    created_by_ref: str | None
+    kill_chain_phases: tuple[KillChainPhase, ...]
+    external_references: tuple[ExternalReference, ...]
+    x_opencti_score: int | None
+    x_opencti_detection: Flag
+    x_mitre_platforms: tuple[str, ...]
+    extension: OpenCTIExtension | None
+    mitre: MitreExtension | None
+    main_type: str | None
 
     def __init__(self, indicator: Indicator) -> None:
-        extensions = indicator.extensions
+        extensions: Extensions
+        main_type: str | None
+        # In ``Indicator``'s field order (``tests/core/indicators/test_document_fields.py``).
+        (
+            self.id,
+            self.pattern,
+            self.pattern_type,
+            self.name,
+            self.description,
+            self.pattern_version,
+            self.indicator_types,
+            self.valid_from,
+            self.valid_until,
+            self.revoked,
+            self.confidence,
+            self.labels,
+            self.created,
+            self.modified,
+            self.created_by_ref,
+            _,  # object_marking_refs: resolved by the planner
+            self.kill_chain_phases,
+            self.external_references,
+            extensions,
+            self.x_opencti_score,
+            self.x_opencti_detection,
+            main_type,
+            self.x_mitre_platforms,
+        ) = _astuple(indicator)
         extension = extensions.opencti
-        self.extension: OpenCTIExtension | None = extension
-        self.mitre: MitreExtension | None = extensions.mitre
-        main_type = extension.main_observable_type if extension is not None else None
-        self.main_type: str | None = (
-            indicator.x_opencti_main_observable_type if main_type is None else main_type
-        )
-        self.id: str = indicator.id
-        self.confidence: int | None = indicator.confidence
-        self.created: datetime | None = _opt_date(indicator.created)
-        self.valid_from: datetime | None = _opt_date(indicator.valid_from)
-        self.modified: datetime | None = _opt_date(indicator.modified)
+        self.extension = extension
+        self.mitre = extensions.mitre
+        extension_type = extension.main_observable_type if extension is not None else None
+        self.main_type = main_type if extension_type is None else extension_type
+        self.created = _opt_date(self.created)
+        self.valid_from = _opt_date(self.valid_from)
+        self.modified = _opt_date(self.modified)
 
 
 # --- threat.indicator -------------------------------------------------------------------------
@@ -157,12 +209,14 @@ def _marking(tlp: Tlp) -> ecs.Marking:
 
 
 # Document parts with many fields are built from the fields most indicators have, and the rest
-# is added only when present (``msgspec.structs.replace``): CPython 3.11 makes any call with 16
-# or more keyword arguments about four times slower, and that was a tenth of the mapping's cost.
+# is set only when present: CPython 3.11 makes any call with 16 or more keyword arguments about
+# four times slower, and that was a tenth of the mapping's cost. They are set on the new part
+# before anything else sees it (``msgspec.structs.force_setattr``, meant for finishing a frozen
+# Struct's construction): ``msgspec.structs.replace`` built a dict and a second part, a fifth
+# of the time of building both parts (docs/performance.md §7f).
 
 
 def _threat_indicator(
-    indicator: Indicator,
     shared: _Shared,
     found: FoundValues,
     groups: set[str],
@@ -192,8 +246,8 @@ def _threat_indicator(
         confidence=confidence_level(shared.confidence),
         id=_ids(internal_id, shared.id),
         type=indicator_type,
-        name=_opt_text(indicator.name) or found.first_text,
-        description=_opt_text(indicator.description),
+        name=_opt_text(shared.name) or found.first_text,
+        description=_opt_text(shared.description),
         provider=_opt_text(provider),
         reference=reference,
         first_seen=shared.created or shared.valid_from,
@@ -203,8 +257,9 @@ def _threat_indicator(
         port=found.i("threat.indicator.port"),
     )
     # The parts named after observable types, only where the pattern gave them a value.
-    parts = threat_indicator_parts(found, groups)
-    return _replace(document, **parts) if parts else document
+    for name, part in threat_indicator_parts(found, groups).items():
+        _set(document, name, part)
+    return document
 
 
 # --- opencti.indicator ------------------------------------------------------------------------
@@ -221,37 +276,35 @@ def _external_reference(ref: ExternalReference) -> ecs.ExternalReference | None:
     return _ExternalReference(source_name=source_name, url=url, external_id=external_id)
 
 
-def _opencti_indicator(
-    indicator: Indicator, shared: _Shared, found: FoundValues
-) -> ecs.OpenCTIIndicator:
+def _opencti_indicator(shared: _Shared, found: FoundValues) -> ecs.OpenCTIIndicator:
     extension = shared.extension
     mitre = shared.mitre
     if extension is not None:
         internal_id, is_inferred = extension.id, extension.is_inferred
         score = extension.score
         if score is None:
-            score = indicator.x_opencti_score
+            score = shared.x_opencti_score
         detection = extension.detection
         if detection is None:
-            detection = indicator.x_opencti_detection
+            detection = shared.x_opencti_detection
     else:
         internal_id, is_inferred = None, None
-        score, detection = indicator.x_opencti_score, indicator.x_opencti_detection
-    platforms = (mitre.platforms if mitre is not None else ()) or indicator.x_mitre_platforms
+        score, detection = shared.x_opencti_score, shared.x_opencti_detection
+    platforms = (mitre.platforms if mitre is not None else ()) or shared.x_mitre_platforms
     references: tuple[ecs.ExternalReference, ...] = ()
-    if indicator.external_references:
-        kept = (_external_reference(ref) for ref in indicator.external_references)
+    if shared.external_references:
+        kept = (_external_reference(ref) for ref in shared.external_references)
         references = tuple(ref for ref in kept if ref is not None)
     kill_chain: tuple[str, ...] = ()
-    if indicator.kill_chain_phases:
+    if shared.kill_chain_phases:
         kill_chain = _unique(
             f"[{phase.kill_chain_name}] {phase.phase_name}"
-            for phase in indicator.kill_chain_phases
+            for phase in shared.kill_chain_phases
             if phase.kill_chain_name and phase.phase_name
         )
     confidence = shared.confidence
     # Booleans may come spelled as strings; most are real booleans (or absent): skip the call.
-    revoked = indicator.revoked
+    revoked = shared.revoked
     if revoked is not None and type(revoked) is not bool:
         revoked = truth(revoked)
     if detection is not None and type(detection) is not bool:
@@ -261,36 +314,35 @@ def _opencti_indicator(
     document = _OpenCTIIndicator(
         id=_opt_text(internal_id),
         standard_id=_opt_text(shared.id),
-        pattern=_opt_text(indicator.pattern),
-        pattern_type=_opt_text(indicator.pattern_type),
+        pattern=_opt_text(shared.pattern),
+        pattern_type=_opt_text(shared.pattern_type),
         score=None if score is None else _long(score),
         confidence=None if confidence is None else _long(confidence),
         detection=detection if detection is True or detection is False else None,
         revoked=revoked if revoked is True or revoked is False else None,
         is_inferred=is_inferred if is_inferred is True or is_inferred is False else None,
         valid_from=shared.valid_from,
-        valid_until=_opt_date(indicator.valid_until),
+        valid_until=_opt_date(shared.valid_until),
         created=shared.created,
         modified=shared.modified,
-        created_by_ref=_opt_text(indicator.created_by_ref),
+        created_by_ref=_opt_text(shared.created_by_ref),
         main_observable_type=_opt_text(shared.main_type),
     )
     # Properties most indicators do not have, only when they have a value.
-    extras: dict[str, object] = {}
-    pattern_version = _opt_text(indicator.pattern_version)
+    pattern_version = _opt_text(shared.pattern_version)
     if pattern_version is not None:
-        extras["pattern_version"] = pattern_version
+        _set(document, "pattern_version", pattern_version)
     if "opencti.indicator.ip_range" in found.strs:
-        extras["ip_range"] = found.s("opencti.indicator.ip_range")
-    if indicator.indicator_types:
-        extras["indicator_types"] = _unique(indicator.indicator_types)
+        _set(document, "ip_range", found.s("opencti.indicator.ip_range"))
+    if shared.indicator_types:
+        _set(document, "indicator_types", _unique(shared.indicator_types))
     if platforms:
-        extras["mitre_platforms"] = _unique(platforms)
+        _set(document, "mitre_platforms", _unique(platforms))
     if kill_chain:
-        extras["kill_chain_phase"] = kill_chain
+        _set(document, "kill_chain_phase", kill_chain)
     if references:
-        extras["external_reference"] = references
-    return _replace(document, **extras) if extras else document
+        _set(document, "external_reference", references)
+    return document
 
 
 def indicator_document(
@@ -337,24 +389,22 @@ def document_for(
         return Unmappable(no_value_reason(found))
     groups = field_groups(found)
     shared = _Shared(indicator)
-    opencti = _opencti_indicator(indicator, shared, found)
+    opencti = _opencti_indicator(shared, found)
     if expires_at is not None:
-        opencti = _replace(opencti, expires_at=_opt_date(expires_at))
+        _set(opencti, "expires_at", _opt_date(expires_at))
     return _IndicatorDocument(
         timestamp=_opt_date(now) or _EPOCH,
         ecs=_ECS_INFO,
         event=_INDICATOR_EVENT,
         threat=_Threat(
-            indicator=_threat_indicator(
-                indicator, shared, found, groups, tlp, opencti_url, provider
-            ),
+            indicator=_threat_indicator(shared, found, groups, tlp, opencti_url, provider),
             feed=_feeds.of((feed_name, opencti_url)),
         ),
         opencti=_OpenCTI(
             indicator=opencti,
             observable=observable(found, groups) if "opencti.observable" in groups else None,
         ),
-        tags=_unique(indicator.labels) if indicator.labels else (),
+        tags=_unique(shared.labels) if shared.labels else (),
     )
 
 

@@ -8,7 +8,6 @@ value is left out, so a document is never rejected by Elasticsearch.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Final
@@ -21,11 +20,12 @@ from elastic_connector.core.indicators.value_forms import (
     ECS_FILE_HASHES,
     EXECUTABLE_HASHES,
     HASH_ALGORITHMS,
-    HEX,
     HEX_DIGESTS,
     address_kind,
     distinguished_name,
     hash_algorithm,
+    is_decimal,
+    is_hex,
     normal_mac,
     registry_key_text,
     registry_parts,
@@ -60,14 +60,11 @@ _HexLiteral: Final = HexLiteral
 # --- values as their field types accept them --------------------------------------------------
 
 
-_DIGITS: Final = re.compile(r"[0-9]{1,20}")
-
-
 def _integer(literal: Literal, low: int, high: int) -> int | None:
     """An integer literal, or a string of decimal digits, within ``low..high``."""
     if type(literal) is _IntLiteral:
         return _long(literal.value, low, high)
-    if type(literal) is _StringLiteral and _DIGITS.fullmatch(literal.value):
+    if type(literal) is _StringLiteral and is_decimal(literal.value, 20):
         return _long(int(literal.value), low, high)
     return None
 
@@ -193,7 +190,8 @@ def hashes(
             return "not a non-empty string"
         field = fields[name]
         found.text(field, value)
-        if name in HEX_DIGESTS and HEX.fullmatch(value) and not value.islower():
+        # Most digests are written in lower case already: that check first.
+        if name in HEX_DIGESTS and not value.islower() and is_hex(value):
             lower = value.lower()
             if lower != value:
                 found.text(field, lower)

@@ -27,7 +27,7 @@ _IndicatorRegistry: Final = ecs.IndicatorRegistry
 
 def threat_indicator_parts(found: FoundValues, groups: set[str]) -> dict[str, object]:
     """The ``threat.indicator`` parts named after observable types that the pattern gave a value,
-    by ``ecs.ThreatIndicator`` attribute name (for ``msgspec.structs.replace``)."""
+    by ``ecs.ThreatIndicator`` attribute name."""
     parts: dict[str, object] = {}
     if "threat.indicator.email" in groups:
         parts["email"] = _IndicatorEmail(address=found.s("threat.indicator.email.address"))

@@ -18,30 +18,80 @@ from elastic_connector.core.indicators.field_values import keyword_value as _tex
 
 # --- IP addresses and CIDR blocks -------------------------------------------------------------
 
+_DIGITS: Final = "0123456789"
+_HEX_DIGITS: Final = "0123456789abcdefABCDEF"
+
+
 _OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 """Dotted-quad IPv4 exactly as ``ipaddress`` accepts it (no leading zeros), but faster."""
 
 
+def _ipv4_number(text: str) -> int:
+    """The number of an IPv4 address ``_IPV4`` matched."""
+    a, b, c, d = text.split(".")
+    return int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d)
+
+
+def _plain_ipv6(text: str) -> bool:
+    """Whether ``text`` is an IPv6 address of hex groups only (no embedded IPv4, no zone), in a
+    form ``ipaddress`` accepts: eight groups of 1-4 hex digits, or at most seven around one
+    ``::``. False means "not shown here", not "invalid": the caller asks ``ipaddress``."""
+    head, double, tail = text.partition("::")
+    if double:
+        if "::" in tail:
+            return False
+        groups = (head.split(":") if head else []) + (tail.split(":") if tail else [])
+        if len(groups) > 7:
+            return False
+    else:
+        groups = text.split(":")
+        if len(groups) != 8:
+            return False
+    for group in groups:
+        size = len(group)
+        if size == 0 or size > 4 or group.strip(_HEX_DIGITS):
+            return False
+    return True
+
+
+def _dotted(number: int) -> str:
+    return f"{number >> 24}.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}"
+
+
 def address_kind(text: str) -> tuple[str, str] | None:
-    """(``ip`` | ``range``, normal text) for an address or CIDR block; None if it is neither."""
+    """(``ip`` | ``range``, normal text) for an address or CIDR block; None if it is neither.
+    ``ipaddress``'s reading of ``text``: plain IPv4 and IPv6 addresses and IPv4 blocks with a
+    prefix length, nearly all that indicators carry, are read here, anything else by
+    ``ipaddress`` (interpreted, ten times the cost). ``tests/core/indicators/
+    test_address_kind.py`` compares the two on any text."""
     if _IPV4.fullmatch(text):
         return ("ip", text)
     if "%" in text:  # IPv6 zone ids are not accepted by Elasticsearch's ip type
         return None
-    if "/" not in text:
+    address, slash, prefix = text.partition("/")
+    if not slash:
+        if _plain_ipv6(text):
+            return ("ip", text)
         try:
             ipaddress.ip_address(text)
         except ValueError:
             return None
         return ("ip", text)
+    if is_decimal(prefix, 2) and _IPV4.fullmatch(address):
+        bits = int(prefix)
+        if bits == 32:
+            return ("ip", address)
+        if bits < 32:
+            # The network address, as ip_range accepts it (``10.1.2.3/8`` is ``10.0.0.0/8``).
+            first = _ipv4_number(address) & (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+            return ("range", f"{_dotted(first)}/{bits}")
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         return None
     if network.prefixlen == network.max_prefixlen:
-        return ("ip", text.partition("/")[0])
-    # The network address, as ip_range accepts it (``10.1.2.3/8`` is ``10.0.0.0/8``).
+        return ("ip", address)
     return ("range", network.with_prefixlen)
 
 
@@ -98,8 +148,18 @@ HEX_DIGESTS: Final = frozenset(
     {"md5", "sha1", "sha256", "sha384", "sha512", "sha3_256", "sha3_512", "imphash", "pehash"}
 )
 """The algorithms whose digests are written in hex (not ssdeep, TLSH or telfhash)."""
-HEX: Final = re.compile(r"[0-9A-Fa-f]+")
-"""Hex digits only (``fullmatch``)."""
+
+
+def is_hex(text: str) -> bool:
+    """``text`` is one or more hex digits (what ``[0-9A-Fa-f]+`` matches whole). ``strip``
+    leaves nothing exactly when every character is one of them; compiled, that costs a fraction
+    of a regular expression's call."""
+    return bool(text) and not text.strip(_HEX_DIGITS)
+
+
+def is_decimal(text: str, most: int) -> bool:
+    """``text`` is 1 to ``most`` ASCII decimal digits (what ``[0-9]{1,most}`` matches whole)."""
+    return 0 < len(text) <= most and not text.strip(_DIGITS)
 
 
 def hash_algorithm(name: str) -> str | None:
@@ -128,8 +188,12 @@ def joined_path(directory: str, name: str) -> str | None:
 
 # --- URLs -------------------------------------------------------------------------------------
 
-_PORT_TEXT: Final = re.compile(r"[0-9]{1,5}")
-_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_SCHEME_REST: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-"
+
+
+def _is_scheme(text: str) -> bool:
+    """``text`` is a URL scheme: what ``[A-Za-z][A-Za-z0-9+.-]*`` matches whole."""
+    return text[:1].isalpha() and not text.strip(_SCHEME_REST)
 
 
 def split_url(target: str) -> tuple[str, str, str, str]:
@@ -170,7 +234,7 @@ def url_parts(url: str) -> list[tuple[str, str]]:
     ``fragment``|``extension``, text). Parts are cut from the text as written (nothing is
     lower-cased); a part that cannot be read is left out. Never raises."""
     scheme_text, sep, rest = url.partition("://")
-    if sep and _SCHEME.fullmatch(scheme_text):
+    if sep and _is_scheme(scheme_text):
         target, scheme = "//" + rest, scheme_text
     elif url.startswith("/"):
         target, scheme = url, ""
@@ -193,7 +257,7 @@ def url_parts(url: str) -> list[tuple[str, str]]:
         host, _, port = host_port.partition(":")
     if host:
         parts.append(("domain", host))
-    if _PORT_TEXT.fullmatch(port) and int(port) <= 65535:
+    if is_decimal(port, 5) and int(port) <= 65535:
         parts.append(("port", port))
     if path:
         parts.append(("path", path))
@@ -324,7 +388,7 @@ def _dn_value(raw: str) -> str:
         char = value[index]
         if char == "\\" and index + 1 < len(value):
             pair = value[index + 1 : index + 3]
-            if len(pair) == 2 and HEX.fullmatch(pair):
+            if len(pair) == 2 and is_hex(pair):
                 pending.append(int(pair, 16))
                 index += 3
                 continue

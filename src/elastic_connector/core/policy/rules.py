@@ -10,12 +10,14 @@ indicator fail a filter removes it, as a TLP raise does.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from elastic_connector.core.config.observable_types import canonical_observable_type
+from elastic_connector.core.memo import Latest
 from elastic_connector.core.policy.lifetime import expiry
 from elastic_connector.core.policy.settings import MarkingResolution, PolicySettings, Withheld
-from elastic_connector.core.policy.tlp import rank_of
+from elastic_connector.core.policy.tlp import Tlp, rank_of
 from elastic_connector.core.stix import Indicator, truth
 
 __all__ = [
@@ -30,6 +32,22 @@ __all__ = [
 ]
 
 
+class _Policy:
+    """What the checks read from the settings for every indicator, read once per settings
+    object: for compiled code, each read of a Struct's field is a generic attribute lookup, and
+    this class's are members of a C struct (docs/performance.md §7f)."""
+
+    def __init__(self, settings: PolicySettings) -> None:
+        self.max_tlp: Tlp = settings.max_tlp
+        self.max_rank: int = rank_of(settings.max_tlp)
+        self.require_detection: bool = settings.require_detection
+        self.indicator_ttl: timedelta | None = settings.indicator_ttl
+        self.any_filter: bool = any_filter(settings)
+
+
+_policies: Final = Latest(_Policy)
+
+
 def _aware(moment: datetime) -> datetime:
     # STIX timestamps are UTC; a timestamp without offset is read as UTC.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -41,9 +59,9 @@ def tlp_allowed(markings: MarkingResolution, settings: PolicySettings) -> Withhe
     (either could be a custom TLP:RED); unmarked objects may."""
     tlp = markings.tlp
     if tlp is not None:
-        max_tlp = settings.max_tlp
-        if rank_of(tlp) > rank_of(max_tlp):
-            return Withheld("tlp", f"marked {tlp.label}, above max_tlp {max_tlp.label}")
+        policy = _policies.of(settings)
+        if rank_of(tlp) > policy.max_rank:
+            return Withheld("tlp", f"marked {tlp.label}, above max_tlp {policy.max_tlp.label}")
     if markings.unknown:
         return Withheld(
             "unknown_marking",
@@ -73,13 +91,13 @@ def indicator_withheld(
         return Withheld("revoked", f"revoked flag {shown!r} is not a boolean: withheld")
     if revoked:
         return Withheld("revoked", "revoked in OpenCTI")
-    if indicator.valid_until is not None:
-        if _aware(indicator.valid_until) <= _aware(now):
-            return Withheld(
-                "expired", f"valid_until {indicator.valid_until.isoformat()} has passed"
-            )
-    elif settings.indicator_ttl is not None:
-        expires = expiry(indicator, settings.indicator_ttl)
+    policy = _policies.of(settings)
+    valid_until = indicator.valid_until
+    if valid_until is not None:
+        if _aware(valid_until) <= _aware(now):
+            return Withheld("expired", f"valid_until {valid_until.isoformat()} has passed")
+    elif policy.indicator_ttl is not None:
+        expires = expiry(indicator, policy.indicator_ttl)
         if expires is not None and expires <= _aware(now):
             return Withheld(
                 "expired",
@@ -96,9 +114,9 @@ def indicator_withheld(
         return Withheld(
             "pattern_type", f"pattern_type {pattern_type[:40]!r} is not exported (only 'stix')"
         )
-    if settings.require_detection and not detection_flag(indicator):
+    if policy.require_detection and not detection_flag(indicator):
         return Withheld("detection", "detection flag is false and require_detection is on")
-    if any_filter(settings):
+    if policy.any_filter:
         return filtered_out(indicator, settings)
     return None
 
