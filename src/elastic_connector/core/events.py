@@ -39,6 +39,7 @@ from elastic_connector.core.stix import (
     StreamEvent,
     opencti_id_of,
     read_event,
+    read_typed_frame,
 )
 
 __all__ = [
@@ -75,6 +76,7 @@ _IndicatorDocument: Final = ecs.IndicatorDocument
 _Plan: Final = Plan
 _Upsert: Final = Upsert
 _STIX: Final = Mode.STIX
+_UPSERT_EVENTS: Final = ("create", "update")
 
 
 class _Planning:
@@ -105,8 +107,27 @@ def plan_frame(
 ) -> Plan:
     """Decode one SSE data frame and plan it; undecodable frames become a ``Skip`` naming the
     object when its id can be read. ``authors``: identity id -> name, known to the caller."""
+    planning = _plannings.of(settings)
     # The ecs modes never read an object's JSON text: their events decode in one pass.
-    decoded = read_event(event_id, event, data, keep_json=_plannings.of(settings).stix)
+    keep_json = planning.stix
+    if not keep_json and event in _UPSERT_EVENTS:
+        # The ecs modes' usual event, an indicator created or updated, is planned from the
+        # one-pass decoding itself: the same plan as ``plan_event`` makes from the
+        # ``StreamEvent`` (``tests/core/test_plan_frame_fast_path.py``), without building that
+        # event and reading it back (docs/performance.md §7f).
+        envelope = read_typed_frame(data)
+        if envelope is not None:
+            typed = envelope.data
+            context = envelope.context
+            if type(typed) is _Indicator and (context is None or not context.sources):
+                try:
+                    return _indicator_plan(typed, typed.id, state, planning, now, authors)
+                except RecursionError:
+                    return _too_deep(event_id, typed.id, state)
+        # Any other frame is read by read_event; one the one-pass reading refused, in two
+        # passes at once (the JSON text it keeps is not read).
+        keep_json = envelope is None
+    decoded = read_event(event_id, event, data, keep_json=keep_json)
     # Checks name the usual outcome first: isinstance() is cheap when it holds, but one that
     # fails on a msgspec Struct class costs about a thousand instructions (CPython looks up
     # and calls ``StructMeta.__instancecheck__``).
@@ -115,11 +136,13 @@ def plan_frame(
     try:
         return plan_event(decoded, state, settings, now, authors)
     except RecursionError:
-        # An object the decoder accepted can still be too deep for the document builders,
-        # which recurse over it (stix mode): the event is unusable, never a crash.
-        return Plan(
-            (Skip(event_id, decoded.object.id, "undecodable", "JSON nested too deeply"),), state
-        )
+        return _too_deep(event_id, decoded.object.id, state)
+
+
+def _too_deep(event_id: str, object_id: str, state: PlannerState) -> Plan:
+    # An object the decoder accepted can still be too deep for the document builders, which
+    # recurse over it (stix mode): the event is unusable, never a crash.
+    return Plan((Skip(event_id, object_id, "undecodable", "JSON nested too deeply"),), state)
 
 
 def plan_event(
@@ -151,17 +174,32 @@ def plan_event(
         deleted = Delete(planning.index, opencti_id_of(obj), "deleted", "deleted in OpenCTI")
         return _Plan((deleted,), state, seen, object_id=obj.id)
     typed = obj.typed
+    before = tuple(_merged_away(event, settings)) if kind == "merge" else ()
     if not isinstance(typed, _Indicator):
         problem = obj.invalid or DecodeError("not an indicator", object_id=obj.id)
-        action: Action = Skip(event.event_id, obj.id, "undecodable", str(problem))
-        author = None
-    else:
-        action = _indicator_action(obj, typed, state, planning, now, authors)
-        author = typed.created_by_ref
-    actions = (*_merged_away(event, settings), action) if kind == "merge" else (action,)
+        skipped = Skip(event.event_id, obj.id, "undecodable", str(problem))
+        return _Plan((*before, skipped), state, seen, object_id=obj.id)
+    return _indicator_plan(typed, obj.id, state, planning, now, authors, seen, before)
+
+
+def _indicator_plan(
+    indicator: Indicator,
+    object_id: str,
+    state: PlannerState,
+    planning: _Planning,
+    now: datetime,
+    authors: Mapping[str, str],
+    seen: tuple[tuple[str, str], ...] = (),
+    before: tuple[Action, ...] = (),
+) -> Plan:
+    """The plan of an indicator created, updated or merged (``before``: the deletes of the
+    objects merged into it), whose object id is ``object_id``."""
+    author = indicator.created_by_ref
+    action = _indicator_action(indicator, object_id, author, state, planning, now, authors)
+    actions = (*before, action) if before else (action,)
     if author and type(action) is _Upsert and author not in authors:
-        return _Plan(actions, state, seen, (author,), object_id=obj.id)
-    return _Plan(actions, state, seen, object_id=obj.id)
+        return _Plan(actions, state, seen, (author,), object_id=object_id)
+    return _Plan(actions, state, seen, object_id=object_id)
 
 
 def _author_of(obj: StixObject) -> tuple[tuple[str, str], ...]:
@@ -181,21 +219,24 @@ def _merged_away(event: StreamEvent, settings: PlanSettings) -> list[Action]:
 
 
 def _indicator_action(
-    obj: StixObject,
     indicator: Indicator,
+    object_id: str,
+    author: str | None,
     state: PlannerState,
     planning: _Planning,
     now: datetime,
     authors: Mapping[str, str],
 ) -> Action:
+    # The document's id: OpenCTI's internal id, else the STIX id (``opencti_id_of``).
+    extension = indicator.extensions.opencti
+    internal_id = extension.id if extension is not None else None
+    target = internal_id if internal_id else object_id
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
     markings = resolve_markings(indicator.object_marking_refs, state.markings)
     withheld = indicator_withheld(indicator, markings, planning.policy, now)
     if withheld is not None:
-        return Delete(
-            planning.index, opencti_id_of(obj), withheld.code, withheld.reason, withheld.subject
-        )
+        return Delete(planning.index, target, withheld.code, withheld.reason, withheld.subject)
     text = indicator.pattern
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
     cacheable = type(text) is str and len(text) <= CACHEABLE_PATTERN_CHARS
@@ -203,11 +244,10 @@ def _indicator_action(
     if not isinstance(parsed, _Pattern):
         return Delete(
             planning.index,
-            opencti_id_of(obj),
+            target,
             "invalid_pattern",
             f"pattern does not parse: {parsed}",
         )
-    author = indicator.created_by_ref
     ttl = planning.indicator_ttl
     mapped = indicators.document_for(
         indicator,
@@ -221,8 +261,8 @@ def _indicator_action(
         expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
     )
     if not isinstance(mapped, _IndicatorDocument):
-        return Delete(planning.index, opencti_id_of(obj), "unmappable", mapped.reason)
-    return _Upsert(planning.index, opencti_id_of(obj), _encode_document(mapped))
+        return Delete(planning.index, target, "unmappable", mapped.reason)
+    return _Upsert(planning.index, target, _encode_document(mapped))
 
 
 def _plan_stix(

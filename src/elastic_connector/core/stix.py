@@ -84,6 +84,7 @@ __all__ = [
     "opencti_id_of",
     "read_event",
     "read_object",
+    "read_typed_frame",
     "truth",
 ]
 
@@ -254,14 +255,29 @@ def _read_typed_event(
     None otherwise (the caller then takes the two-pass path, which also says what is wrong)."""
     if event not in DATA_EVENTS:
         return None
-    try:
-        envelope = _typed_envelope_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeError, RecursionError):
+    envelope = _typed_envelope(data)
+    if envelope is None:
         return None
     typed = envelope.data
     return _stream_event(
         event_id, event, StixObject(_TAGS[type(typed)], typed.id, typed, b""), envelope
     )
+
+
+def _typed_envelope(data: bytes | str) -> Envelope[KnownObject] | None:
+    try:
+        return _typed_envelope_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeError, RecursionError):
+        return None
+
+
+def read_typed_frame(data: bytes | str) -> Envelope[KnownObject] | None:
+    """The frame decoded in one pass, its object by its typed view, when it needs no other
+    reading: ASCII (or text) that decodes. None otherwise, and ``read_event`` reads it (and says
+    what is wrong). The planner reads an indicator straight from it (``events.plan_frame``)."""
+    if isinstance(data, bytes) and not data.isascii():
+        return None  # read_event checks such a frame is UTF-8 throughout
+    return _typed_envelope(data)
 
 
 def _read_event(event_id: str, event: str, data: bytes | str) -> StreamEvent | DecodeError:

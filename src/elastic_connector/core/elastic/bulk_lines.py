@@ -27,14 +27,20 @@ _Upsert: Final = Upsert
 _encode_meta: Final = _meta_encoder.encode
 
 
-def _action_prefix_of(target: tuple[str, str]) -> bytes:
-    """``{"<op>":{"_index":<index>,"_id":`` for (op, index): what every action line of ``op``
-    on ``index`` starts with."""
-    op, index = target
-    return b'{"' + op.encode() + b'":{"_index":' + _encode_meta(index) + b',"_id":'
+def _action_prefixes_of(index: str) -> tuple[bytes, bytes, bytes]:
+    """``{"<op>":{"_index":<index>,"_id":`` for ``index`` and each op (index, create, delete):
+    what every action line of that op on ``index`` starts with."""
+    name = _encode_meta(index)
+    return (
+        b'{"index":{"_index":' + name + b',"_id":',
+        b'{"create":{"_index":' + name + b',"_id":',
+        b'{"delete":{"_index":' + name + b',"_id":',
+    )
 
 
-_action_prefixes: Final = Memo(_action_prefix_of, 64)
+# By index name alone: the settings' one string, whose hash Python keeps (a tuple key was
+# hashed anew for every action).
+_action_prefixes: Final = Memo(_action_prefixes_of, 64)
 
 
 def encode_action(action: WriteAction) -> bytes:
@@ -53,14 +59,14 @@ def encode_action(action: WriteAction) -> bytes:
         if document.find(b"\n") >= 0 or document.find(b"\r") >= 0:
             raise ValueError("document is not single-line JSON (contains a line break)")
         guard = action.guard
-        op = "create" if guard is not None and guard.seq_no is None else "index"
-        prefix = _action_prefixes.of((op, action.index))
+        prefixes = _action_prefixes.of(action.index)
+        prefix = prefixes[1] if guard is not None and guard.seq_no is None else prefixes[0]
         return b"".join(
             (prefix, _encode_meta(action.id), _guard_suffix(guard), b"}}\n", document, b"\n")
         )
     return b"".join(
         (
-            _action_prefixes.of(("delete", action.index)),
+            _action_prefixes.of(action.index)[2],
             _encode_meta(action.id),
             _guard_suffix(action.guard),
             b"}}\n",

@@ -67,7 +67,11 @@ class FoundValues:
         values = table.get(field)
         if values is None:
             values = table[field] = {}
-            self.groups.update(_prefixes.of(field))
+            prefixes = _prefixes.of(field)
+            # ``groups`` holds every prefix of a prefix it holds: when a field's parent is
+            # there (a sibling came first), so is the rest.
+            if prefixes and prefixes[0] not in self.groups:
+                self.groups.update(prefixes)
         return values
 
     def remember(self, key: str, value: str) -> None:
