@@ -29,12 +29,13 @@ from elastic_connector.core.pattern.tree import Pattern
 from elastic_connector.core.plans import Plan, PlannerState, PlanSettings
 from elastic_connector.core.policy.lifetime import expiry
 from elastic_connector.core.policy.markings import resolve_markings
-from elastic_connector.core.policy.rules import indicator_withheld, tlp_allowed
+from elastic_connector.core.policy.rules import fields_withheld, tlp_allowed
 from elastic_connector.core.policy.settings import PolicySettings
 from elastic_connector.core.stix import (
     DecodeError,
     Identity,
     Indicator,
+    IndicatorFields,
     StixObject,
     StreamEvent,
     opencti_id_of,
@@ -194,8 +195,9 @@ def _indicator_plan(
 ) -> Plan:
     """The plan of an indicator created, updated or merged (``before``: the deletes of the
     objects merged into it), whose object id is ``object_id``."""
-    author = indicator.created_by_ref
-    action = _indicator_action(indicator, object_id, author, state, planning, now, authors)
+    fields = IndicatorFields(indicator)
+    author = fields.created_by_ref
+    action = _indicator_action(fields, object_id, state, planning, now, authors)
     actions = (*before, action) if before else (action,)
     if author and type(action) is _Upsert and author not in authors:
         return _Plan(actions, state, seen, (author,), object_id=object_id)
@@ -219,25 +221,23 @@ def _merged_away(event: StreamEvent, settings: PlanSettings) -> list[Action]:
 
 
 def _indicator_action(
-    indicator: Indicator,
+    fields: IndicatorFields,
     object_id: str,
-    author: str | None,
     state: PlannerState,
     planning: _Planning,
     now: datetime,
     authors: Mapping[str, str],
 ) -> Action:
     # The document's id: OpenCTI's internal id, else the STIX id (``opencti_id_of``).
-    extension = indicator.extensions.opencti
-    internal_id = extension.id if extension is not None else None
+    internal_id = fields.internal_id
     target = internal_id if internal_id else object_id
     # Whatever makes an indicator unexportable also removes an earlier export of it: a create
     # can be the replay of an indicator that was exported before it changed.
-    markings = resolve_markings(indicator.object_marking_refs, state.markings)
-    withheld = indicator_withheld(indicator, markings, planning.policy, now)
+    markings = resolve_markings(fields.object_marking_refs, state.markings)
+    withheld = fields_withheld(fields, markings, planning.policy, now)
     if withheld is not None:
         return Delete(planning.index, target, withheld.code, withheld.reason, withheld.subject)
-    text = indicator.pattern
+    text = fields.pattern
     # Only text is cacheable; anything else (a hand-built indicator) gets parse's own answer.
     cacheable = type(text) is str and len(text) <= CACHEABLE_PATTERN_CHARS
     parsed = _parse(text) if cacheable else read_pattern(text)
@@ -248,9 +248,10 @@ def _indicator_action(
             "invalid_pattern",
             f"pattern does not parse: {parsed}",
         )
+    author = fields.created_by_ref
     ttl = planning.indicator_ttl
-    mapped = indicators.document_for(
-        indicator,
+    mapped = indicators.document_from(
+        fields,
         parsed,
         now=now,
         tlp=markings.tlp,
@@ -258,7 +259,7 @@ def _indicator_action(
         opencti_url=planning.opencti_url,
         provider=authors.get(author) if author else None,
         # Only a default lifetime is computed; a valid_until is written as valid_until.
-        expires_at=None if ttl is None or indicator.valid_until else expiry(indicator, ttl),
+        expires_at=None if ttl is None or fields.valid_until else expiry(fields.indicator, ttl),
     )
     if not isinstance(mapped, _IndicatorDocument):
         return Delete(planning.index, target, "unmappable", mapped.reason)

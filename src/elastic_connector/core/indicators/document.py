@@ -33,21 +33,13 @@ from elastic_connector.core.indicators.observable_types import ecs_indicator_typ
 from elastic_connector.core.memo import Memo
 from elastic_connector.core.pattern.tree import Pattern
 from elastic_connector.core.policy.tlp import Tlp
-from elastic_connector.core.stix import (
-    Extensions,
-    ExternalReference,
-    Flag,
-    Indicator,
-    KillChainPhase,
-    MitreExtension,
-    OpenCTIExtension,
-    truth,
-)
+from elastic_connector.core.stix import ExternalReference, Indicator, IndicatorFields, truth
 
 __all__ = [
     "MappingContext",
     "Unmappable",
     "document_for",
+    "document_from",
     "document_of",
     "indicator_document",
 ]
@@ -64,7 +56,6 @@ _OpenCTIIndicator: Final = ecs.OpenCTIIndicator
 _ECS_INFO: Final = ecs.ECS_INFO
 _INDICATOR_EVENT: Final = ecs.INDICATOR_EVENT
 _set: Final = msgspec.structs.force_setattr
-_astuple: Final = msgspec.structs.astuple
 _ExternalReference: Final = ecs.ExternalReference
 # The method itself: ``value.isascii()`` looks the method up on every call.
 _isascii: Final = str.isascii
@@ -122,73 +113,13 @@ def _opt_date(value: datetime | None) -> datetime | None:
     return _utc(value)
 
 
-class _Shared:
-    """The indicator's fields as the document parts read them, read once. For compiled code,
-    each read of a Struct's field is a generic attribute lookup (about 170 instructions);
-    ``msgspec.structs.astuple`` gives them all in one call, and this class's attributes are
-    members of a C struct (docs/performance.md §7f)."""
+class _Dates:
+    """The indicator's dates as the document writes them (UTC), made once for both parts."""
 
-    id: str
-    pattern: str
-    pattern_type: str
-    name: str | None
-    description: str | None
-    pattern_version: str | None
-    indicator_types: tuple[str, ...]
-    valid_from: datetime | None
-    valid_until: datetime | None
-    revoked: Flag
-    confidence: int | None
-    labels: tuple[str, ...]
-    created: datetime | None
-    modified: datetime | None
-    created_by_ref: str | None
-    kill_chain_phases: tuple[KillChainPhase, ...]
-    external_references: tuple[ExternalReference, ...]
-    x_opencti_score: int | None
-    x_opencti_detection: Flag
-    x_mitre_platforms: tuple[str, ...]
-    extension: OpenCTIExtension | None
-    mitre: MitreExtension | None
-    main_type: str | None
-
-    def __init__(self, indicator: Indicator) -> None:
-        extensions: Extensions
-        main_type: str | None
-        # In ``Indicator``'s field order (``tests/core/indicators/test_document_fields.py``).
-        (
-            self.id,
-            self.pattern,
-            self.pattern_type,
-            self.name,
-            self.description,
-            self.pattern_version,
-            self.indicator_types,
-            self.valid_from,
-            self.valid_until,
-            self.revoked,
-            self.confidence,
-            self.labels,
-            self.created,
-            self.modified,
-            self.created_by_ref,
-            _,  # object_marking_refs: resolved by the planner
-            self.kill_chain_phases,
-            self.external_references,
-            extensions,
-            self.x_opencti_score,
-            self.x_opencti_detection,
-            main_type,
-            self.x_mitre_platforms,
-        ) = _astuple(indicator)
-        extension = extensions.opencti
-        self.extension = extension
-        self.mitre = extensions.mitre
-        extension_type = extension.main_observable_type if extension is not None else None
-        self.main_type = main_type if extension_type is None else extension_type
-        self.created = _opt_date(self.created)
-        self.valid_from = _opt_date(self.valid_from)
-        self.modified = _opt_date(self.modified)
+    def __init__(self, fields: IndicatorFields) -> None:
+        self.created: datetime | None = _opt_date(fields.created)
+        self.valid_from: datetime | None = _opt_date(fields.valid_from)
+        self.modified: datetime | None = _opt_date(fields.modified)
 
 
 # --- threat.indicator -------------------------------------------------------------------------
@@ -217,19 +148,19 @@ def _marking(tlp: Tlp) -> ecs.Marking:
 
 
 def _threat_indicator(
-    shared: _Shared,
+    fields: IndicatorFields,
+    dates: _Dates,
     found: FoundValues,
     groups: set[str],
     tlp: Tlp | None,
     opencti_url: str | None,
     provider: str | None,
 ) -> ecs.ThreatIndicator:
-    extension = shared.extension
-    internal_id = extension.id or None if extension is not None else None
-    main_type = shared.main_type
-    modified = shared.modified
-    if modified is None and extension is not None:
-        modified = _opt_date(extension.updated_at)
+    internal_id = fields.internal_id or None
+    main_type = fields.main_type
+    modified = dates.modified
+    if modified is None:
+        modified = _opt_date(fields.updated_at)
     # Only a type ECS allows, and only one the document carries a value of: OpenCTI's main
     # observable type when it is one of them, else the first the pattern gave (or none).
     indicator_type = _ecs_types.of(main_type) if isinstance(main_type, str) else None
@@ -239,18 +170,18 @@ def _threat_indicator(
     if opencti_url:
         base = opencti_url.rstrip("/")
         if base:
-            link = f"{base}/dashboard/observations/indicators/{internal_id or shared.id}"
+            link = f"{base}/dashboard/observations/indicators/{internal_id or fields.id}"
             reference = _text(link)
     strs = found.strs
     document = _ThreatIndicator(
-        confidence=confidence_level(shared.confidence),
-        id=_ids(internal_id, shared.id),
+        confidence=confidence_level(fields.confidence),
+        id=_ids(internal_id, fields.id),
         type=indicator_type,
-        name=_opt_text(shared.name) or found.first_text,
-        description=_opt_text(shared.description),
+        name=_opt_text(fields.name) or found.first_text,
+        description=_opt_text(fields.description),
         provider=_opt_text(provider),
         reference=reference,
-        first_seen=shared.created or shared.valid_from,
+        first_seen=dates.created or dates.valid_from,
         modified_at=modified,
         marking=None if tlp is None else _marking(tlp),
         ip=tuple(strs["threat.indicator.ip"]) if "threat.indicator.ip" in strs else (),
@@ -276,35 +207,31 @@ def _external_reference(ref: ExternalReference) -> ecs.ExternalReference | None:
     return _ExternalReference(source_name=source_name, url=url, external_id=external_id)
 
 
-def _opencti_indicator(shared: _Shared, found: FoundValues) -> ecs.OpenCTIIndicator:
-    extension = shared.extension
-    mitre = shared.mitre
-    if extension is not None:
-        internal_id, is_inferred = extension.id, extension.is_inferred
-        score = extension.score
-        if score is None:
-            score = shared.x_opencti_score
-        detection = extension.detection
-        if detection is None:
-            detection = shared.x_opencti_detection
-    else:
-        internal_id, is_inferred = None, None
-        score, detection = shared.x_opencti_score, shared.x_opencti_detection
-    platforms = (mitre.platforms if mitre is not None else ()) or shared.x_mitre_platforms
+def _opencti_indicator(
+    fields: IndicatorFields, dates: _Dates, found: FoundValues
+) -> ecs.OpenCTIIndicator:
+    internal_id, is_inferred = fields.internal_id, fields.is_inferred
+    score = fields.score
+    if score is None:
+        score = fields.x_opencti_score
+    detection = fields.detection
+    if detection is None:
+        detection = fields.x_opencti_detection
+    platforms = fields.mitre_platforms or fields.x_mitre_platforms
     references: tuple[ecs.ExternalReference, ...] = ()
-    if shared.external_references:
-        kept = (_external_reference(ref) for ref in shared.external_references)
+    if fields.external_references:
+        kept = (_external_reference(ref) for ref in fields.external_references)
         references = tuple(ref for ref in kept if ref is not None)
     kill_chain: tuple[str, ...] = ()
-    if shared.kill_chain_phases:
+    if fields.kill_chain_phases:
         kill_chain = _unique(
             f"[{phase.kill_chain_name}] {phase.phase_name}"
-            for phase in shared.kill_chain_phases
+            for phase in fields.kill_chain_phases
             if phase.kill_chain_name and phase.phase_name
         )
-    confidence = shared.confidence
+    confidence = fields.confidence
     # Booleans may come spelled as strings; most are real booleans (or absent): skip the call.
-    revoked = shared.revoked
+    revoked = fields.revoked
     if revoked is not None and type(revoked) is not bool:
         revoked = truth(revoked)
     if detection is not None and type(detection) is not bool:
@@ -313,29 +240,29 @@ def _opencti_indicator(shared: _Shared, found: FoundValues) -> ecs.OpenCTIIndica
         is_inferred = truth(is_inferred)
     document = _OpenCTIIndicator(
         id=_opt_text(internal_id),
-        standard_id=_opt_text(shared.id),
-        pattern=_opt_text(shared.pattern),
-        pattern_type=_opt_text(shared.pattern_type),
+        standard_id=_opt_text(fields.id),
+        pattern=_opt_text(fields.pattern),
+        pattern_type=_opt_text(fields.pattern_type),
         score=None if score is None else _long(score),
         confidence=None if confidence is None else _long(confidence),
         detection=detection if detection is True or detection is False else None,
         revoked=revoked if revoked is True or revoked is False else None,
         is_inferred=is_inferred if is_inferred is True or is_inferred is False else None,
-        valid_from=shared.valid_from,
-        valid_until=_opt_date(shared.valid_until),
-        created=shared.created,
-        modified=shared.modified,
-        created_by_ref=_opt_text(shared.created_by_ref),
-        main_observable_type=_opt_text(shared.main_type),
+        valid_from=dates.valid_from,
+        valid_until=_opt_date(fields.valid_until),
+        created=dates.created,
+        modified=dates.modified,
+        created_by_ref=_opt_text(fields.created_by_ref),
+        main_observable_type=_opt_text(fields.main_type),
     )
     # Properties most indicators do not have, only when they have a value.
-    pattern_version = _opt_text(shared.pattern_version)
+    pattern_version = _opt_text(fields.pattern_version)
     if pattern_version is not None:
         _set(document, "pattern_version", pattern_version)
     if "opencti.indicator.ip_range" in found.strs:
         _set(document, "ip_range", found.s("opencti.indicator.ip_range"))
-    if shared.indicator_types:
-        _set(document, "indicator_types", _unique(shared.indicator_types))
+    if fields.indicator_types:
+        _set(document, "indicator_types", _unique(fields.indicator_types))
     if platforms:
         _set(document, "mitre_platforms", _unique(platforms))
     if kill_chain:
@@ -381,15 +308,39 @@ def document_for(
     provider: str | None = None,
     expires_at: datetime | None = None,
 ) -> ecs.IndicatorDocument | Unmappable:
-    """``document_of`` with the ``MappingContext``'s fields as arguments: the planner's call.
-    A context built for every indicator, then read back field by field, was 2 % of the
-    mapping's instructions (docs/performance.md §7e)."""
+    """``document_of`` with the ``MappingContext``'s fields as arguments. A context built for
+    every indicator, then read back field by field, was 2 % of the mapping's instructions
+    (docs/performance.md §7e)."""
+    return document_from(
+        IndicatorFields(indicator),
+        pattern,
+        now=now,
+        tlp=tlp,
+        feed_name=feed_name,
+        opencti_url=opencti_url,
+        provider=provider,
+        expires_at=expires_at,
+    )
+
+
+def document_from(
+    fields: IndicatorFields,
+    pattern: Pattern,
+    *,
+    now: datetime,
+    tlp: Tlp | None,
+    feed_name: str,
+    opencti_url: str | None = None,
+    provider: str | None = None,
+    expires_at: datetime | None = None,
+) -> ecs.IndicatorDocument | Unmappable:
+    """``document_for`` from the indicator's fields as the planner has read them already."""
     found = exact_values(pattern)
     if found.empty:
         return Unmappable(no_value_reason(found))
     groups = field_groups(found)
-    shared = _Shared(indicator)
-    opencti = _opencti_indicator(shared, found)
+    dates = _Dates(fields)
+    opencti = _opencti_indicator(fields, dates, found)
     if expires_at is not None:
         _set(opencti, "expires_at", _opt_date(expires_at))
     return _IndicatorDocument(
@@ -397,14 +348,14 @@ def document_for(
         ecs=_ECS_INFO,
         event=_INDICATOR_EVENT,
         threat=_Threat(
-            indicator=_threat_indicator(shared, found, groups, tlp, opencti_url, provider),
+            indicator=_threat_indicator(fields, dates, found, groups, tlp, opencti_url, provider),
             feed=_feeds.of((feed_name, opencti_url)),
         ),
         opencti=_OpenCTI(
             indicator=opencti,
             observable=observable(found, groups) if "opencti.observable" in groups else None,
         ),
-        tags=_unique(shared.labels) if shared.labels else (),
+        tags=_unique(fields.labels) if fields.labels else (),
     )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+import msgspec.structs
+
 from elastic_connector.core.indicators.field_handlers import address
 from elastic_connector.core.indicators.found_values import FoundValues
 from elastic_connector.core.indicators.path_rules import path_text, rule_for
@@ -29,6 +31,7 @@ from elastic_connector.core.pattern.tree import (
     FollowedBy,
     HexLiteral,
     Literal,
+    ObjectPath,
     Observation,
     ObservationAnd,
     ObservationExpression,
@@ -60,6 +63,9 @@ _ObservationOr: Final = ObservationOr
 _FollowedBy: Final = FollowedBy
 _Qualified: Final = Qualified
 _StringLiteral: Final = StringLiteral
+# A comparison's four fields in one call: each read of a Struct's field is a generic attribute
+# lookup for compiled code (docs/performance.md §7f).
+_astuple: Final = msgspec.structs.astuple
 _HexLiteral: Final = HexLiteral
 # isinstance() tuples built once (a ``A | B`` union would be rebuilt on every call).
 _TEXT_LITERALS: Final = (StringLiteral, TimestampLiteral)
@@ -108,11 +114,14 @@ def _describe(literal: Literal) -> str:
 
 
 def _comparison(found: FoundValues, comparison: Comparison) -> None:
-    op = comparison.op
-    if comparison.negated or op not in _EXACT_OPS:
-        found.inexact.setdefault(("NOT " if comparison.negated else "") + op.value, None)
+    path: ObjectPath
+    op: Op
+    value: Literal | SetLiteral
+    negated: bool
+    path, op, value, negated = _astuple(comparison)
+    if negated or op not in _EXACT_OPS:
+        found.inexact.setdefault(("NOT " if negated else "") + op.value, None)
         return
-    path = comparison.path
     match = _rules.of(path)
     if match is None:
         found.unsupported.setdefault(path_text(path), None)
@@ -121,7 +130,6 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
     if op is _ISSUBSET and not rule.networks:
         found.inexact.setdefault(op.value, None)
         return
-    value = comparison.value
     # The class by name: mypy narrows both branches only for a name (not for a ``Final`` alias).
     if type(value) is SetLiteral:
         if op is not _IN:

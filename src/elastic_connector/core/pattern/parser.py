@@ -881,7 +881,10 @@ def _simple_pattern(text: str) -> Pattern | None:
             match = _COMPARISON_AT_RE.match(text, position)
             if match is None:
                 return None
-            comparison = _simple_comparison(*match.groups())
+            # Unpacked, not ``*match.groups()``: a call with star arguments goes through
+            # Python's calling convention, a plain one is a direct C call.
+            object_type, path, negated, op_text, written = match.groups()
+            comparison = _simple_comparison(object_type, path, negated, op_text, written)
             if comparison is None:
                 return None
             comparisons.append(comparison)

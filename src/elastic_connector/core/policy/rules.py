@@ -18,12 +18,13 @@ from elastic_connector.core.memo import Latest
 from elastic_connector.core.policy.lifetime import expiry
 from elastic_connector.core.policy.settings import MarkingResolution, PolicySettings, Withheld
 from elastic_connector.core.policy.tlp import Tlp, rank_of
-from elastic_connector.core.stix import Indicator, truth
+from elastic_connector.core.stix import Indicator, IndicatorFields, truth
 
 __all__ = [
     "PolicySettings",
     "Withheld",
     "detection_flag",
+    "fields_withheld",
     "filtered_out",
     "indicator_withheld",
     "main_observable_type",
@@ -83,41 +84,48 @@ def indicator_withheld(
     indicator: Indicator, markings: MarkingResolution, settings: PolicySettings, now: datetime
 ) -> Withheld | None:
     """None when the indicator may be exported, else the first reason it may not."""
-    revoked = indicator.revoked
+    return fields_withheld(IndicatorFields(indicator), markings, settings, now)
+
+
+def fields_withheld(
+    fields: IndicatorFields, markings: MarkingResolution, settings: PolicySettings, now: datetime
+) -> Withheld | None:
+    """``indicator_withheld`` from the indicator's fields as the planner has read them."""
+    revoked = fields.revoked
     if type(revoked) is not bool:
         revoked = truth(revoked)
     if revoked is None:
-        shown = str(indicator.revoked)[:40]
+        shown = str(fields.revoked)[:40]
         return Withheld("revoked", f"revoked flag {shown!r} is not a boolean: withheld")
     if revoked:
         return Withheld("revoked", "revoked in OpenCTI")
     policy = _policies.of(settings)
-    valid_until = indicator.valid_until
+    valid_until = fields.valid_until
     if valid_until is not None:
         if _aware(valid_until) <= _aware(now):
             return Withheld("expired", f"valid_until {valid_until.isoformat()} has passed")
     elif policy.indicator_ttl is not None:
-        expires = expiry(indicator, policy.indicator_ttl)
+        expires = expiry(fields.indicator, policy.indicator_ttl)
         if expires is not None and expires <= _aware(now):
             return Withheld(
                 "expired",
                 f"no valid_until, and indicator_ttl has elapsed since "
-                f"{'valid_from' if indicator.valid_from is not None else 'created'} "
+                f"{'valid_from' if fields.valid_from is not None else 'created'} "
                 f"(expired {expires.isoformat()})",
             )
     denied = tlp_allowed(markings, settings)
     if denied is not None:
         return denied
-    pattern_type = indicator.pattern_type
+    pattern_type = fields.pattern_type
     # Written as is nearly always: the comparison alone, without two copies of the text.
     if pattern_type != "stix" and pattern_type.strip().lower() != "stix":
         return Withheld(
             "pattern_type", f"pattern_type {pattern_type[:40]!r} is not exported (only 'stix')"
         )
-    if policy.require_detection and not detection_flag(indicator):
+    if policy.require_detection and not detection_flag(fields.indicator):
         return Withheld("detection", "detection flag is false and require_detection is on")
     if policy.any_filter:
-        return filtered_out(indicator, settings)
+        return filtered_out(fields.indicator, settings)
     return None
 
 
