@@ -726,6 +726,14 @@ def test_fast_path_agrees_with_the_parser_on_near_misses(text: str) -> None:
         "[a:b = 1 OR c:d = 2 OR e:f = 3] FOLLOWEDBY [a:b IN (1, 2)] FOLLOWEDBY [x:y = 'z']",
         "[ a:b = 1 AND c:d NOT LIKE 'x' ] OR [e:f = 3]",
         "[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']",
+        "[file:hashes.'SHA-256' = '" + "a" * 64 + "']",
+        # Quoted steps holding dots, which cutting the path at its dots would split.
+        "[a:'b.c' = 'x']",
+        "[a:x.'b.c'.d = 1]",
+        "[a:'.' = 1]",
+        "[a:'b.' = 1]",
+        "[a:'.b'.'c' = 1]",
+        "[a:'' = 1]",
     ],
 )
 def test_fast_path_reads_its_shapes(text: str) -> None:

@@ -52,6 +52,9 @@ _ISSUBSET: Final = Op.ISSUBSET
 # dictionary lookup at every use (docs/performance.md §7d).
 # Paths repeat across patterns (a feed writes the same few): each is looked up in the table once.
 _rules: Final = Memo(rule_for, 4096)
+# The same few object types in lower case, kept: a new string for every comparison was hashed
+# again where it is recorded.
+_lower_types: Final = Memo(str.lower, 256)
 _address: Final = address
 _Comparison: Final = Comparison
 _ComparisonAnd: Final = ComparisonAnd
@@ -139,7 +142,7 @@ def _comparison(found: FoundValues, comparison: Comparison) -> None:
     else:
         literals = (value,)
     handler = rule.handler
-    stix_type = path.object_type.lower()
+    stix_type = _lower_types.of(path.object_type)
     for literal in literals:
         kind = _NEVER_VALUES.get(type(literal))
         if kind is not None:

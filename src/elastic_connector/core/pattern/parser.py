@@ -798,6 +798,15 @@ _ObjectPath: Final = ObjectPath
 _StringLiteral: Final = StringLiteral
 
 
+def _whole_quotes(pieces: list[str]) -> bool:
+    """Every piece of a path cut at its dots that opens a quote closes it: no quoted step was
+    cut (quoted steps here hold no escaped quote)."""
+    for piece in pieces:
+        if piece[:1] == "'" and (len(piece) < 2 or piece[-1] != "'"):
+            return False
+    return True
+
+
 def _simple_comparison(
     object_type: str, path: str, negated: str | None, op_text: str, written: str
 ) -> Comparison | None:
@@ -810,8 +819,13 @@ def _simple_comparison(
             return None
         steps = (path,)
     else:
+        # Cut at the dots unless an index or an escape is there, or a quoted step holds a dot
+        # (a piece opens a quote it does not close): then the step expression reads it.
+        texts = path.split(".") if "[" not in path and "\\" not in path else None
+        if texts is None or ("'" in path and not _whole_quotes(texts)):
+            texts = _F_STEP_RE.findall(path)
         found: list[PathStep] = []
-        for step in _F_STEP_RE.findall(path) if "'" in path or "[" in path else path.split("."):
+        for step in texts:
             first = step[0]
             if first == "'":
                 found.append(_unescape(step[1:-1]))
