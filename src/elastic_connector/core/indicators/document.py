@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 import msgspec.structs
@@ -72,6 +72,9 @@ def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
     if isinstance(values, tuple) and len(values) <= _SCAN_MAX:
         # A few values (labels, types, platforms): scanning those kept costs less than hashing
         # each into a dict. Quadratic, so only up to _SCAN_MAX.
+        if _all_kept(values):
+            # Nearly always: each value usable as it is and written once.
+            return cast(tuple[str, ...], values)  # every value is a str, as _text found
         kept: list[str] = []
         for value in values:
             checked = _text(value)
@@ -84,6 +87,18 @@ def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
         if checked is not None:
             out[checked] = None
     return tuple(out)
+
+
+def _all_kept(values: tuple[str | None, ...]) -> bool:
+    """Whether ``_unique`` keeps every one of ``values``, as it is: each a usable keyword,
+    none a repeat."""
+    for index, value in enumerate(values):
+        if value is None or _text(value) is not value:
+            return False
+        for earlier in range(index):
+            if values[earlier] == value:
+                return False
+    return True
 
 
 def _opt_text(value: str | None) -> str | None:

@@ -801,10 +801,7 @@ _StringLiteral: Final = StringLiteral
 def _whole_quotes(pieces: list[str]) -> bool:
     """Every piece of a path cut at its dots that opens a quote closes it: no quoted step was
     cut (quoted steps here hold no escaped quote)."""
-    for piece in pieces:
-        if piece[:1] == "'" and (len(piece) < 2 or piece[-1] != "'"):
-            return False
-    return True
+    return all(piece[:1] != "'" or (len(piece) > 1 and piece[-1] == "'") for piece in pieces)
 
 
 def _simple_comparison(
