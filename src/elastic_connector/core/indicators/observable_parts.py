@@ -159,70 +159,73 @@ def _extra_hash(found: FoundValues, prefix: str) -> ecs.ExtraHash:
     )
 
 
-_OBSERVED_VALUES: Final = (
-    "user_agent",
-    "cryptocurrency_wallet",
-    "phone_number",
-    "bank_account",
-    "credential",
-    "tracking_number",
-    "text",
+# (part, its group, its field), the names written out once rather than formatted for every
+# document.
+_OBSERVED_VALUES: Final = tuple(
+    (kind, f"opencti.observable.{kind}", f"opencti.observable.{kind}.value")
+    for kind in (
+        "user_agent",
+        "cryptocurrency_wallet",
+        "phone_number",
+        "bank_account",
+        "credential",
+        "tracking_number",
+        "text",
+    )
 )
 _NO_OBSERVABLE: Final = ecs.Observable()
 
 
 def observable(found: FoundValues, groups: set[str]) -> ecs.Observable | None:
     """``opencti.observable``: the values ECS has no field for; None when there are none."""
-    o = "opencti.observable"
-    if o not in groups:
+    if "opencti.observable" not in groups:
         return None
     parts: dict[str, object] = {}
-    if f"{o}.file.hash" in groups:
+    if "opencti.observable.file.hash" in groups:
         parts["file"] = ecs.ObservedFile(
             hash=ecs.Sha3Hash(
-                sha3_256=found.s(f"{o}.file.hash.sha3_256"),
-                sha3_512=found.s(f"{o}.file.hash.sha3_512"),
+                sha3_256=found.s("opencti.observable.file.hash.sha3_256"),
+                sha3_512=found.s("opencti.observable.file.hash.sha3_512"),
             )
         )
-    if f"{o}.x509_certificate.hash" in groups:
+    if "opencti.observable.x509_certificate.hash" in groups:
         parts["x509_certificate"] = ecs.ObservedX509(
-            hash=_extra_hash(found, f"{o}.x509_certificate.hash")
+            hash=_extra_hash(found, "opencti.observable.x509_certificate.hash")
         )
-    if f"{o}.mac_addr" in groups:
-        parts["mac_addr"] = ecs.ObservedMac(value=found.s(f"{o}.mac_addr.value"))
-    if f"{o}.mutex" in groups:
-        parts["mutex"] = ecs.ObservedMutex(name=found.s(f"{o}.mutex.name"))
-    if f"{o}.process" in groups:
+    if "opencti.observable.mac_addr" in groups:
+        parts["mac_addr"] = ecs.ObservedMac(value=found.s("opencti.observable.mac_addr.value"))
+    if "opencti.observable.mutex" in groups:
+        parts["mutex"] = ecs.ObservedMutex(name=found.s("opencti.observable.mutex.name"))
+    if "opencti.observable.process" in groups:
         parts["process"] = ecs.ObservedProcess(
-            name=found.s(f"{o}.process.name"),
-            pid=found.i(f"{o}.process.pid"),
-            command_line=found.s(f"{o}.process.command_line"),
-            cwd=found.s(f"{o}.process.cwd"),
+            name=found.s("opencti.observable.process.name"),
+            pid=found.i("opencti.observable.process.pid"),
+            command_line=found.s("opencti.observable.process.command_line"),
+            cwd=found.s("opencti.observable.process.cwd"),
         )
-    if f"{o}.user_account" in groups:
+    if "opencti.observable.user_account" in groups:
         parts["user_account"] = ecs.ObservedUserAccount(
-            user_id=found.s(f"{o}.user_account.user_id"),
-            account_login=found.s(f"{o}.user_account.account_login"),
-            display_name=found.s(f"{o}.user_account.display_name"),
+            user_id=found.s("opencti.observable.user_account.user_id"),
+            account_login=found.s("opencti.observable.user_account.account_login"),
+            display_name=found.s("opencti.observable.user_account.display_name"),
         )
-    if f"{o}.software" in groups:
+    if "opencti.observable.software" in groups:
         parts["software"] = ecs.ObservedSoftware(
-            name=found.s(f"{o}.software.name"),
-            vendor=found.s(f"{o}.software.vendor"),
-            version=found.s(f"{o}.software.version"),
-            cpe=found.s(f"{o}.software.cpe"),
-            swid=found.s(f"{o}.software.swid"),
+            name=found.s("opencti.observable.software.name"),
+            vendor=found.s("opencti.observable.software.vendor"),
+            version=found.s("opencti.observable.software.version"),
+            cpe=found.s("opencti.observable.software.cpe"),
+            swid=found.s("opencti.observable.software.swid"),
         )
-    if f"{o}.network_traffic" in groups:
+    if "opencti.observable.network_traffic" in groups:
         parts["network_traffic"] = ecs.ObservedNetworkTraffic(
-            protocols=found.s(f"{o}.network_traffic.protocols")
+            protocols=found.s("opencti.observable.network_traffic.protocols")
         )
-    if f"{o}.email_message" in groups:
+    if "opencti.observable.email_message" in groups:
         parts["email_message"] = ecs.ObservedEmailMessage(
-            subject=found.s(f"{o}.email_message.subject")
+            subject=found.s("opencti.observable.email_message.subject")
         )
-    for kind in _OBSERVED_VALUES:
-        group = f"{o}.{kind}"
+    for kind, group, field in _OBSERVED_VALUES:
         if group in groups:
-            parts[kind] = ecs.ObservedValue(value=found.s(f"{group}.value"))
+            parts[kind] = ecs.ObservedValue(value=found.s(field))
     return msgspec.structs.replace(_NO_OBSERVABLE, **parts)
