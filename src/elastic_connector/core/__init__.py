@@ -15,7 +15,8 @@ Entry points, at the top:
   orphaned) and the guarded repairs it calls for, planned as the stream plans;
 - ``stix_mode``: any STIX object as one document (mode ``stix``); ``backoff``: retry waits;
 - ``plans``: the types ``events`` takes and gives, kept apart so that it can be compiled;
-- ``memo``: a bounded memo of a pure function, for lookups repeated on every event.
+- ``memo``: memos of a pure function, for lookups repeated on every event (``Memo``, bounded;
+  ``Latest``, of the last argument, by identity).
 
 A wheel built where a C compiler is available holds the core's code compiled with mypyc
 (``setup.py``); ``compiled()`` tells whether this process runs that build.

@@ -1,8 +1,9 @@
 """What may leave OpenCTI for Elasticsearch, and for how long.
 
-- ``rules``: the export policy itself: an indicator withheld (``indicator_withheld``) when it is
-  revoked, expired, marked above the TLP ceiling or fails an export filter (``filtered_out``,
-  ``any_filter``), any object kept back by its TLP alone (``tlp_allowed``);
+- ``rules``: the export policy itself: an indicator withheld (``indicator_withheld``;
+  ``fields_withheld`` from its fields as the planner has read them) when it is revoked, expired,
+  marked above the TLP ceiling or fails an export filter (``filtered_out``, ``any_filter``), any
+  object kept back by its TLP alone (``tlp_allowed``);
 - ``settings``: what the policy is given and gives (``PolicySettings``, ``Withheld``), msgspec
   Structs kept apart so that the rules compile;
 - ``tlp``: the TLP levels (``Tlp``) and the standard marking definitions;
