@@ -38,7 +38,6 @@ from elastic_connector.core.stix import ExternalReference, Indicator, IndicatorF
 __all__ = [
     "MappingContext",
     "Unmappable",
-    "document_for",
     "document_from",
     "document_of",
     "indicator_document",
@@ -300,8 +299,8 @@ def document_of(
     indicator: Indicator, pattern: Pattern, context: MappingContext
 ) -> ecs.IndicatorDocument | Unmappable:
     """``indicator_document`` without the ``Result`` wrapper."""
-    return document_for(
-        indicator,
+    return document_from(
+        IndicatorFields(indicator),
         pattern,
         now=context.now,
         tlp=context.tlp,
@@ -309,32 +308,6 @@ def document_of(
         opencti_url=context.opencti_url,
         provider=context.provider,
         expires_at=context.expires_at,
-    )
-
-
-def document_for(
-    indicator: Indicator,
-    pattern: Pattern,
-    *,
-    now: datetime,
-    tlp: Tlp | None,
-    feed_name: str,
-    opencti_url: str | None = None,
-    provider: str | None = None,
-    expires_at: datetime | None = None,
-) -> ecs.IndicatorDocument | Unmappable:
-    """``document_of`` with the ``MappingContext``'s fields as arguments. A context built for
-    every indicator, then read back field by field, was 2 % of the mapping's instructions
-    (docs/performance.md §7e)."""
-    return document_from(
-        IndicatorFields(indicator),
-        pattern,
-        now=now,
-        tlp=tlp,
-        feed_name=feed_name,
-        opencti_url=opencti_url,
-        provider=provider,
-        expires_at=expires_at,
     )
 
 
@@ -349,7 +322,9 @@ def document_from(
     provider: str | None = None,
     expires_at: datetime | None = None,
 ) -> ecs.IndicatorDocument | Unmappable:
-    """``document_for`` from the indicator's fields as the planner has read them already."""
+    """``document_of`` from the indicator's fields as the planner has read them, with the
+    ``MappingContext``'s fields as arguments: a context built for every indicator, then read
+    back field by field, was 2 % of the mapping's instructions (docs/performance.md §7e)."""
     found = exact_values(pattern)
     if found.empty:
         return Unmappable(no_value_reason(found))
