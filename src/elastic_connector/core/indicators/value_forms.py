@@ -48,11 +48,7 @@ def _plain_ipv6(text: str) -> bool:
         groups = text.split(":")
         if len(groups) != 8:
             return False
-    for group in groups:
-        size = len(group)
-        if size == 0 or size > 4 or group.strip(_HEX_DIGITS):
-            return False
-    return True
+    return all(len(group) <= 4 and is_hex(group) for group in groups)
 
 
 def _dotted(number: int) -> str:
